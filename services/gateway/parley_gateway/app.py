@@ -1,0 +1,175 @@
+"""The gateway's HTTP entrypoint: Twilio webhooks in, acknowledged Kafka events out.
+
+A webhook is answered 200 only after the broker acknowledged its event, so an acknowledged
+webhook is never lost; when the broker cannot acknowledge in time the answer is 503 and
+Twilio retries (or calls the fallback URL). The handler waits on nothing but that publish.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.responses import JSONResponse, Response
+from opentelemetry import trace
+
+from parley_gateway.core import InvalidWebhook, Params, inbound_event, parse_form, status_event
+from parley_gateway.settings import GatewaySettings
+from parley_gateway.signature import SignatureChecker, public_url
+from parley_shared import topics
+from parley_shared.bus import BrokerUnavailable, Publisher
+from parley_shared.events import Envelope
+from parley_shared.kafka import KafkaPublisher, ensure_topics
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("parley.gateway")
+
+EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
+FORM_TYPE = "application/x-www-form-urlencoded"
+
+
+class Rejected(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+class Gateway:
+    """What a request needs: settings, the signature checker and the publisher."""
+
+    def __init__(self, settings: GatewaySettings, publisher: Publisher) -> None:
+        self.settings = settings
+        self.publisher = publisher
+        self.signatures = SignatureChecker(settings.twilio_auth_token.get_secret_value())
+
+    async def read_params(self, request: Request) -> Params:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if content_type != FORM_TYPE:
+            raise Rejected(415, f"content type must be {FORM_TYPE}, got {content_type or 'none'}")
+        limit = self.settings.max_body_bytes
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            raise Rejected(413, f"body larger than {limit} bytes")
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > limit:
+                raise Rejected(413, f"body larger than {limit} bytes")
+        try:
+            params = parse_form(bytes(body))
+        except InvalidWebhook as exc:
+            raise Rejected(400, str(exc)) from exc
+        url = public_url(
+            str(self.settings.public_base_url), request.url.path, request.url.query
+        )
+        if not self.signatures.is_valid(
+            url,
+            params,
+            request.headers.get("x-twilio-signature"),
+            request.headers.get("x-twilio-webhooks-signature-settings"),
+        ):
+            raise Rejected(403, "missing or invalid X-Twilio-Signature")
+        return params
+
+    async def accept(
+        self, request: Request, topic: str, build: Callable[[Params, datetime], Envelope]
+    ) -> Response:
+        with tracer.start_as_current_span(f"webhook {topic}", kind=trace.SpanKind.SERVER):
+            try:
+                params = await self.read_params(request)
+                try:
+                    event = build(params, datetime.now(UTC))
+                except InvalidWebhook as exc:
+                    raise Rejected(400, str(exc)) from exc
+                await self.publisher.publish(topic, event)
+            except Rejected as exc:
+                return JSONResponse({"detail": exc.message}, status_code=exc.status)
+            except BrokerUnavailable as exc:
+                log.warning("answering 503, event not acknowledged: %s", exc)
+                return JSONResponse(
+                    {"detail": "message broker unavailable, retry later"},
+                    status_code=503,
+                    headers={"Retry-After": "5"},
+                )
+        return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+async def _create_topics_when_possible(settings: GatewaySettings) -> None:
+    delay = 0.5
+    while True:
+        try:
+            await ensure_topics(settings)
+            return
+        except Exception as exc:
+            log.warning("cannot create topics yet (%r); retrying in %.1fs", exc, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30)
+
+
+def create_app(settings: GatewaySettings, publisher: Publisher | None = None) -> FastAPI:
+    """The app; ``publisher`` replaces Kafka in unit tests."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
+        kafka: KafkaPublisher | None = None
+        topics_task: asyncio.Task[None] | None = None
+        if publisher is None:
+            kafka = KafkaPublisher(settings, timeout_s=settings.publish_timeout_s)
+            await kafka.start()
+            topics_task = asyncio.create_task(_create_topics_when_possible(settings))
+        gateway = Gateway(settings, publisher or kafka)  # type: ignore[arg-type]
+        try:
+            yield {"gateway": gateway, "kafka": kafka}
+        finally:
+            if topics_task is not None:
+                topics_task.cancel()
+            if kafka is not None:
+                await kafka.stop()
+
+    app = FastAPI(
+        title="Parley gateway",
+        summary="Receives Twilio webhooks and publishes them to Kafka.",
+        lifespan=lifespan,
+    )
+
+    def get_gateway(request: Request) -> Gateway:
+        gateway: Gateway = request.state.gateway
+        return gateway
+
+    GatewayDep = Annotated[Gateway, Depends(get_gateway)]
+
+    @app.post("/webhooks/twilio/messages", response_class=Response, responses={
+        200: {"content": {"text/xml": {}}, "description": "Accepted; empty TwiML"},
+        400: {"description": "Malformed webhook"}, 403: {"description": "Bad signature"},
+        413: {"description": "Body too large"}, 415: {"description": "Not a form post"},
+        503: {"description": "Broker unavailable; Twilio should retry"},
+    })
+    async def inbound_message(request: Request, gateway: GatewayDep) -> Response:
+        """An inbound SMS or WhatsApp message."""
+        return await gateway.accept(request, topics.MESSAGE_RECEIVED, inbound_event)
+
+    @app.post("/webhooks/twilio/status", response_class=Response)
+    async def status_callback(request: Request, gateway: GatewayDep) -> Response:
+        """A delivery status callback for a message Parley sent."""
+        return await gateway.accept(request, topics.STATUS_UPDATED, status_event)
+
+    @app.get("/healthz")
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz")
+    async def readyz(request: Request) -> JSONResponse:
+        kafka: KafkaPublisher | None = request.state.kafka
+        ready = kafka is None or await kafka.ping()
+        return JSONResponse(
+            {"status": "ready" if ready else "broker unreachable"},
+            status_code=200 if ready else 503,
+        )
+
+    return app

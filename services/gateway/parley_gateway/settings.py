@@ -1,0 +1,16 @@
+from __future__ import annotations
+
+from pydantic import AnyHttpUrl, Field, SecretStr
+
+from parley_shared.settings import BusSettings
+
+
+class GatewaySettings(BusSettings):
+    twilio_auth_token: SecretStr = Field(min_length=1)
+    public_base_url: AnyHttpUrl
+    gateway_host: str = "0.0.0.0"
+    gateway_port: int = Field(8080, ge=1, le=65535)
+    # Well under Twilio's 15 s budget for the whole webhook, so Twilio sees our 503, not a
+    # time-out, and retries or uses the fallback URL.
+    publish_timeout_s: float = Field(5.0, gt=0, le=12)
+    max_body_bytes: int = Field(64 * 1024, ge=1024)

@@ -1,0 +1,25 @@
+"""Ports of the event bus: what handlers and entrypoints depend on, not how Kafka works."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from parley_shared.events import Envelope
+
+
+class BrokerUnavailable(RuntimeError):
+    """The broker did not acknowledge a publish in time; the caller must not claim success."""
+
+
+class Publisher(Protocol):
+    async def publish(self, topic: str, event: Envelope) -> None:
+        """Return only once the broker has acknowledged the event (acks=all).
+
+        ``topic`` is the contract name (e.g. ``message.received``); adapters add any prefix.
+        Raises BrokerUnavailable when that cannot be had.
+        """
+        ...
+
+
+Handler = Callable[[Envelope], Awaitable[None]]

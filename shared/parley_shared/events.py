@@ -1,0 +1,265 @@
+"""The event contract every Parley service speaks.
+
+An event on the wire is one JSON object: an envelope (identity, type, version, time, keys,
+correlation) around a payload whose shape the ``event_type`` and ``schema_version`` name.
+The wire name is the explicit ``EVENT_TYPE`` string of a payload class, never its Python path,
+so code can be moved or renamed without breaking the log.
+
+Readers are tolerant: unknown fields from a newer producer are ignored, and older schema
+versions are upcast step by step to the current one before validation.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, Literal
+from uuid import UUID
+
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    field_validator,
+)
+
+Channel = Literal["sms", "whatsapp"]
+ReplySource = Literal["ai", "fallback", "offline"]
+
+
+class Payload(BaseModel):
+    """Base of every payload: frozen, and ignores fields it does not know."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    EVENT_TYPE: ClassVar[str]
+    SCHEMA_VERSION: ClassVar[int] = 1
+
+
+class Media(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    url: str
+    content_type: str | None = None
+
+
+class Location(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    latitude: float
+    longitude: float
+    address: str | None = None
+    label: str | None = None
+
+
+class MessageReceived(Payload):
+    """An inbound SMS or WhatsApp message, as Twilio posted it to the gateway."""
+
+    EVENT_TYPE: ClassVar[str] = "message.received"
+
+    message_sid: str
+    account_sid: str
+    messaging_service_sid: str | None = None
+    channel: Channel
+    # Addresses exactly as Twilio wrote them ("+1555…" or "whatsapp:+1555…").
+    participant: str
+    our_address: str
+    body: str = ""
+    media: tuple[Media, ...] = ()
+    num_segments: int | None = None
+    profile_name: str | None = None
+    wa_id: str | None = None
+    message_type: str | None = None
+    location: Location | None = None
+    button_text: str | None = None
+    button_payload: str | None = None
+    # Every parameter Twilio sent, unknown ones included, so nothing is lost to a schema.
+    params: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class StatusUpdated(Payload):
+    """A delivery status callback for a message Parley sent."""
+
+    EVENT_TYPE: ClassVar[str] = "status.updated"
+
+    message_sid: str
+    account_sid: str
+    status: str
+    channel: Channel
+    participant: str
+    our_address: str
+    messaging_service_sid: str | None = None
+    error_code: int | None = None
+    raw_dlr_done_date: str | None = None
+    params: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class ReplyGenerated(Payload):
+    """The text Parley will send back for one inbound message."""
+
+    EVENT_TYPE: ClassVar[str] = "reply.generated"
+
+    in_reply_to: UUID
+    inbound_message_sid: str
+    channel: Channel
+    participant: str
+    our_address: str
+    messaging_service_sid: str | None = None
+    body: str
+    source: ReplySource
+    model: str | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    latency_ms: int = 0
+    segments: int = 1
+    encoding: Literal["GSM-7", "UCS-2"] = "GSM-7"
+    conversation_id: UUID | None = None
+
+
+class MessageSent(Payload):
+    """The outcome of handing one reply to Twilio: accepted with a SID, or refused."""
+
+    EVENT_TYPE: ClassVar[str] = "message.sent"
+
+    reply_event_id: UUID
+    channel: Channel
+    participant: str
+    our_address: str
+    body: str
+    message_sid: str | None = None
+    status: str
+    error_code: int | None = None
+    error_message: str | None = None
+    segments: int | None = None
+    attempts: int = 1
+
+
+class ConversationChanged(Payload):
+    """An operator closed or reopened a conversation."""
+
+    EVENT_TYPE: ClassVar[str] = "conversation.changed"
+
+    conversation_id: UUID
+    action: Literal["closed", "reopened"]
+    channel: Channel
+    participant: str
+    our_address: str
+    actor: str = "operator"
+
+
+PAYLOAD_TYPES: dict[str, type[Payload]] = {
+    cls.EVENT_TYPE: cls
+    for cls in (MessageReceived, StatusUpdated, ReplyGenerated, MessageSent, ConversationChanged)
+}
+
+# (event_type, from_version) -> function that rewrites a payload dict to from_version + 1.
+Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
+UPCASTERS: dict[tuple[str, int], Upcaster] = {}
+
+
+class Envelope(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    event_id: UUID
+    event_type: str
+    schema_version: int
+    occurred_at: AwareDatetime
+    conversation_key: str
+    account_sid: str
+    correlation_id: UUID
+    causation_id: UUID | None = None
+    payload: SerializeAsAny[Payload]
+
+    @field_validator("occurred_at")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        return value.astimezone(UTC)
+
+
+class DecodeError(ValueError):
+    """Raised when bytes on a topic are not an event this reader can understand."""
+
+
+def new_envelope(
+    payload: Payload,
+    *,
+    event_id: UUID,
+    conversation_key: str,
+    account_sid: str,
+    occurred_at: datetime,
+    correlation_id: UUID | None = None,
+    causation_id: UUID | None = None,
+) -> Envelope:
+    return Envelope(
+        event_id=event_id,
+        event_type=payload.EVENT_TYPE,
+        schema_version=payload.SCHEMA_VERSION,
+        occurred_at=occurred_at,
+        conversation_key=conversation_key,
+        account_sid=account_sid,
+        correlation_id=correlation_id or event_id,
+        causation_id=causation_id,
+        payload=payload,
+    )
+
+
+def caused_by(
+    cause: Envelope, payload: Payload, *, event_id: UUID, occurred_at: datetime
+) -> Envelope:
+    """An event that follows from ``cause``: same conversation and correlation chain."""
+    return new_envelope(
+        payload,
+        event_id=event_id,
+        conversation_key=cause.conversation_key,
+        account_sid=cause.account_sid,
+        occurred_at=occurred_at,
+        correlation_id=cause.correlation_id,
+        causation_id=cause.event_id,
+    )
+
+
+def encode(envelope: Envelope) -> bytes:
+    return envelope.model_dump_json().encode("utf-8")
+
+
+def decode(raw: bytes) -> Envelope:
+    try:
+        document = json.loads(raw)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DecodeError(f"not JSON: {exc}") from exc
+    if not isinstance(document, dict):
+        raise DecodeError("not a JSON object")
+    event_type = document.get("event_type")
+    if not isinstance(event_type, str) or event_type not in PAYLOAD_TYPES:
+        raise DecodeError(f"unknown event type {event_type!r}")
+    payload_type = PAYLOAD_TYPES[event_type]
+    version = document.get("schema_version")
+    if not isinstance(version, int) or version < 1:
+        raise DecodeError(f"bad schema version {version!r}")
+    if version > payload_type.SCHEMA_VERSION:
+        raise DecodeError(
+            f"{event_type} v{version} is newer than this reader (v{payload_type.SCHEMA_VERSION})"
+        )
+    payload = document.get("payload")
+    if not isinstance(payload, dict):
+        raise DecodeError("payload is not an object")
+    while version < payload_type.SCHEMA_VERSION:
+        upcast = UPCASTERS.get((event_type, version))
+        if upcast is None:
+            raise DecodeError(f"no upcaster for {event_type} v{version}")
+        payload = upcast(payload)
+        version += 1
+    try:
+        return Envelope.model_validate(
+            {
+                **document,
+                "schema_version": version,
+                "payload": payload_type.model_validate(payload),
+            }
+        )
+    except ValidationError as exc:
+        raise DecodeError(f"invalid {event_type}: {exc.error_count()} error(s): {exc}") from exc

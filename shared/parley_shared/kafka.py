@@ -1,0 +1,248 @@
+"""aiokafka adapters: an acknowledged publisher, topic set-up, and an at-least-once consumer.
+
+Only features that both Apache Kafka and Tansu support are used: no idempotent or
+transactional producer (Tansu refuses them), no ``latest`` offset reset, no admin listing of
+group offsets. Exactly-once effects come from event ids recorded by each consumer instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import CommitFailedError, KafkaError
+from opentelemetry import trace
+
+from parley_shared.bus import BrokerUnavailable, Handler
+from parley_shared.events import DecodeError, Envelope, decode, encode
+from parley_shared.settings import BusSettings
+from parley_shared.topics import Topics
+from parley_shared.tracing import extract_context, inject_headers
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("parley.kafka")
+
+TOPIC_ALREADY_EXISTS = 36
+
+
+class KafkaPublisher:
+    """Publishes with acks=all and returns only after the broker's acknowledgement."""
+
+    def __init__(self, settings: BusSettings, *, timeout_s: float = 5.0) -> None:
+        self._settings = settings
+        self._topics = Topics(settings.kafka_topic_prefix)
+        self._timeout_s = timeout_s
+        self._producer: AIOKafkaProducer | None = None
+        self._lock = asyncio.Lock()
+
+    async def start(self) -> None:
+        """Connect now if the broker is there; a later publish retries if it was not."""
+        try:
+            await self._ensure_producer()
+        except BrokerUnavailable as exc:
+            log.warning("broker not reachable at start-up (%s); will retry on publish", exc)
+
+    async def stop(self) -> None:
+        if self._producer is not None:
+            await self._producer.stop()
+            self._producer = None
+
+    async def _ensure_producer(self) -> AIOKafkaProducer:
+        async with self._lock:
+            if self._producer is not None:
+                return self._producer
+            producer = AIOKafkaProducer(
+                bootstrap_servers=self._settings.kafka_bootstrap_servers,
+                acks="all",
+                enable_idempotence=False,
+                request_timeout_ms=int(self._timeout_s * 1000),
+                linger_ms=0,
+            )
+            try:
+                await asyncio.wait_for(producer.start(), self._timeout_s)
+            except (KafkaError, OSError, TimeoutError) as exc:
+                await producer.stop()
+                raise BrokerUnavailable(f"cannot connect to Kafka: {exc!r}") from exc
+            self._producer = producer
+            return producer
+
+    async def publish(self, topic: str, event: Envelope) -> None:
+        await self.publish_raw(
+            self._topics.name(topic),
+            key=event.conversation_key.encode("utf-8"),
+            value=encode(event),
+            headers=inject_headers(),
+        )
+
+    async def publish_raw(
+        self,
+        physical_topic: str,
+        *,
+        key: bytes | None,
+        value: bytes | None,
+        headers: Sequence[tuple[str, bytes]] = (),
+    ) -> None:
+        producer = await self._ensure_producer()
+        try:
+            await asyncio.wait_for(
+                producer.send_and_wait(physical_topic, value, key=key, headers=list(headers)),
+                self._timeout_s,
+            )
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"no acknowledgement from Kafka: {exc!r}") from exc
+
+    async def ping(self) -> bool:
+        """True when the broker answers a metadata request now."""
+        try:
+            producer = await self._ensure_producer()
+            await asyncio.wait_for(producer.client.fetch_all_metadata(), self._timeout_s)
+        except (BrokerUnavailable, KafkaError, OSError, TimeoutError):
+            return False
+        return True
+
+
+async def ensure_topics(settings: BusSettings, topics: Sequence[str] | None = None) -> None:
+    """Create the contract's topics (and dead-letter topics) when missing; safe to repeat."""
+    names = Topics(settings.kafka_topic_prefix).every() if topics is None else list(topics)
+    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await admin.start()
+    try:
+        response = await admin.create_topics(
+            [
+                NewTopic(
+                    name,
+                    num_partitions=settings.kafka_topic_partitions,
+                    replication_factor=settings.kafka_replication_factor,
+                    topic_configs={"retention.ms": str(settings.kafka_retention_ms)},
+                )
+                for name in names
+            ]
+        )
+        for name, code, message in response.topic_errors:
+            if code not in (0, TOPIC_ALREADY_EXISTS):
+                raise RuntimeError(f"cannot create topic {name}: {code} {message}")
+    finally:
+        await admin.close()
+
+
+class TransientError(Exception):
+    """A handler failure worth retrying forever (a dependency is down), never dead-lettered."""
+
+
+TRANSIENT = (TransientError, BrokerUnavailable, OSError, TimeoutError, ConnectionError)
+
+
+class EventConsumer:
+    """Consumes topics in a consumer group and hands each decoded event to ``handler``.
+
+    Offsets are committed only after the handler returned, i.e. after its effects are durable;
+    a crash in between redelivers, and handlers drop repeats by event id. Bytes that are not a
+    readable event, and events a handler keeps rejecting, go to ``<topic>.dlq`` with the reason,
+    and consumption goes on.
+    """
+
+    def __init__(
+        self,
+        settings: BusSettings,
+        *,
+        topics: Sequence[str],
+        group_id: str,
+        handler: Handler,
+        publisher: KafkaPublisher,
+        max_attempts: int = 5,
+        on_batch_done: Callable[[int], Awaitable[None]] | None = None,
+    ) -> None:
+        self._settings = settings
+        self._topics = Topics(settings.kafka_topic_prefix)
+        self._physical = [self._topics.name(t) for t in topics]
+        self._group_id = group_id
+        self._handler = handler
+        self._publisher = publisher
+        self._max_attempts = max_attempts
+        self._on_batch_done = on_batch_done
+        self._stopping = asyncio.Event()
+        self.started = asyncio.Event()
+
+    def stop(self) -> None:
+        self._stopping.set()
+
+    async def run(self) -> None:
+        consumer = AIOKafkaConsumer(
+            *self._physical,
+            bootstrap_servers=self._settings.kafka_bootstrap_servers,
+            group_id=self._group_id,
+            enable_auto_commit=False,
+            auto_offset_reset="earliest",
+            max_poll_records=500,
+        )
+        await consumer.start()
+        self.started.set()
+        try:
+            while not self._stopping.is_set():
+                batches = await consumer.getmany(timeout_ms=200)
+                for partition, records in batches.items():
+                    for record in records:
+                        await self._process(record)
+                    try:
+                        await consumer.commit({partition: records[-1].offset + 1})
+                    except CommitFailedError as exc:
+                        # A rebalance took the partition away; the new owner redelivers and
+                        # handlers drop what was already done.
+                        log.warning("commit failed for %s: %s", partition, exc)
+                    if self._on_batch_done is not None:
+                        await self._on_batch_done(len(records))
+        finally:
+            await consumer.stop()
+
+    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
+        try:
+            event = decode(record.value or b"")
+        except DecodeError as exc:
+            await self._dead_letter(record, f"undecodable: {exc}")
+            return
+        attempt = 0
+        with tracer.start_as_current_span(
+            f"consume {self._topics.logical(record.topic)}",
+            context=extract_context(record.headers),
+            kind=trace.SpanKind.CONSUMER,
+            attributes={"messaging.event_id": str(event.event_id), "group": self._group_id},
+        ):
+            while True:
+                attempt += 1
+                try:
+                    await self._handler(event)
+                    return
+                except TRANSIENT as exc:
+                    log.warning("transient failure on %s, retrying: %r", event.event_id, exc)
+                    await asyncio.sleep(min(0.2 * 2**attempt, 10.0))
+                except Exception as exc:
+                    if attempt >= self._max_attempts:
+                        log.exception("giving up on %s after %d attempts", event.event_id, attempt)
+                        await self._dead_letter(record, f"handler failed: {exc!r}")
+                        return
+                    await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+
+    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+        source = self._topics.logical(record.topic)
+        headers = [
+            *(record.headers or ()),
+            ("parley-dlq-reason", reason[:2000].encode("utf-8")),
+            ("parley-dlq-origin", f"{record.topic}/{record.partition}/{record.offset}".encode()),
+            ("parley-dlq-group", self._group_id.encode("utf-8")),
+        ]
+        log.error("dead-lettering %s/%s/%s: %s", record.topic, record.partition, record.offset,
+                  reason)
+        while True:
+            try:
+                await self._publisher.publish_raw(
+                    self._topics.dead_letter(source),
+                    key=record.key,
+                    value=record.value,
+                    headers=headers,
+                )
+                return
+            except BrokerUnavailable:
+                await asyncio.sleep(1.0)

@@ -1,0 +1,31 @@
+"""Settings every service shares, read from the environment when a service starts."""
+
+from __future__ import annotations
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class BusSettings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    kafka_bootstrap_servers: str = Field("localhost:9092", min_length=1)
+    kafka_topic_prefix: str = ""
+    kafka_topic_partitions: int = Field(6, ge=1, le=1000)
+    # -1 keeps history forever: the log is the source of truth every projection is rebuilt from.
+    kafka_retention_ms: int = Field(-1, ge=-1)
+    kafka_replication_factor: int = Field(1, ge=1)
+    otel_service_name: str | None = None
+    otel_exporter_otlp_endpoint: str | None = None
+
+
+def describe_errors(exc: Exception) -> str:
+    """A one-line-per-problem message for a settings ValidationError, naming env vars."""
+    errors = getattr(exc, "errors", None)
+    if not callable(errors):
+        return str(exc)
+    lines = []
+    for error in errors():
+        name = ".".join(str(part) for part in error.get("loc", ())).upper() or "?"
+        lines.append(f"  {name}: {error.get('msg')}")
+    return "invalid configuration:\n" + "\n".join(lines)

@@ -1,0 +1,33 @@
+"""Topic names. A prefix lets several isolated Parleys (or test runs) share one broker."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+MESSAGE_RECEIVED = "message.received"
+REPLY_GENERATED = "reply.generated"
+MESSAGE_SENT = "message.sent"
+STATUS_UPDATED = "status.updated"
+# Operator decisions (close/reopen) are state changes of their own, so they get a topic.
+CONVERSATION_CHANGED = "conversation.changed"
+
+ALL = (MESSAGE_RECEIVED, REPLY_GENERATED, MESSAGE_SENT, STATUS_UPDATED, CONVERSATION_CHANGED)
+DEAD_LETTER_SUFFIX = ".dlq"
+
+
+@dataclass(frozen=True)
+class Topics:
+    prefix: str = ""
+
+    def name(self, topic: str) -> str:
+        return f"{self.prefix}{topic}"
+
+    def dead_letter(self, topic: str) -> str:
+        return f"{self.name(topic)}{DEAD_LETTER_SUFFIX}"
+
+    def logical(self, physical: str) -> str:
+        """The contract name of a physical topic name."""
+        return physical.removeprefix(self.prefix)
+
+    def every(self) -> list[str]:
+        return [self.name(t) for t in ALL] + [self.dead_letter(t) for t in ALL]

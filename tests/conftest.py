@@ -1,0 +1,61 @@
+"""Session infrastructure: a real Kafka-protocol broker and a real PostgreSQL.
+
+When KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL point at running servers they are used as they
+are; otherwise a Tansu broker and a throwaway PostgreSQL cluster are started for the session
+and stopped by PID at its end. Each test gets its own topic prefix, so tests never see each
+other's events.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from parley_dev.infra import Postgres, Tansu
+from parley_shared.settings import BusSettings
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap() -> Iterator[str]:
+    existing = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+    if existing:
+        yield existing
+        return
+    broker = Tansu(Path(tempfile.mkdtemp(prefix="parley-tansu-")))
+    try:
+        yield broker.start()
+    finally:
+        broker.stop()
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    existing = os.environ.get("DATABASE_URL")
+    if existing:
+        yield existing
+        return
+    cluster = Postgres(Path(tempfile.mkdtemp(prefix="parley-pg-", dir="/var/tmp")),
+                       fast_and_unsafe=True)
+    try:
+        yield cluster.start()
+    finally:
+        cluster.destroy()
+
+
+@pytest.fixture
+def topic_prefix() -> str:
+    return f"t{uuid.uuid4().hex[:10]}."
+
+
+@pytest.fixture
+def bus_settings(kafka_bootstrap: str, topic_prefix: str) -> BusSettings:
+    return BusSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        kafka_topic_prefix=topic_prefix,
+        kafka_topic_partitions=3,
+    )

@@ -1,0 +1,103 @@
+"""Test helpers: serve an ASGI app for real, sign webhooks like Twilio, read topics."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import uuid
+from collections.abc import AsyncIterator, Mapping
+from typing import Any
+from urllib.parse import urlencode
+
+from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from twilio.request_validator import RequestValidator
+import uvicorn
+
+from parley_dev.infra import free_port
+from parley_shared.settings import BusSettings
+from parley_shared.topics import Topics
+
+ACCOUNT_SID = "AC" + "1" * 32
+AUTH_TOKEN = "test-auth-token-0123456789abcdef"
+
+
+@contextlib.asynccontextmanager
+async def serving(app: Any) -> AsyncIterator[str]:
+    """Run ``app`` under uvicorn on a free loopback port; yield its base URL."""
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
+                                           lifespan="on"))
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+def message_sid() -> str:
+    return "SM" + secrets.token_hex(16)
+
+
+def inbound_params(**overrides: str) -> dict[str, str]:
+    params = {
+        "MessageSid": message_sid(),
+        "AccountSid": ACCOUNT_SID,
+        "From": "+15551230001",
+        "To": "+15557654321",
+        "Body": "Hello there",
+        "NumMedia": "0",
+        "NumSegments": "1",
+        "SmsStatus": "received",
+        "ApiVersion": "2010-04-01",
+    }
+    params["SmsSid"] = params["SmsMessageSid"] = params["MessageSid"]
+    params.update(overrides)
+    return params
+
+
+def signed(url: str, params: Mapping[str, str], token: str = AUTH_TOKEN) -> dict[str, str]:
+    """Headers of a form post signed the way Twilio signs it."""
+    return {
+        "X-Twilio-Signature": RequestValidator(token).compute_signature(url, dict(params)),
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def form(params: Mapping[str, str]) -> str:
+    return urlencode(params)
+
+
+async def read_topic(
+    settings: BusSettings, topic: str, *, expect: int, timeout_s: float = 10.0,
+    settle_s: float = 0.0,
+) -> list[ConsumerRecord[bytes, bytes]]:
+    """Read a topic from the start until ``expect`` records came (then ``settle_s`` more)."""
+    consumer = AIOKafkaConsumer(
+        Topics(settings.kafka_topic_prefix).name(topic),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        group_id=f"reader-{uuid.uuid4().hex}",
+        auto_offset_reset="earliest",
+        enable_auto_commit=False,
+    )
+    await consumer.start()
+    records: list[ConsumerRecord[bytes, bytes]] = []
+    try:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while loop.time() < deadline and len(records) < expect:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+        settle_until = loop.time() + settle_s
+        while loop.time() < settle_until:
+            for batch in (await consumer.getmany(timeout_ms=200)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records
