@@ -15,6 +15,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from parley_dev.infra import Postgres, Tansu
 from parley_shared.settings import BusSettings
@@ -39,8 +43,9 @@ def database_url() -> Iterator[str]:
     if existing:
         yield existing
         return
-    cluster = Postgres(Path(tempfile.mkdtemp(prefix="parley-pg-", dir="/var/tmp")),
-                       fast_and_unsafe=True)
+    cluster = Postgres(
+        Path(tempfile.mkdtemp(prefix="parley-pg-", dir="/var/tmp")), fast_and_unsafe=True
+    )
     try:
         yield cluster.start()
     finally:
@@ -58,4 +63,16 @@ def bus_settings(kafka_bootstrap: str, topic_prefix: str) -> BusSettings:
         kafka_bootstrap_servers=kafka_bootstrap,
         kafka_topic_prefix=topic_prefix,
         kafka_topic_partitions=3,
+        kafka_session_timeout_ms=1000,
+        kafka_heartbeat_interval_ms=200,
     )
+
+
+@pytest.fixture(scope="session")
+def spans() -> InMemorySpanExporter:
+    """Every span the process records, for asserting on traces (installed once per run)."""
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    trace.set_tracer_provider(provider)
+    return exporter

@@ -5,12 +5,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-import uuid
 from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
-from aiokafka import AIOKafkaConsumer, ConsumerRecord
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from twilio.request_validator import RequestValidator
 import uvicorn
 
@@ -26,8 +25,9 @@ AUTH_TOKEN = "test-auth-token-0123456789abcdef"
 async def serving(app: Any) -> AsyncIterator[str]:
     """Run ``app`` under uvicorn on a free loopback port; yield its base URL."""
     port = free_port()
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning",
-                                           lifespan="on"))
+    server = uvicorn.Server(
+        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+    )
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
@@ -75,20 +75,33 @@ def form(params: Mapping[str, str]) -> str:
 
 
 async def read_topic(
-    settings: BusSettings, topic: str, *, expect: int, timeout_s: float = 10.0,
+    settings: BusSettings,
+    topic: str,
+    *,
+    expect: int,
+    timeout_s: float = 10.0,
     settle_s: float = 0.0,
 ) -> list[ConsumerRecord[bytes, bytes]]:
     """Read a topic from the start until ``expect`` records came (then ``settle_s`` more)."""
+    # Manual assignment, no group: a group join would cost a session timeout per read.
+    name = Topics(settings.kafka_topic_prefix).name(topic)
     consumer = AIOKafkaConsumer(
-        Topics(settings.kafka_topic_prefix).name(topic),
         bootstrap_servers=settings.kafka_bootstrap_servers,
-        group_id=f"reader-{uuid.uuid4().hex}",
-        auto_offset_reset="earliest",
         enable_auto_commit=False,
+        auto_offset_reset="earliest",
     )
     await consumer.start()
     records: list[ConsumerRecord[bytes, bytes]] = []
     try:
+        partitions = consumer.partitions_for_topic(name)
+        if not partitions:
+            await consumer._client.force_metadata_update()
+            partitions = consumer.partitions_for_topic(name) or set()
+        assignment = [TopicPartition(name, p) for p in partitions]
+        if not assignment:
+            return records
+        consumer.assign(assignment)
+        await consumer.seek_to_beginning(*assignment)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout_s
         while loop.time() < deadline and len(records) < expect:

@@ -28,13 +28,19 @@ def free_port() -> int:
         return port
 
 
-def wait_for_port(port: int, timeout_s: float, process: subprocess.Popen[bytes] | None = None,
-                  log: Path | None = None) -> None:
+def wait_for_port(
+    port: int,
+    timeout_s: float,
+    process: subprocess.Popen[bytes] | None = None,
+    log: Path | None = None,
+) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if process is not None and process.poll() is not None:
             tail = log.read_text(errors="replace")[-2000:] if log and log.exists() else ""
-            raise RuntimeError(f"process exited with {process.returncode} before listening:\n{tail}")
+            raise RuntimeError(
+                f"process exited with {process.returncode} before listening:\n{tail}"
+            )
         with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), 0.2):
             return
         time.sleep(0.05)
@@ -89,9 +95,19 @@ class Tansu:
         url = f"tcp://127.0.0.1:{self.port}"
         with log.open("ab") as out:
             self.process = subprocess.Popen(
-                [str(tansu_binary()), "broker", "--listener-url", url,
-                 "--advertised-listener-url", url, "--storage-engine", self.storage],
-                stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
+                [
+                    str(tansu_binary()),
+                    "broker",
+                    "--listener-url",
+                    url,
+                    "--advertised-listener-url",
+                    url,
+                    "--storage-engine",
+                    self.storage,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         (self.state_dir / "tansu.pid").write_text(str(self.process.pid))
         wait_for_port(self.port, timeout_s, self.process, log)
@@ -149,17 +165,43 @@ class Postgres:
             shutil.chown(self.root, "postgres", "postgres")
         if not (self.data / "PG_VERSION").exists():
             subprocess.run(
-                _as_postgres([str(bindir / "initdb"), "-D", str(self.data), "-U", "postgres",
-                              "--auth=trust", "-E", "UTF8", "--locale=C.UTF-8"]),
-                check=True, capture_output=True,
+                _as_postgres(
+                    [
+                        str(bindir / "initdb"),
+                        "-D",
+                        str(self.data),
+                        "-U",
+                        "postgres",
+                        "--auth=trust",
+                        "-E",
+                        "UTF8",
+                        "--locale=C.UTF-8",
+                    ]
+                ),
+                check=True,
+                capture_output=True,
             )
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
         if self.fast_and_unsafe:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         subprocess.run(
-            _as_postgres([str(bindir / "pg_ctl"), "-D", str(self.data), "-o", options,
-                          "-l", str(self.root / "postgres.log"), "-w", "-t", "60", "start"]),
-            check=True, capture_output=True,
+            _as_postgres(
+                [
+                    str(bindir / "pg_ctl"),
+                    "-D",
+                    str(self.data),
+                    "-o",
+                    options,
+                    "-l",
+                    str(self.root / "postgres.log"),
+                    "-w",
+                    "-t",
+                    "60",
+                    "start",
+                ]
+            ),
+            check=True,
+            capture_output=True,
         )
         self._create_database(bindir)
         return self.url
@@ -167,15 +209,36 @@ class Postgres:
     def _create_database(self, bindir: Path) -> None:
         psql = shutil.which("psql") or str(bindir / "psql")
         exists = subprocess.run(
-            [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tAc",
-             f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'"],
-            check=True, capture_output=True, text=True,
+            [
+                psql,
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "-U",
+                "postgres",
+                "-tAc",
+                f"SELECT 1 FROM pg_database WHERE datname = '{self.database}'",
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
         ).stdout.strip()
         if not exists:
             subprocess.run(
-                [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-c",
-                 f'CREATE DATABASE "{self.database}"'],
-                check=True, capture_output=True,
+                [
+                    psql,
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(self.port),
+                    "-U",
+                    "postgres",
+                    "-c",
+                    f'CREATE DATABASE "{self.database}"',
+                ],
+                check=True,
+                capture_output=True,
             )
 
     def pid(self) -> int | None:

@@ -177,6 +177,8 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=500,
+            session_timeout_ms=self._settings.kafka_session_timeout_ms,
+            heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
         )
         await consumer.start()
         self.started.set()
@@ -233,8 +235,9 @@ class EventConsumer:
             ("parley-dlq-origin", f"{record.topic}/{record.partition}/{record.offset}".encode()),
             ("parley-dlq-group", self._group_id.encode("utf-8")),
         ]
-        log.error("dead-lettering %s/%s/%s: %s", record.topic, record.partition, record.offset,
-                  reason)
+        log.error(
+            "dead-lettering %s/%s/%s: %s", record.topic, record.partition, record.offset, reason
+        )
         while True:
             try:
                 await self._publisher.publish_raw(

@@ -30,5 +30,6 @@ def configure(service: str, settings: BusSettings) -> None:
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),
         format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
     )
-    setup_tracing(settings.otel_service_name or f"parley-{service}",
-                  settings.otel_exporter_otlp_endpoint)
+    setup_tracing(
+        settings.otel_service_name or f"parley-{service}", settings.otel_exporter_otlp_endpoint
+    )

@@ -15,6 +15,9 @@ class BusSettings(BaseSettings):
     # -1 keeps history forever: the log is the source of truth every projection is rebuilt from.
     kafka_retention_ms: int = Field(-1, ge=-1)
     kafka_replication_factor: int = Field(1, ge=1)
+    # A group (re)join waits on the session timeout; tests shorten it to keep restarts quick.
+    kafka_session_timeout_ms: int = Field(10_000, ge=500)
+    kafka_heartbeat_interval_ms: int = Field(3_000, ge=100)
     otel_service_name: str | None = None
     otel_exporter_otlp_endpoint: str | None = None
 

@@ -24,14 +24,24 @@ from parley_shared.events import (
 
 def received(body: str = "hi") -> Envelope:
     payload = MessageReceived(
-        message_sid="SM" + "a" * 32, account_sid="AC" + "b" * 32, channel="whatsapp",
-        participant="whatsapp:+15550001", our_address="whatsapp:+15550002", body=body,
+        message_sid="SM" + "a" * 32,
+        account_sid="AC" + "b" * 32,
+        channel="whatsapp",
+        participant="whatsapp:+15550001",
+        our_address="whatsapp:+15550002",
+        body=body,
         media=(Media(url="https://api.twilio.com/m/1", content_type="image/jpeg"),),
-        profile_name="Ada", wa_id="15550001", params={"Body": [body], "NewThing": ["x"]},
+        profile_name="Ada",
+        wa_id="15550001",
+        params={"Body": [body], "NewThing": ["x"]},
     )
-    return new_envelope(payload, event_id=uuid.uuid4(), conversation_key="cv_1",
-                        account_sid=payload.account_sid,
-                        occurred_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC))
+    return new_envelope(
+        payload,
+        event_id=uuid.uuid4(),
+        conversation_key="cv_1",
+        account_sid=payload.account_sid,
+        occurred_at=datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC),
+    )
 
 
 @given(body=st.text(max_size=300))
@@ -52,8 +62,9 @@ def test_occurred_at_is_normalised_to_utc() -> None:
     event = received()
     later = event.model_copy(update={})
     document = json.loads(encode(later))
-    document["occurred_at"] = datetime(2026, 1, 2, 5, 4, 5,
-                                       tzinfo=timezone(timedelta(hours=2))).isoformat()
+    document["occurred_at"] = datetime(
+        2026, 1, 2, 5, 4, 5, tzinfo=timezone(timedelta(hours=2))
+    ).isoformat()
     assert decode(json.dumps(document).encode()).occurred_at == event.occurred_at
     assert decode(json.dumps(document).encode()).occurred_at.tzinfo == UTC
 
@@ -91,7 +102,7 @@ def test_undecodable_events_say_why(mutate: Any, reason: str) -> None:
         decode(json.dumps(document).encode())
 
 
-@pytest.mark.parametrize("raw", [b"", b"\xff\xfe", b"[]", b"null", b"{\"event_type\": 3}"])
+@pytest.mark.parametrize("raw", [b"", b"\xff\xfe", b"[]", b"null", b'{"event_type": 3}'])
 def test_garbage_is_a_decode_error(raw: bytes) -> None:
     with pytest.raises(DecodeError):
         decode(raw)
@@ -104,15 +115,27 @@ def test_older_versions_are_upcast(monkeypatch: pytest.MonkeyPatch) -> None:
 
     monkeypatch.setitem(events.PAYLOAD_TYPES, "status.updated", StatusV2)
     monkeypatch.setitem(
-        events.UPCASTERS, ("status.updated", 1),
+        events.UPCASTERS,
+        ("status.updated", 1),
         lambda p: {**{k: v for k, v in p.items() if k != "code"}, "error_code": p.get("code")},
     )
     v1 = {
-        "event_id": str(uuid.uuid4()), "event_type": "status.updated", "schema_version": 1,
-        "occurred_at": "2026-01-01T00:00:00Z", "conversation_key": "cv_1",
-        "account_sid": "AC1", "correlation_id": str(uuid.uuid4()),
-        "payload": {"message_sid": "SM1", "account_sid": "AC1", "status": "failed",
-                    "channel": "sms", "participant": "+1", "our_address": "+2", "code": 30003},
+        "event_id": str(uuid.uuid4()),
+        "event_type": "status.updated",
+        "schema_version": 1,
+        "occurred_at": "2026-01-01T00:00:00Z",
+        "conversation_key": "cv_1",
+        "account_sid": "AC1",
+        "correlation_id": str(uuid.uuid4()),
+        "payload": {
+            "message_sid": "SM1",
+            "account_sid": "AC1",
+            "status": "failed",
+            "channel": "sms",
+            "participant": "+1",
+            "our_address": "+2",
+            "code": 30003,
+        },
     }
     event = decode(json.dumps(v1).encode())
     assert event.schema_version == 2

@@ -18,23 +18,33 @@ numbers = st.from_regex(r"\+[1-9][0-9]{7,14}", fullmatch=True)
 def test_conversation_key_is_deterministic_and_channel_sensitive(
     account: str, ours: str, theirs: str
 ) -> None:
-    sms = conversation_key(account_sid=account, our_endpoint=ours, participant=theirs,
-                           channel="sms")
-    again = conversation_key(account_sid=account, our_endpoint=ours, participant=theirs,
-                             channel="sms")
-    whatsapp = conversation_key(account_sid=account, our_endpoint=f"whatsapp:{ours}",
-                                participant=f"whatsapp:{theirs}", channel="whatsapp")
+    sms = conversation_key(
+        account_sid=account, our_endpoint=ours, participant=theirs, channel="sms"
+    )
+    again = conversation_key(
+        account_sid=account, our_endpoint=ours, participant=theirs, channel="sms"
+    )
+    whatsapp = conversation_key(
+        account_sid=account,
+        our_endpoint=f"whatsapp:{ours}",
+        participant=f"whatsapp:{theirs}",
+        channel="whatsapp",
+    )
     assert sms == again
     assert sms != whatsapp
     assert sms.startswith("cv_") and theirs not in sms
 
 
 def test_conversation_key_separates_participants_numbers_and_accounts() -> None:
-    base = dict(account_sid="AC1", our_endpoint="+15550000001", participant="+15550000002",
-                channel="sms")
+    base = dict(
+        account_sid="AC1", our_endpoint="+15550000001", participant="+15550000002", channel="sms"
+    )
     key = conversation_key(**base)  # type: ignore[arg-type]
-    for field, other in (("account_sid", "AC2"), ("our_endpoint", "+15550000003"),
-                         ("participant", "+15550000004")):
+    for field, other in (
+        ("account_sid", "AC2"),
+        ("our_endpoint", "+15550000003"),
+        ("participant", "+15550000004"),
+    ):
         assert conversation_key(**{**base, field: other}) != key  # type: ignore[arg-type]
 
 

@@ -32,17 +32,21 @@ def test_behind_a_proxy_the_public_base_url_is_what_counts() -> None:
 def test_default_port_in_the_signed_url_is_tolerated() -> None:
     params = {k: [v] for k, v in inbound_params().items()}
     signature = SignatureChecker(AUTH_TOKEN).sign(f"{PUBLIC}:443/webhooks/twilio/messages", params)
-    assert SignatureChecker(AUTH_TOKEN).is_valid(f"{PUBLIC}/webhooks/twilio/messages", params,
-                                                 signature)
+    assert SignatureChecker(AUTH_TOKEN).is_valid(
+        f"{PUBLIC}/webhooks/twilio/messages", params, signature
+    )
 
 
 def test_messaging_service_pool_number_validates() -> None:
     # A number in a Messaging Service pool: extra MessagingServiceSid, To is any pool number.
-    params = {k: [v] for k, v in inbound_params(
-        MessagingServiceSid="MG" + "a" * 32, To="+15550009999").items()}
+    params = {
+        k: [v]
+        for k, v in inbound_params(MessagingServiceSid="MG" + "a" * 32, To="+15550009999").items()
+    }
     url = f"{PUBLIC}/webhooks/twilio/messages"
     signature = RequestValidator(AUTH_TOKEN).compute_signature(
-        url, {k: v[0] for k, v in params.items()})
+        url, {k: v[0] for k, v in params.items()}
+    )
     assert SignatureChecker(AUTH_TOKEN).is_valid(url, params, signature)
 
 
@@ -77,8 +81,9 @@ def test_sha256_signature_settings_header() -> None:
     url = f"{PUBLIC}/webhooks/twilio/messages"
     params = {k: [v] for k, v in inbound_params().items()}
     validator = RequestValidator(AUTH_TOKEN)
-    signature = validator.compute_signature(url, {k: v[0] for k, v in params.items()},
-                                            "HMAC_SHA256")
+    signature = validator.compute_signature(
+        url, {k: v[0] for k, v in params.items()}, "HMAC_SHA256"
+    )
     checker = SignatureChecker(AUTH_TOKEN)
     assert checker.is_valid(url, params, signature, "key=k1,algorithm=HMAC_SHA256")
     assert not checker.is_valid(url, params, signature)

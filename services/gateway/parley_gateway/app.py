@@ -65,9 +65,7 @@ class Gateway:
             params = parse_form(bytes(body))
         except InvalidWebhook as exc:
             raise Rejected(400, str(exc)) from exc
-        url = public_url(
-            str(self.settings.public_base_url), request.url.path, request.url.query
-        )
+        url = public_url(str(self.settings.public_base_url), request.url.path, request.url.query)
         if not self.signatures.is_valid(
             url,
             params,
@@ -98,6 +96,14 @@ class Gateway:
                     headers={"Retry-After": "5"},
                 )
         return Response(EMPTY_TWIML, media_type="text/xml")
+
+
+def get_gateway(request: Request) -> Gateway:
+    gateway: Gateway = request.state.gateway
+    return gateway
+
+
+GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
 async def _create_topics_when_possible(settings: GatewaySettings) -> None:
@@ -138,18 +144,18 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
         lifespan=lifespan,
     )
 
-    def get_gateway(request: Request) -> Gateway:
-        gateway: Gateway = request.state.gateway
-        return gateway
-
-    GatewayDep = Annotated[Gateway, Depends(get_gateway)]
-
-    @app.post("/webhooks/twilio/messages", response_class=Response, responses={
-        200: {"content": {"text/xml": {}}, "description": "Accepted; empty TwiML"},
-        400: {"description": "Malformed webhook"}, 403: {"description": "Bad signature"},
-        413: {"description": "Body too large"}, 415: {"description": "Not a form post"},
-        503: {"description": "Broker unavailable; Twilio should retry"},
-    })
+    @app.post(
+        "/webhooks/twilio/messages",
+        response_class=Response,
+        responses={
+            200: {"content": {"text/xml": {}}, "description": "Accepted; empty TwiML"},
+            400: {"description": "Malformed webhook"},
+            403: {"description": "Bad signature"},
+            413: {"description": "Body too large"},
+            415: {"description": "Not a form post"},
+            503: {"description": "Broker unavailable; Twilio should retry"},
+        },
+    )
     async def inbound_message(request: Request, gateway: GatewayDep) -> Response:
         """An inbound SMS or WhatsApp message."""
         return await gateway.accept(request, topics.MESSAGE_RECEIVED, inbound_event)

@@ -123,7 +123,8 @@ def _check_sid(name: str, value: str, prefixes: tuple[str, ...]) -> str:
 def inbound_event(params: Params, received_at: datetime) -> Envelope:
     """A ``message.received`` event for an inbound-message webhook."""
     message_sid = _check_sid(
-        "MessageSid", _one(params, "MessageSid") or _required(params, "SmsMessageSid"),
+        "MessageSid",
+        _one(params, "MessageSid") or _required(params, "SmsMessageSid"),
         ("SM", "MM"),
     )
     account_sid = _check_sid("AccountSid", _required(params, "AccountSid"), ("AC",))

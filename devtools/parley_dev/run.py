@@ -1,0 +1,119 @@
+"""``./dev run``: broker, Postgres and every Parley service on this machine, until Ctrl-C.
+
+Honours KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when they are set (servers already running);
+otherwise starts Tansu and PostgreSQL under ``.parley/``. When TWILIO_ACCOUNT_SID is unset the
+local Twilio sandbox is used, so a newcomer needs no account and no credentials.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from parley_dev.infra import Postgres, Tansu, postgres_data_root, stop_pid, wait_for_port
+
+PROJECT = Path(__file__).resolve().parents[2]
+SANDBOX_ACCOUNT_SID = "AC" + "0" * 31 + "1"
+SANDBOX_AUTH_TOKEN = "sandbox-auth-token-not-a-secret"
+SANDBOX_API_TOKEN = "dev-api-token"
+
+
+@dataclass(frozen=True)
+class Service:
+    name: str
+    module: str
+    port_env: str
+    port: int
+
+
+SERVICES = [
+    Service("gateway", "parley_gateway", "GATEWAY_PORT", 8080),
+]
+
+
+def base_environment(state: Path, kafka: str, database: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.setdefault("KAFKA_BOOTSTRAP_SERVERS", kafka)
+    env.setdefault("DATABASE_URL", database)
+    env.setdefault("PUBLIC_BASE_URL", "http://127.0.0.1:8080")
+    env.setdefault("API_TOKEN", SANDBOX_API_TOKEN)
+    # Local groups restart often; a short session timeout keeps rejoining quick.
+    env.setdefault("KAFKA_SESSION_TIMEOUT_MS", "2000")
+    env.setdefault("KAFKA_HEARTBEAT_INTERVAL_MS", "500")
+    if not env.get("TWILIO_ACCOUNT_SID"):
+        env["TWILIO_ACCOUNT_SID"] = SANDBOX_ACCOUNT_SID
+        env["TWILIO_AUTH_TOKEN"] = SANDBOX_AUTH_TOKEN
+        env["PARLEY_SANDBOX"] = "1"
+    env["PARLEY_STATE_DIR"] = str(state)
+    return env
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--state-dir", type=Path, default=PROJECT / ".parley")
+    args = parser.parse_args(argv)
+    state: Path = args.state_dir
+    state.mkdir(parents=True, exist_ok=True)
+    (state / "logs").mkdir(exist_ok=True)
+
+    broker: Tansu | None = None
+    postgres: Postgres | None = None
+    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    stopping = False
+
+    def request_stop(signum: int, _frame: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, request_stop)
+    signal.signal(signal.SIGTERM, request_stop)
+    try:
+        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not kafka:
+            broker = Tansu(state / "tansu", port=9092)
+            kafka = broker.start()
+            print(f"broker     Tansu on {kafka} (in memory: history is kept until it stops)")
+        database = os.environ.get("DATABASE_URL")
+        if not database:
+            postgres = Postgres(postgres_data_root(state), port=5433)
+            database = postgres.start()
+            print(f"postgres   {database}")
+        env = base_environment(state, kafka, database)
+        for service in SERVICES:
+            log = (state / "logs" / f"{service.name}.log").open("ab")
+            process = subprocess.Popen(
+                [sys.executable, "-m", service.module],
+                env={**env, service.port_env: env.get(service.port_env, str(service.port))},
+                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )
+            children.append((service.name, process))
+            wait_for_port(int(env.get(service.port_env, service.port)), 30, process,
+                          state / "logs" / f"{service.name}.log")
+            print(f"{service.name:<10} http://127.0.0.1:{service.port}  (log: "
+                  f"{state / 'logs' / (service.name + '.log')})")
+        print("Parley is running. Ctrl-C stops everything.")
+        while not stopping:
+            for name, process in children:
+                if process.poll() is not None:
+                    print(f"{name} exited with {process.returncode}; stopping", file=sys.stderr)
+                    return 1
+            time.sleep(0.5)
+        return 0
+    finally:
+        for _name, process in reversed(children):
+            stop_pid(process.pid)
+        if broker is not None:
+            broker.stop()
+        if postgres is not None:
+            postgres.stop()
+        print("stopped.")
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
