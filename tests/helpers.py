@@ -9,9 +9,9 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any
 from urllib.parse import urlencode
 
+import uvicorn
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from twilio.request_validator import RequestValidator
-import uvicorn
 
 from parley_dev.infra import free_port
 from parley_shared.settings import BusSettings

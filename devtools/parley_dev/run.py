@@ -90,13 +90,21 @@ def main(argv: list[str] | None = None) -> int:
             process = subprocess.Popen(
                 [sys.executable, "-m", service.module],
                 env={**env, service.port_env: env.get(service.port_env, str(service.port))},
-                stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
             children.append((service.name, process))
-            wait_for_port(int(env.get(service.port_env, service.port)), 30, process,
-                          state / "logs" / f"{service.name}.log")
-            print(f"{service.name:<10} http://127.0.0.1:{service.port}  (log: "
-                  f"{state / 'logs' / (service.name + '.log')})")
+            wait_for_port(
+                int(env.get(service.port_env, service.port)),
+                30,
+                process,
+                state / "logs" / f"{service.name}.log",
+            )
+            print(
+                f"{service.name:<10} http://127.0.0.1:{service.port}  (log: "
+                f"{state / 'logs' / (service.name + '.log')})"
+            )
         print("Parley is running. Ctrl-C stops everything.")
         while not stopping:
             for name, process in children:
