@@ -9,8 +9,9 @@ that transaction, and a relay publishes rows in order and marks them done.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
@@ -20,8 +21,15 @@ from parley_shared.events import Envelope, decode, encode
 
 log = logging.getLogger(__name__)
 
-Connection = asyncpg.Connection  # type: ignore[type-arg]
-Pool = asyncpg.Pool  # type: ignore[type-arg]
+if TYPE_CHECKING:
+    from asyncpg.pool import PoolConnectionProxy
+
+    Connection: TypeAlias = (
+        asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
+    )
+    Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
+else:
+    Connection = Pool = Any
 
 
 async def create_pool(url: str, *, max_size: int = 10) -> Pool:
@@ -106,7 +114,5 @@ class OutboxRelay:
                 log.warning("outbox relay of %s paused: %r", self._service, exc)
                 await asyncio.sleep(1.0)
             self._wake.clear()
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._wake.wait(), 1.0)
-            except TimeoutError:
-                pass

@@ -105,6 +105,8 @@ class ReplyGenerated(Payload):
 
     in_reply_to: UUID
     inbound_message_sid: str
+    # When the answered message arrived: places the reply in its conversation on any replay.
+    inbound_at: AwareDatetime
     channel: Channel
     participant: str
     our_address: str
@@ -117,7 +119,6 @@ class ReplyGenerated(Payload):
     latency_ms: int = 0
     segments: int = 1
     encoding: Literal["GSM-7", "UCS-2"] = "GSM-7"
-    conversation_id: UUID | None = None
 
 
 class MessageSent(Payload):

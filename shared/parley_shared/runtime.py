@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
+from fastapi import FastAPI
+from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
@@ -33,3 +37,34 @@ def configure(service: str, settings: BusSettings) -> None:
     setup_tracing(
         settings.otel_service_name or f"parley-{service}", settings.otel_exporter_otlp_endpoint
     )
+
+
+async def keep_running(name: str, loop: Callable[[], Awaitable[None]]) -> None:
+    """Run a background loop forever, restarting it with backoff when it crashes.
+
+    A consumer that cannot reach the broker at start-up, or loses it, comes back by itself;
+    the service stays up and reports not-ready meanwhile.
+    """
+    delay = 0.5
+    while True:
+        try:
+            await loop()
+            return
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            logging.getLogger(__name__).exception("%s crashed; restarting in %.1fs", name, delay)
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 30.0)
+
+
+def health_routes(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
+    @app.get("/healthz", tags=["health"])
+    async def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["health"])
+    async def readyz() -> JSONResponse:
+        ok = await ready()
+        return JSONResponse({"status": "ready" if ok else "not ready"},
+                            status_code=200 if ok else 503)

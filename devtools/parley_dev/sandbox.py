@@ -1,0 +1,177 @@
+"""A local Twilio: the Messages REST API the SDK speaks, plus signed status callbacks.
+
+Parley's sender talks to it through the official SDK (``TWILIO_API_BASE_URL``); it records
+what Parley sends and reports delivery back to the gateway the way Twilio does: signed form
+posts to the message's StatusCallback. Tests queue faults (429, 5xx, error codes) on it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import contextlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import format_datetime
+from typing import Any
+
+import httpx
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse
+from twilio.request_validator import RequestValidator
+
+from parley_shared.sms import segments
+
+
+@dataclass
+class Fault:
+    http_status: int
+    code: int
+    message: str = "sandbox fault"
+
+
+@dataclass
+class SentMessage:
+    sid: str
+    to: str
+    from_: str
+    body: str
+    messaging_service_sid: str | None
+    status_callback: str | None
+    created: datetime
+    status: str = "queued"
+
+    def resource(self, account_sid: str) -> dict[str, Any]:
+        count, _ = segments(self.body)
+        return {
+            "sid": self.sid, "account_sid": account_sid, "to": self.to, "from": self.from_,
+            "body": self.body, "status": self.status, "num_segments": str(count),
+            "num_media": "0", "direction": "outbound-api", "api_version": "2010-04-01",
+            "messaging_service_sid": self.messaging_service_sid,
+            "date_created": format_datetime(self.created), "date_updated":
+                format_datetime(self.created), "date_sent": None, "error_code": None,
+            "error_message": None, "price": None, "price_unit": "USD",
+            "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{self.sid}.json",
+            "subresource_uris": {},
+        }
+
+
+@dataclass
+class Sandbox:
+    account_sid: str
+    auth_token: str
+    # Statuses reported after a send, in order; a test may change or shuffle them.
+    lifecycle: list[str] = field(default_factory=lambda: ["sent", "delivered"])
+    callback_delay_s: float = 0.05
+    sent: list[SentMessage] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    create_calls: int = 0
+    # (public prefix, local prefix): sign callbacks for the public URL, deliver them locally.
+    deliver_to: tuple[str, str] | None = None
+    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+
+    def authorised(self, request: Request) -> bool:
+        header = request.headers.get("authorization", "")
+        expected = "Basic " + base64.b64encode(
+            f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        return hmac.compare_digest(header, expected)
+
+    async def callbacks(self, message: SentMessage) -> None:
+        if not message.status_callback:
+            return
+        validator = RequestValidator(self.auth_token)
+        async with httpx.AsyncClient(timeout=10) as http:
+            for status in list(self.lifecycle):
+                await asyncio.sleep(self.callback_delay_s)
+                message.status = status
+                params = {
+                    "MessageSid": message.sid, "SmsSid": message.sid,
+                    "AccountSid": self.account_sid, "MessageStatus": status,
+                    "SmsStatus": status, "To": message.to, "From": message.from_,
+                    "ApiVersion": "2010-04-01",
+                }
+                if message.messaging_service_sid:
+                    params["MessagingServiceSid"] = message.messaging_service_sid
+                signature = validator.compute_signature(message.status_callback, params)
+                target = message.status_callback
+                if self.deliver_to and target.startswith(self.deliver_to[0]):
+                    target = self.deliver_to[1] + target[len(self.deliver_to[0]):]
+                with contextlib.suppress(httpx.HTTPError):
+                    await http.post(target, data=params,
+                                    headers={"X-Twilio-Signature": signature})
+
+    def for_number(self, number: str) -> list[SentMessage]:
+        return [m for m in self.sent if m.to == number]
+
+
+def twilio_error(status: int, code: int, message: str) -> JSONResponse:
+    return JSONResponse(
+        {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
+         "status": status}, status_code=status)
+
+
+def create_app(sandbox: Sandbox) -> FastAPI:
+    app = FastAPI(title="Parley Twilio sandbox")
+    base = "/2010-04-01/Accounts/{account_sid}/Messages.json"
+
+    @app.post(base)
+    async def create_message(account_sid: str, request: Request) -> JSONResponse:
+        if account_sid != sandbox.account_sid or not sandbox.authorised(request):
+            return twilio_error(401, 20003, "Authenticate")
+        sandbox.create_calls += 1
+        form = await request.form()
+        if sandbox.faults:
+            fault = sandbox.faults.pop(0)
+            return twilio_error(fault.http_status, fault.code, fault.message)
+        to = str(form.get("To") or "")
+        body = str(form.get("Body") or "")
+        origin = form.get("From") or form.get("MessagingServiceSid")
+        if not to or not origin:
+            return twilio_error(400, 21604 if not to else 21603, "A 'To'/'From' is required")
+        if not body or len(body) > 1600:
+            return twilio_error(400, 21617, "The concatenated message body exceeds 1600")
+        from_ = str(form.get("From") or "+15550000000")
+        if to.startswith("whatsapp:") and not from_.startswith("whatsapp:"):
+            from_ = "whatsapp:" + from_
+        message = SentMessage(
+            sid="SM" + secrets.token_hex(16), to=to, from_=from_, body=body,
+            messaging_service_sid=str(form.get("MessagingServiceSid") or "") or None,
+            status_callback=str(form.get("StatusCallback") or "") or None,
+            created=datetime.now(UTC),
+        )
+        sandbox.sent.append(message)
+        task = asyncio.create_task(sandbox.callbacks(message))
+        sandbox._tasks.add(task)
+        task.add_done_callback(sandbox._tasks.discard)
+        return JSONResponse(message.resource(sandbox.account_sid), status_code=201)
+
+    @app.get(base)
+    async def list_messages(account_sid: str, request: Request) -> JSONResponse:
+        if account_sid != sandbox.account_sid or not sandbox.authorised(request):
+            return twilio_error(401, 20003, "Authenticate")
+        to = request.query_params.get("To")
+        rows = [m.resource(sandbox.account_sid) for m in reversed(sandbox.sent)
+                if to is None or m.to == to]
+        uri = str(request.url.path)
+        return JSONResponse({
+            "messages": rows, "page": 0, "page_size": len(rows) or 50, "first_page_uri": uri,
+            "next_page_uri": None, "previous_page_uri": None, "uri": uri, "start": 0,
+            "end": max(len(rows) - 1, 0),
+        })
+
+    @app.get("/_sandbox/messages")
+    async def recorded(to: str | None = None) -> list[dict[str, Any]]:
+        """What Parley sent (for the chat command and for people poking around)."""
+        return [m.resource(sandbox.account_sid) for m in sandbox.sent if to in (None, m.to)]
+
+    @app.post("/_sandbox/faults")
+    async def add_fault(fault: dict[str, Any]) -> dict[str, int]:
+        try:
+            sandbox.faults.append(Fault(int(fault["http_status"]), int(fault["code"])))
+        except (KeyError, ValueError) as exc:
+            raise HTTPException(422, "need http_status and code") from exc
+        return {"queued": len(sandbox.faults)}
+
+    return app

@@ -1,0 +1,80 @@
+"""Responders: the OpenAI-compatible chat completions adapter, and an offline stand-in."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import Protocol
+
+import openai
+from openai import AsyncOpenAI
+
+from parley_ai.core import Persona
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    latency_ms: int
+
+
+class ResponderFailed(Exception):
+    """The model could not answer, even after the SDK's retries."""
+
+
+class Responder(Protocol):
+    offline: bool
+
+    async def complete(self, persona: Persona, messages: list[dict[str, str]]) -> Completion: ...
+
+
+class OpenAIResponder:
+    """Chat completions through ``openai.AsyncOpenAI``.
+
+    The SDK retries 408/409/429/5xx and connection errors with exponential backoff and honours
+    Retry-After; ``max_retries`` and ``timeout`` bound how long one reply may take.
+    """
+
+    offline = False
+
+    def __init__(self, client: AsyncOpenAI) -> None:
+        self._client = client
+
+    async def complete(self, persona: Persona, messages: list[dict[str, str]]) -> Completion:
+        started = time.monotonic()
+        try:
+            response = await self._client.chat.completions.create(
+                model=persona.model,
+                messages=messages,  # type: ignore[arg-type]
+                max_tokens=persona.max_tokens,
+                temperature=persona.temperature,
+            )
+        except openai.OpenAIError as exc:
+            raise ResponderFailed(repr(exc)) from exc
+        text = (response.choices[0].message.content or "").strip() if response.choices else ""
+        if not text:
+            raise ResponderFailed("empty completion")
+        usage = response.usage
+        return Completion(
+            text=text,
+            model=response.model or persona.model,
+            prompt_tokens=usage.prompt_tokens if usage else 0,
+            completion_tokens=usage.completion_tokens if usage else 0,
+            latency_ms=int((time.monotonic() - started) * 1000),
+        )
+
+
+class OfflineResponder:
+    """Answers without any model when no API key is configured, and says so."""
+
+    offline = True
+
+    async def complete(self, persona: Persona, messages: list[dict[str, str]]) -> Completion:
+        latest = messages[-1]["content"] if messages else ""
+        turns = sum(1 for m in messages if m["role"] == "user")
+        text = f"[offline assistant] You said: {latest[:200]!s} (message {turns} here)"
+        return Completion(text=text, model="offline", prompt_tokens=0, completion_tokens=0,
+                          latency_ms=0)

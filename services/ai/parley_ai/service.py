@@ -1,0 +1,159 @@
+"""Handlers of the ai service: record what the log says, and answer pending messages."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from dataclasses import dataclass
+from datetime import UTC, datetime
+
+from opentelemetry import trace
+
+from parley_ai import store
+from parley_ai.core import (
+    NumberConfig,
+    Persona,
+    chat_messages,
+    persona_for,
+    reason_not_to_answer,
+    shape_reply,
+    user_text,
+)
+from parley_ai.llm import Completion, Responder, ResponderFailed
+from parley_shared import topics
+from parley_shared.db import OutboxRelay, Pool, enqueue
+from parley_shared.events import (
+    ConversationChanged,
+    Envelope,
+    MessageReceived,
+    ReplyGenerated,
+    ReplySource,
+    caused_by,
+    decode,
+)
+from parley_shared.identity import derived_event_id
+from parley_shared.keywords import keyword_of
+
+log = logging.getLogger(__name__)
+tracer = trace.get_tracer("parley.ai")
+
+
+@dataclass
+class AiService:
+    pool: Pool
+    responder: Responder
+    relay: OutboxRelay
+    defaults: Persona
+    numbers: dict[str, NumberConfig]
+    history_turns: int
+    fallback_reply: str
+    max_in_flight: int
+
+    def __post_init__(self) -> None:
+        self._work = asyncio.Event()
+
+    async def handle(self, event: Envelope) -> None:
+        """Consumer handler: record the event; the reply itself is made by a worker."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            if not await store.first_time_seen(conn, event.event_id):
+                return
+            payload = event.payload
+            if isinstance(payload, MessageReceived):
+                keyword = keyword_of(payload.body)
+                await store.record_inbound(
+                    conn, event,
+                    state="skipped" if keyword else "pending",
+                    reason="keyword" if keyword else None,
+                    user_text=None if keyword else user_text(payload),
+                )
+            elif isinstance(payload, ReplyGenerated):
+                await store.record_reply(conn, event)
+            elif isinstance(payload, ConversationChanged):
+                await store.record_change(conn, event)
+        self._work.set()
+
+    async def run_workers(self) -> None:
+        await asyncio.gather(*(self._worker() for _ in range(self.max_in_flight)))
+
+    async def _worker(self) -> None:
+        while True:
+            try:
+                answered = await self.answer_one()
+            except Exception:
+                log.exception("answering failed; the message stays pending and is retried")
+                answered = False
+                await asyncio.sleep(1.0)
+            if not answered:
+                self._work.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._work.wait(), 0.5)
+
+    async def answer_one(self) -> bool:
+        """Answer the oldest answerable message; False when there was none."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await store.claim_next(conn)
+            if row is None:
+                return False
+            self._work.set()  # there may be more: let another worker look
+            inbound = decode(row["event"])
+            assert isinstance(inbound.payload, MessageReceived)
+            message = inbound.payload
+            closed = await store.closed_at_time(conn, inbound.conversation_key,
+                                                inbound.occurred_at)
+            skip = reason_not_to_answer(message, closed)
+            if skip is not None:
+                await store.finish(conn, inbound.event_id, "skipped", skip, None)
+                return True
+            past = await store.history(conn, inbound.conversation_key, inbound.occurred_at,
+                                       self.history_turns)
+            persona = persona_for(message.our_address, self.defaults, self.numbers)
+            with tracer.start_as_current_span("ai.complete", attributes={"model": persona.model}):
+                completion, source = await self._complete(
+                    persona, chat_messages(persona, message.channel, past, user_text(message)))
+            reply = self._reply_event(inbound, message, completion, source)
+            await enqueue(conn, "ai", topics.REPLY_GENERATED, reply)
+            await store.finish(conn, inbound.event_id, "done", None, reply.event_id)
+            assert isinstance(reply.payload, ReplyGenerated)
+            await store.add_turn(conn, reply.event_id, inbound.conversation_key,
+                                 inbound.occurred_at, "assistant", reply.payload.body)
+        self.relay.notify()
+        return True
+
+    async def _complete(self, persona: Persona,
+                        messages: list[dict[str, str]]) -> tuple[Completion, ReplySource]:
+        try:
+            completion = await self.responder.complete(persona, messages)
+        except ResponderFailed as exc:
+            log.warning("model failed after retries, sending the fallback reply: %s", exc)
+            return Completion(self.fallback_reply, persona.model, 0, 0, 0), "fallback"
+        return completion, "offline" if self.responder.offline else "ai"
+
+    @staticmethod
+    def _reply_event(inbound: Envelope, message: MessageReceived, completion: Completion,
+                     source: ReplySource) -> Envelope:
+        body, segments, encoding = shape_reply(completion.text, message.channel)
+        payload = ReplyGenerated(
+            in_reply_to=inbound.event_id,
+            inbound_message_sid=message.message_sid,
+            inbound_at=inbound.occurred_at,
+            channel=message.channel,
+            participant=message.participant,
+            our_address=message.our_address,
+            messaging_service_sid=message.messaging_service_sid,
+            body=body,
+            source=source,
+            model=completion.model,
+            prompt_tokens=completion.prompt_tokens,
+            completion_tokens=completion.completion_tokens,
+            latency_ms=completion.latency_ms,
+            segments=segments,
+            encoding=encoding,
+        )
+        return caused_by(
+            inbound, payload,
+            # One reply per inbound message, whatever happens: the id says so.
+            event_id=derived_event_id(topics.REPLY_GENERATED, inbound.event_id),
+            occurred_at=datetime.now(UTC),
+        )
+

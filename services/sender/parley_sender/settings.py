@@ -1,0 +1,18 @@
+from __future__ import annotations
+
+from pydantic import AnyHttpUrl, Field, SecretStr
+
+from parley_shared.settings import BusSettings
+
+
+class SenderSettings(BusSettings):
+    database_url: str = Field(min_length=1)
+    twilio_account_sid: str = Field(min_length=2, pattern=r"^AC[0-9a-fA-F]{32}$")
+    twilio_auth_token: SecretStr = Field(min_length=1)
+    twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
+    public_base_url: AnyHttpUrl
+    sender_max_in_flight: int = Field(8, ge=1, le=256)
+    sender_max_attempts: int = Field(6, ge=1, le=50)
+    sender_timeout_s: float = Field(15.0, gt=0, le=120)
+    sender_host: str = "0.0.0.0"
+    sender_port: int = Field(8083, ge=1, le=65535)

@@ -1,0 +1,78 @@
+"""The Twilio adapter: send a message, and look for one we may already have sent."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from twilio.base.exceptions import TwilioRestException
+from twilio.http.async_http_client import AsyncTwilioHttpClient
+from twilio.rest import Client
+
+
+@dataclass(frozen=True)
+class Accepted:
+    message_sid: str
+    status: str
+    segments: int | None
+
+
+class SendError(Exception):
+    def __init__(self, http_status: int | None, code: int | None, message: str) -> None:
+        super().__init__(message)
+        self.http_status = http_status
+        self.code = code
+        self.message = message
+
+
+class MessagingPort(Protocol):
+    async def send(self, *, to: str, from_: str, messaging_service_sid: str | None, body: str,
+                   status_callback: str) -> Accepted: ...
+
+    async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None: ...
+
+    async def close(self) -> None: ...
+
+
+class TwilioMessaging:
+    """``twilio.rest.Client`` on its asyncio HTTP client; ``api_base_url`` may be a sandbox."""
+
+    def __init__(self, account_sid: str, auth_token: str, api_base_url: str,
+                 timeout_s: float) -> None:
+        self._http = AsyncTwilioHttpClient(timeout=timeout_s)
+        self._client = Client(account_sid, auth_token, http_client=self._http)
+        self._client.api.base_url = api_base_url.rstrip("/")
+
+    async def send(self, *, to: str, from_: str, messaging_service_sid: str | None, body: str,
+                   status_callback: str) -> Accepted:
+        origin = ({"messaging_service_sid": messaging_service_sid} if messaging_service_sid
+                  else {"from_": from_})
+        try:
+            message = await self._client.messages.create_async(
+                to=to, body=body, status_callback=status_callback, **origin)
+        except TwilioRestException as exc:
+            raise SendError(exc.status, exc.code, str(exc.msg)) from exc
+        except (OSError, TimeoutError) as exc:
+            raise SendError(None, None, repr(exc)) from exc
+        segments = int(message.num_segments) if message.num_segments else None
+        return Accepted(str(message.sid), str(message.status or "queued"), segments)
+
+    async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
+        try:
+            messages = await self._client.messages.list_async(
+                to=to, date_sent_after=since, limit=50)
+        except TwilioRestException as exc:
+            raise SendError(exc.status, exc.code, str(exc.msg)) from exc
+        except (OSError, TimeoutError) as exc:
+            raise SendError(None, None, repr(exc)) from exc
+        for message in messages:
+            created = message.date_created
+            if created is not None and created < since:
+                continue  # the date filter is coarse (Twilio compares dates, not times)
+            if message.body == body and message.direction != "inbound":
+                return str(message.sid)
+        return None
+
+    async def close(self) -> None:
+        await self._http.close()

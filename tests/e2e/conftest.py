@@ -1,0 +1,125 @@
+"""The whole loop on a real broker and Postgres: gateway, conversation, ai and sender, with a
+fake Twilio and a fake OpenAI that the official SDKs talk to over HTTP."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import asyncpg
+import httpx
+import pytest
+
+from parley_ai.app import create_app as ai_app
+from parley_ai.settings import AiSettings
+from parley_conversation.app import create_app as conversation_app
+from parley_conversation.settings import ConversationSettings
+from parley_dev import fake_openai, sandbox
+from parley_gateway.app import create_app as gateway_app
+from parley_gateway.settings import GatewaySettings
+from parley_sender.app import create_app as sender_app
+from parley_sender.settings import SenderSettings
+from parley_shared.settings import BusSettings
+from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, form, inbound_params, serving, signed
+
+API_TOKEN = "e2e-api-token"
+PUBLIC = "https://parley.test"
+BOT_SMS = "+15557654321"
+BOT_WHATSAPP = "whatsapp:+14155238886"
+T = TypeVar("T")
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[str]:
+    """A fresh database per test, dropped afterwards."""
+    name = f"e2e_{uuid.uuid4().hex[:12]}"
+    admin = await asyncpg.connect(database_url)
+    await admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield database_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@dataclass
+class Parley:
+    gateway: str
+    conversation: httpx.AsyncClient
+    twilio: sandbox.Sandbox
+    openai: fake_openai.FakeOpenAI
+    http: httpx.AsyncClient
+
+    async def text(self, participant: str, body: str, **extra: str) -> dict[str, str]:
+        to = BOT_WHATSAPP if participant.startswith("whatsapp:") else BOT_SMS
+        params = inbound_params(From=participant, To=to, Body=body, **extra)
+        await self.post_inbound(params)
+        return params
+
+    async def post_inbound(self, params: dict[str, str]) -> None:
+        url = PUBLIC + "/webhooks/twilio/messages"
+        response = await self.http.post(self.gateway + "/webhooks/twilio/messages",
+                                        content=form(params), headers=signed(url, params))
+        assert response.status_code == 200, response.text
+
+    async def api(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
+        response = await self.conversation.request(method, path, **kwargs)
+        assert response.status_code == 200, response.text
+        return response.json()
+
+    async def history_of(self, participant: str) -> list[dict[str, Any]]:
+        page = await self.api("/v1/conversations", params={"participant": participant})
+        assert page["items"], f"no conversation for {participant}"
+        return list((await self.api(
+            f"/v1/conversations/{page['items'][0]['id']}/messages"))["items"])
+
+
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 20.0) -> T:
+    """Poll ``check`` until it returns something truthy; fail with its last error."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    last: BaseException | None = None
+    while loop.time() < deadline:
+        try:
+            result = await check()
+            if result:
+                return result
+        except AssertionError as exc:
+            last = exc
+        await asyncio.sleep(0.1)
+    raise AssertionError(f"condition not met in {timeout_s}s; last: {last!r}")
+
+
+@pytest.fixture
+async def parley(bus_settings: BusSettings, database: str) -> AsyncIterator[Parley]:
+    twilio = sandbox.Sandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    openai = fake_openai.FakeOpenAI()
+    bus = bus_settings.model_dump()
+    async with contextlib.AsyncExitStack() as stack:
+        twilio_url = await stack.enter_async_context(serving(sandbox.create_app(twilio)))
+        openai_url = await stack.enter_async_context(serving(fake_openai.create_app(openai)))
+        # Twilio signs the public URL; the sandbox signs that and delivers to the local gateway,
+        # as a proxy or tunnel in front of Parley would.
+        gateway = GatewaySettings(**bus, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC)
+        gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
+        twilio.deliver_to = (PUBLIC, gateway_url)
+        conversation = ConversationSettings(**bus, database_url=database, api_token=API_TOKEN)
+        conversation_url = await stack.enter_async_context(
+            serving(conversation_app(conversation)))
+        ai = AiSettings(**bus, database_url=database, openai_api_key="sk-test",
+                        openai_base_url=openai_url + "/v1", ai_max_retries=2, ai_timeout_s=10)
+        await stack.enter_async_context(serving(ai_app(ai)))
+        sender = SenderSettings(**bus, database_url=database, twilio_account_sid=ACCOUNT_SID,
+                                twilio_auth_token=AUTH_TOKEN, twilio_api_base_url=twilio_url,
+                                public_base_url=PUBLIC)
+        await stack.enter_async_context(serving(sender_app(sender)))
+        http = await stack.enter_async_context(httpx.AsyncClient(timeout=20))
+        api = await stack.enter_async_context(httpx.AsyncClient(
+            base_url=conversation_url, timeout=20,
+            headers={"Authorization": f"Bearer {API_TOKEN}"}))
+        yield Parley(gateway=gateway_url, conversation=api, twilio=twilio, openai=openai,
+                     http=http)
