@@ -33,8 +33,10 @@ class FakeOpenAI:
     delays: dict[str, float] = field(default_factory=dict)  # by a word in the last message
 
     def last_user_text(self, body: dict[str, Any]) -> str:
-        return next((m["content"] for m in reversed(body.get("messages", []))
-                     if m.get("role") == "user"), "")
+        return next(
+            (m["content"] for m in reversed(body.get("messages", [])) if m.get("role") == "user"),
+            "",
+        )
 
 
 def create_app(fake: FakeOpenAI) -> FastAPI:
@@ -47,8 +49,11 @@ def create_app(fake: FakeOpenAI) -> FastAPI:
         if fake.failures:
             status, retry_after = fake.failures.pop(0)
             headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
-            return JSONResponse({"error": {"message": "fake failure", "type": "server_error"}},
-                                status_code=status, headers=headers)
+            return JSONResponse(
+                {"error": {"message": "fake failure", "type": "server_error"}},
+                status_code=status,
+                headers=headers,
+            )
         last = fake.last_user_text(body)
         delay = next((d for word, d in fake.delays.items() if word in last), fake.delay_s)
         if delay:
@@ -56,13 +61,25 @@ def create_app(fake: FakeOpenAI) -> FastAPI:
         text = fake.script(body["messages"])
         prompt_tokens = sum(len(str(m.get("content", "")).split()) for m in body["messages"])
         completion_tokens = len(text.split())
-        return JSONResponse({
-            "id": f"chatcmpl-{len(fake.requests)}", "object": "chat.completion",
-            "created": int(time.time()), "model": body.get("model", "fake-model"),
-            "choices": [{"index": 0, "finish_reason": "stop",
-                         "message": {"role": "assistant", "content": text}}],
-            "usage": {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
-                      "total_tokens": prompt_tokens + completion_tokens},
-        })
+        return JSONResponse(
+            {
+                "id": f"chatcmpl-{len(fake.requests)}",
+                "object": "chat.completion",
+                "created": int(time.time()),
+                "model": body.get("model", "fake-model"),
+                "choices": [
+                    {
+                        "index": 0,
+                        "finish_reason": "stop",
+                        "message": {"role": "assistant", "content": text},
+                    }
+                ],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        )
 
     return app

@@ -46,13 +46,24 @@ class SentMessage:
     def resource(self, account_sid: str) -> dict[str, Any]:
         count, _ = segments(self.body)
         return {
-            "sid": self.sid, "account_sid": account_sid, "to": self.to, "from": self.from_,
-            "body": self.body, "status": self.status, "num_segments": str(count),
-            "num_media": "0", "direction": "outbound-api", "api_version": "2010-04-01",
+            "sid": self.sid,
+            "account_sid": account_sid,
+            "to": self.to,
+            "from": self.from_,
+            "body": self.body,
+            "status": self.status,
+            "num_segments": str(count),
+            "num_media": "0",
+            "direction": "outbound-api",
+            "api_version": "2010-04-01",
             "messaging_service_sid": self.messaging_service_sid,
-            "date_created": format_datetime(self.created), "date_updated":
-                format_datetime(self.created), "date_sent": None, "error_code": None,
-            "error_message": None, "price": None, "price_unit": "USD",
+            "date_created": format_datetime(self.created),
+            "date_updated": format_datetime(self.created),
+            "date_sent": None,
+            "error_code": None,
+            "error_message": None,
+            "price": None,
+            "price_unit": "USD",
             "uri": f"/2010-04-01/Accounts/{account_sid}/Messages/{self.sid}.json",
             "subresource_uris": {},
         }
@@ -74,8 +85,9 @@ class Sandbox:
 
     def authorised(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
-        expected = "Basic " + base64.b64encode(
-            f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        expected = (
+            "Basic " + base64.b64encode(f"{self.account_sid}:{self.auth_token}".encode()).decode()
+        )
         return hmac.compare_digest(header, expected)
 
     async def callbacks(self, message: SentMessage) -> None:
@@ -87,9 +99,13 @@ class Sandbox:
                 await asyncio.sleep(self.callback_delay_s)
                 message.status = status
                 params = {
-                    "MessageSid": message.sid, "SmsSid": message.sid,
-                    "AccountSid": self.account_sid, "MessageStatus": status,
-                    "SmsStatus": status, "To": message.to, "From": message.from_,
+                    "MessageSid": message.sid,
+                    "SmsSid": message.sid,
+                    "AccountSid": self.account_sid,
+                    "MessageStatus": status,
+                    "SmsStatus": status,
+                    "To": message.to,
+                    "From": message.from_,
                     "ApiVersion": "2010-04-01",
                 }
                 if message.messaging_service_sid:
@@ -97,10 +113,9 @@ class Sandbox:
                 signature = validator.compute_signature(message.status_callback, params)
                 target = message.status_callback
                 if self.deliver_to and target.startswith(self.deliver_to[0]):
-                    target = self.deliver_to[1] + target[len(self.deliver_to[0]):]
+                    target = self.deliver_to[1] + target[len(self.deliver_to[0]) :]
                 with contextlib.suppress(httpx.HTTPError):
-                    await http.post(target, data=params,
-                                    headers={"X-Twilio-Signature": signature})
+                    await http.post(target, data=params, headers={"X-Twilio-Signature": signature})
 
     def for_number(self, number: str) -> list[SentMessage]:
         return [m for m in self.sent if m.to == number]
@@ -108,8 +123,14 @@ class Sandbox:
 
 def twilio_error(status: int, code: int, message: str) -> JSONResponse:
     return JSONResponse(
-        {"code": code, "message": message, "more_info": f"https://www.twilio.com/docs/errors/{code}",
-         "status": status}, status_code=status)
+        {
+            "code": code,
+            "message": message,
+            "more_info": f"https://www.twilio.com/docs/errors/{code}",
+            "status": status,
+        },
+        status_code=status,
+    )
 
 
 def create_app(sandbox: Sandbox) -> FastAPI:
@@ -136,7 +157,10 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         if to.startswith("whatsapp:") and not from_.startswith("whatsapp:"):
             from_ = "whatsapp:" + from_
         message = SentMessage(
-            sid="SM" + secrets.token_hex(16), to=to, from_=from_, body=body,
+            sid="SM" + secrets.token_hex(16),
+            to=to,
+            from_=from_,
+            body=body,
             messaging_service_sid=str(form.get("MessagingServiceSid") or "") or None,
             status_callback=str(form.get("StatusCallback") or "") or None,
             created=datetime.now(UTC),
@@ -152,14 +176,25 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         if account_sid != sandbox.account_sid or not sandbox.authorised(request):
             return twilio_error(401, 20003, "Authenticate")
         to = request.query_params.get("To")
-        rows = [m.resource(sandbox.account_sid) for m in reversed(sandbox.sent)
-                if to is None or m.to == to]
+        rows = [
+            m.resource(sandbox.account_sid)
+            for m in reversed(sandbox.sent)
+            if to is None or m.to == to
+        ]
         uri = str(request.url.path)
-        return JSONResponse({
-            "messages": rows, "page": 0, "page_size": len(rows) or 50, "first_page_uri": uri,
-            "next_page_uri": None, "previous_page_uri": None, "uri": uri, "start": 0,
-            "end": max(len(rows) - 1, 0),
-        })
+        return JSONResponse(
+            {
+                "messages": rows,
+                "page": 0,
+                "page_size": len(rows) or 50,
+                "first_page_uri": uri,
+                "next_page_uri": None,
+                "previous_page_uri": None,
+                "uri": uri,
+                "start": 0,
+                "end": max(len(rows) - 1, 0),
+            }
+        )
 
     @app.get("/_sandbox/messages")
     async def recorded(to: str | None = None) -> list[dict[str, Any]]:

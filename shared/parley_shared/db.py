@@ -24,9 +24,7 @@ log = logging.getLogger(__name__)
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
 
-    Connection: TypeAlias = (
-        asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
-    )
+    Connection: TypeAlias = asyncpg.Connection[asyncpg.Record] | PoolConnectionProxy[asyncpg.Record]
     Pool: TypeAlias = asyncpg.Pool[asyncpg.Record]
 else:
     Connection = Pool = Any

@@ -66,5 +66,6 @@ def health_routes(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
     @app.get("/readyz", tags=["health"])
     async def readyz() -> JSONResponse:
         ok = await ready()
-        return JSONResponse({"status": "ready" if ok else "not ready"},
-                            status_code=200 if ok else 503)
+        return JSONResponse(
+            {"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503
+        )

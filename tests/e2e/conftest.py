@@ -62,9 +62,36 @@ class Parley:
 
     async def post_inbound(self, params: dict[str, str]) -> None:
         url = PUBLIC + "/webhooks/twilio/messages"
-        response = await self.http.post(self.gateway + "/webhooks/twilio/messages",
-                                        content=form(params), headers=signed(url, params))
+        response = await self.http.post(
+            self.gateway + "/webhooks/twilio/messages",
+            content=form(params),
+            headers=signed(url, params),
+        )
         assert response.status_code == 200, response.text
+
+    async def status(self, sid: str, participant: str, status: str, **extra: str) -> None:
+        params = {
+            "MessageSid": sid,
+            "SmsSid": sid,
+            "AccountSid": ACCOUNT_SID,
+            "MessageStatus": status,
+            "SmsStatus": status,
+            "To": participant,
+            "From": BOT_WHATSAPP if participant.startswith("whatsapp:") else BOT_SMS,
+            "ApiVersion": "2010-04-01",
+            **extra,
+        }
+        url = PUBLIC + "/webhooks/twilio/status"
+        response = await self.http.post(
+            self.gateway + "/webhooks/twilio/status",
+            content=form(params),
+            headers=signed(url, params),
+        )
+        assert response.status_code == 200, response.text
+
+    async def conversations_of(self, participant: str) -> list[dict[str, Any]]:
+        page = await self.api("/v1/conversations", params={"participant": participant})
+        return list(page["items"])
 
     async def api(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
         response = await self.conversation.request(method, path, **kwargs)
@@ -74,8 +101,9 @@ class Parley:
     async def history_of(self, participant: str) -> list[dict[str, Any]]:
         page = await self.api("/v1/conversations", params={"participant": participant})
         assert page["items"], f"no conversation for {participant}"
-        return list((await self.api(
-            f"/v1/conversations/{page['items'][0]['id']}/messages"))["items"])
+        return list(
+            (await self.api(f"/v1/conversations/{page['items'][0]['id']}/messages"))["items"]
+        )
 
 
 async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float = 20.0) -> T:
@@ -108,18 +136,31 @@ async def parley(bus_settings: BusSettings, database: str) -> AsyncIterator[Parl
         gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
         twilio.deliver_to = (PUBLIC, gateway_url)
         conversation = ConversationSettings(**bus, database_url=database, api_token=API_TOKEN)
-        conversation_url = await stack.enter_async_context(
-            serving(conversation_app(conversation)))
-        ai = AiSettings(**bus, database_url=database, openai_api_key="sk-test",
-                        openai_base_url=openai_url + "/v1", ai_max_retries=2, ai_timeout_s=10)
+        conversation_url = await stack.enter_async_context(serving(conversation_app(conversation)))
+        ai = AiSettings(
+            **bus,
+            database_url=database,
+            openai_api_key="sk-test",
+            openai_base_url=openai_url + "/v1",
+            ai_max_retries=2,
+            ai_timeout_s=10,
+        )
         await stack.enter_async_context(serving(ai_app(ai)))
-        sender = SenderSettings(**bus, database_url=database, twilio_account_sid=ACCOUNT_SID,
-                                twilio_auth_token=AUTH_TOKEN, twilio_api_base_url=twilio_url,
-                                public_base_url=PUBLIC)
+        sender = SenderSettings(
+            **bus,
+            database_url=database,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            twilio_api_base_url=twilio_url,
+            public_base_url=PUBLIC,
+        )
         await stack.enter_async_context(serving(sender_app(sender)))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=20))
-        api = await stack.enter_async_context(httpx.AsyncClient(
-            base_url=conversation_url, timeout=20,
-            headers={"Authorization": f"Bearer {API_TOKEN}"}))
-        yield Parley(gateway=gateway_url, conversation=api, twilio=twilio, openai=openai,
-                     http=http)
+        api = await stack.enter_async_context(
+            httpx.AsyncClient(
+                base_url=conversation_url,
+                timeout=20,
+                headers={"Authorization": f"Bearer {API_TOKEN}"},
+            )
+        )
+        yield Parley(gateway=gateway_url, conversation=api, twilio=twilio, openai=openai, http=http)

@@ -35,12 +35,14 @@ def load_numbers(settings: AiSettings) -> dict[str, NumberConfig]:
 def build_responder(settings: AiSettings) -> Responder:
     if settings.openai_api_key is None or not settings.openai_api_key.get_secret_value():
         return OfflineResponder()
-    return OpenAIResponder(AsyncOpenAI(
-        api_key=settings.openai_api_key.get_secret_value(),
-        base_url=settings.openai_base_url or None,
-        timeout=settings.ai_timeout_s,
-        max_retries=settings.ai_max_retries,
-    ))
+    return OpenAIResponder(
+        AsyncOpenAI(
+            api_key=settings.openai_api_key.get_secret_value(),
+            base_url=settings.openai_base_url or None,
+            timeout=settings.ai_timeout_s,
+            max_retries=settings.ai_max_retries,
+        )
+    )
 
 
 def create_app(settings: AiSettings, responder: Responder | None = None) -> FastAPI:
@@ -51,19 +53,29 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
         publisher = KafkaPublisher(settings)
         await publisher.start()
         relay = OutboxRelay(pool, store.SERVICE, publisher)
+        model = responder or build_responder(settings)
         service = AiService(
             pool=pool,
-            responder=responder or build_responder(settings),
+            responder=model,
             relay=relay,
-            defaults=Persona(settings.ai_system_prompt, settings.openai_model,
-                             settings.ai_max_tokens, settings.ai_temperature),
+            defaults=Persona(
+                settings.ai_system_prompt,
+                settings.openai_model,
+                settings.ai_max_tokens,
+                settings.ai_temperature,
+            ),
             numbers=load_numbers(settings),
             history_turns=settings.ai_history_turns,
             fallback_reply=settings.ai_fallback_reply,
             max_in_flight=settings.ai_max_in_flight,
         )
-        consumer = EventConsumer(settings, topics=CONSUMED, group_id="parley-ai",
-                                 handler=service.handle, publisher=publisher)
+        consumer = EventConsumer(
+            settings,
+            topics=CONSUMED,
+            group_id="parley-ai",
+            handler=service.handle,
+            publisher=publisher,
+        )
 
         async def consume() -> None:
             await ensure_topics(settings)
@@ -81,6 +93,7 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+            await model.close()
             await publisher.stop()
             await pool.close()
 

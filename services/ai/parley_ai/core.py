@@ -79,8 +79,9 @@ class Turn:
     content: str
 
 
-def chat_messages(persona: Persona, channel: Channel, history: list[Turn],
-                  latest: str) -> list[dict[str, str]]:
+def chat_messages(
+    persona: Persona, channel: Channel, history: list[Turn], latest: str
+) -> list[dict[str, str]]:
     limit = SMS_TARGET if channel == "sms" else MAX_BODY
     system = f"{persona.system_prompt}\nKeep every answer under {limit} characters."
     return [

@@ -30,6 +30,8 @@ class Responder(Protocol):
 
     async def complete(self, persona: Persona, messages: list[dict[str, str]]) -> Completion: ...
 
+    async def close(self) -> None: ...
+
 
 class OpenAIResponder:
     """Chat completions through ``openai.AsyncOpenAI``.
@@ -66,6 +68,9 @@ class OpenAIResponder:
             latency_ms=int((time.monotonic() - started) * 1000),
         )
 
+    async def close(self) -> None:
+        await self._client.close()
+
 
 class OfflineResponder:
     """Answers without any model when no API key is configured, and says so."""
@@ -76,5 +81,9 @@ class OfflineResponder:
         latest = messages[-1]["content"] if messages else ""
         turns = sum(1 for m in messages if m["role"] == "user")
         text = f"[offline assistant] You said: {latest[:200]!s} (message {turns} here)"
-        return Completion(text=text, model="offline", prompt_tokens=0, completion_tokens=0,
-                          latency_ms=0)
+        return Completion(
+            text=text, model="offline", prompt_tokens=0, completion_tokens=0, latency_ms=0
+        )
+
+    async def close(self) -> None:
+        return None

@@ -62,7 +62,8 @@ class AiService:
             if isinstance(payload, MessageReceived):
                 keyword = keyword_of(payload.body)
                 await store.record_inbound(
-                    conn, event,
+                    conn,
+                    event,
                     state="skipped" if keyword else "pending",
                     reason="keyword" if keyword else None,
                     user_text=None if keyword else user_text(payload),
@@ -99,29 +100,37 @@ class AiService:
             inbound = decode(row["event"])
             assert isinstance(inbound.payload, MessageReceived)
             message = inbound.payload
-            closed = await store.closed_at_time(conn, inbound.conversation_key,
-                                                inbound.occurred_at)
+            closed = await store.closed_at_time(conn, inbound.conversation_key, inbound.occurred_at)
             skip = reason_not_to_answer(message, closed)
             if skip is not None:
                 await store.finish(conn, inbound.event_id, "skipped", skip, None)
                 return True
-            past = await store.history(conn, inbound.conversation_key, inbound.occurred_at,
-                                       self.history_turns)
+            past = await store.history(
+                conn, inbound.conversation_key, inbound.occurred_at, self.history_turns
+            )
             persona = persona_for(message.our_address, self.defaults, self.numbers)
             with tracer.start_as_current_span("ai.complete", attributes={"model": persona.model}):
                 completion, source = await self._complete(
-                    persona, chat_messages(persona, message.channel, past, user_text(message)))
+                    persona, chat_messages(persona, message.channel, past, user_text(message))
+                )
             reply = self._reply_event(inbound, message, completion, source)
             await enqueue(conn, "ai", topics.REPLY_GENERATED, reply)
             await store.finish(conn, inbound.event_id, "done", None, reply.event_id)
             assert isinstance(reply.payload, ReplyGenerated)
-            await store.add_turn(conn, reply.event_id, inbound.conversation_key,
-                                 inbound.occurred_at, "assistant", reply.payload.body)
+            await store.add_turn(
+                conn,
+                reply.event_id,
+                inbound.conversation_key,
+                inbound.occurred_at,
+                "assistant",
+                reply.payload.body,
+            )
         self.relay.notify()
         return True
 
-    async def _complete(self, persona: Persona,
-                        messages: list[dict[str, str]]) -> tuple[Completion, ReplySource]:
+    async def _complete(
+        self, persona: Persona, messages: list[dict[str, str]]
+    ) -> tuple[Completion, ReplySource]:
         try:
             completion = await self.responder.complete(persona, messages)
         except ResponderFailed as exc:
@@ -130,8 +139,9 @@ class AiService:
         return completion, "offline" if self.responder.offline else "ai"
 
     @staticmethod
-    def _reply_event(inbound: Envelope, message: MessageReceived, completion: Completion,
-                     source: ReplySource) -> Envelope:
+    def _reply_event(
+        inbound: Envelope, message: MessageReceived, completion: Completion, source: ReplySource
+    ) -> Envelope:
         body, segments, encoding = shape_reply(completion.text, message.channel)
         payload = ReplyGenerated(
             in_reply_to=inbound.event_id,
@@ -151,9 +161,9 @@ class AiService:
             encoding=encoding,
         )
         return caused_by(
-            inbound, payload,
+            inbound,
+            payload,
             # One reply per inbound message, whatever happens: the id says so.
             event_id=derived_event_id(topics.REPLY_GENERATED, inbound.event_id),
             occurred_at=datetime.now(UTC),
         )
-

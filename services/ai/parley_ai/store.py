@@ -48,25 +48,36 @@ CREATE TABLE IF NOT EXISTS ai_closes (
 """
 
 
-async def record_inbound(conn: Connection, event: Envelope, state: str, reason: str | None,
-                         user_text: str | None) -> None:
+async def record_inbound(
+    conn: Connection, event: Envelope, state: str, reason: str | None, user_text: str | None
+) -> None:
     await conn.execute(
         "INSERT INTO ai_inbox (event_id, conversation_key, occurred_at, event, state, reason) "
         "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
-        event.event_id, event.conversation_key, event.occurred_at,
-        encode(event), state, reason,
+        event.event_id,
+        event.conversation_key,
+        event.occurred_at,
+        encode(event),
+        state,
+        reason,
     )
     if user_text:
-        await add_turn(conn, event.event_id, event.conversation_key, event.occurred_at, "user",
-                       user_text)
+        await add_turn(
+            conn, event.event_id, event.conversation_key, event.occurred_at, "user", user_text
+        )
 
 
-async def add_turn(conn: Connection, turn_id: UUID, key: str, anchor_at: datetime, role: str,
-                   content: str) -> None:
+async def add_turn(
+    conn: Connection, turn_id: UUID, key: str, anchor_at: datetime, role: str, content: str
+) -> None:
     await conn.execute(
         "INSERT INTO ai_turns (id, conversation_key, anchor_at, role, content) "
         "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        turn_id, key, anchor_at, role, content,
+        turn_id,
+        key,
+        anchor_at,
+        role,
+        content,
     )
 
 
@@ -75,10 +86,18 @@ async def record_reply(conn: Connection, event: Envelope) -> None:
     assert isinstance(event.payload, ReplyGenerated)
     anchor = await conn.fetchval(
         "UPDATE ai_inbox SET state = 'done', reply_event_id = $2 WHERE event_id = $1 "
-        "RETURNING occurred_at", event.payload.in_reply_to, event.event_id,
+        "RETURNING occurred_at",
+        event.payload.in_reply_to,
+        event.event_id,
     )
-    await add_turn(conn, event.event_id, event.conversation_key, anchor or event.occurred_at,
-                   "assistant", event.payload.body)
+    await add_turn(
+        conn,
+        event.event_id,
+        event.conversation_key,
+        anchor or event.occurred_at,
+        "assistant",
+        event.payload.body,
+    )
 
 
 async def record_change(conn: Connection, event: Envelope) -> None:
@@ -88,7 +107,9 @@ async def record_change(conn: Connection, event: Envelope) -> None:
             "INSERT INTO ai_closes (conversation_id, conversation_key, closed_at) "
             "VALUES ($1, $2, $3) ON CONFLICT (conversation_id) DO UPDATE "
             "SET closed_at = EXCLUDED.closed_at, reopened = false",
-            event.payload.conversation_id, event.conversation_key, event.occurred_at,
+            event.payload.conversation_id,
+            event.conversation_key,
+            event.occurred_at,
         )
     else:
         await conn.execute(
@@ -122,7 +143,9 @@ async def closed_at_time(conn: Connection, key: str, at: datetime) -> bool:
     """
     row = await conn.fetchrow(
         "SELECT reopened FROM ai_closes WHERE conversation_key = $1 AND closed_at > $2 "
-        "ORDER BY closed_at LIMIT 1", key, at,
+        "ORDER BY closed_at LIMIT 1",
+        key,
+        at,
     )
     return row is not None and not row["reopened"]
 
@@ -133,7 +156,9 @@ async def history(conn: Connection, key: str, before: datetime, limit: int) -> l
         return []
     since = await conn.fetchval(
         "SELECT max(closed_at) FROM ai_closes WHERE conversation_key = $1 "
-        "AND closed_at <= $2 AND NOT reopened", key, before,
+        "AND closed_at <= $2 AND NOT reopened",
+        key,
+        before,
     )
     rows = await conn.fetch(
         """
@@ -144,14 +169,21 @@ async def history(conn: Connection, key: str, before: datetime, limit: int) -> l
             ORDER BY anchor_at DESC, second DESC LIMIT $4
         ) recent ORDER BY anchor_at, second
         """,
-        key, before, since, limit,
+        key,
+        before,
+        since,
+        limit,
     )
     return [Turn(role=row["role"], content=row["content"]) for row in rows]
 
 
-async def finish(conn: Connection, inbound_id: UUID, state: str, reason: str | None,
-                 reply_id: UUID | None) -> None:
+async def finish(
+    conn: Connection, inbound_id: UUID, state: str, reason: str | None, reply_id: UUID | None
+) -> None:
     await conn.execute(
         "UPDATE ai_inbox SET state = $2, reason = $3, reply_event_id = $4 WHERE event_id = $1",
-        inbound_id, state, reason, reply_id,
+        inbound_id,
+        state,
+        reason,
+        reply_id,
     )

@@ -12,8 +12,9 @@ from parley_shared.runtime import configure, load_settings
 def main() -> None:
     settings = load_settings(ConversationSettings)
     configure("conversation", settings)
-    uvicorn.run(create_app(settings), host=settings.conversation_host,
-                port=settings.conversation_port)
+    uvicorn.run(
+        create_app(settings), host=settings.conversation_host, port=settings.conversation_port
+    )
 
 
 if __name__ == "__main__":

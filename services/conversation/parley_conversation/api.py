@@ -26,8 +26,9 @@ def require_token(
     if credentials is None or not hmac.compare_digest(
         credentials.credentials.encode(), expected.encode()
     ):
-        raise HTTPException(401, "missing or wrong bearer token",
-                            headers={"WWW-Authenticate": "Bearer"})
+        raise HTTPException(
+            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
+        )
 
 
 def get_service(request: Request) -> ConversationService:
@@ -127,8 +128,10 @@ async def list_conversations(
             raise HTTPException(422, "invalid cursor") from exc
         where.append(f"(c.opened_at, c.id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit + 1)
-    sql = (f"{CONVERSATION_SQL} WHERE {' AND '.join(where)} "
-           f"ORDER BY c.opened_at DESC, c.id DESC LIMIT ${len(args)}")
+    sql = (
+        f"{CONVERSATION_SQL} WHERE {' AND '.join(where)} "
+        f"ORDER BY c.opened_at DESC, c.id DESC LIMIT ${len(args)}"
+    )
     rows = await service.pool.fetch(sql, *args)
     items = [Conversation.model_validate(dict(r)) for r in rows[:limit]]
     more = len(rows) > limit
@@ -155,7 +158,8 @@ async def list_messages(
 ) -> MessagePage:
     """The conversation's history, oldest first, each message with its current status."""
     if not await service.pool.fetchval(
-            "SELECT 1 FROM conversation_conversations WHERE id = $1", conversation_id):
+        "SELECT 1 FROM conversation_conversations WHERE id = $1", conversation_id
+    ):
         raise _not_found(conversation_id)
     args: list[Any] = [conversation_id]
     after = ""
@@ -192,7 +196,8 @@ async def list_messages(
     return MessagePage(
         items=items,
         next_cursor=encode_cursor(last["anchor_at"], last["direction"], last["id"])
-        if last is not None else None,
+        if last is not None
+        else None,
     )
 
 

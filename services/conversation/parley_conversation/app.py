@@ -18,8 +18,13 @@ from parley_shared.db import OutboxRelay, apply_schema, create_pool
 from parley_shared.kafka import EventConsumer, KafkaPublisher, ensure_topics
 from parley_shared.runtime import health_routes, keep_running
 
-CONSUMED = [topics.MESSAGE_RECEIVED, topics.REPLY_GENERATED, topics.MESSAGE_SENT,
-            topics.STATUS_UPDATED, topics.CONVERSATION_CHANGED]
+CONSUMED = [
+    topics.MESSAGE_RECEIVED,
+    topics.REPLY_GENERATED,
+    topics.MESSAGE_SENT,
+    topics.STATUS_UPDATED,
+    topics.CONVERSATION_CHANGED,
+]
 
 
 def create_app(settings: ConversationSettings) -> FastAPI:
@@ -31,8 +36,13 @@ def create_app(settings: ConversationSettings) -> FastAPI:
         await publisher.start()
         relay = OutboxRelay(pool, store.SERVICE, publisher)
         service = ConversationService(pool=pool, relay=relay)
-        consumer = EventConsumer(settings, topics=CONSUMED, group_id="parley-conversation",
-                                 handler=service.handle, publisher=publisher)
+        consumer = EventConsumer(
+            settings,
+            topics=CONSUMED,
+            group_id="parley-conversation",
+            handler=service.handle,
+            publisher=publisher,
+        )
 
         async def consume() -> None:
             await ensure_topics(settings)

@@ -12,8 +12,16 @@ from uuid import UUID, uuid5
 from parley_shared.identity import PARLEY_NAMESPACE
 
 RANK = {
-    "accepted": 0, "scheduled": 0, "queued": 1, "sending": 2, "sent": 3,
-    "partially_delivered": 4, "delivered": 5, "undelivered": 5, "failed": 5, "canceled": 5,
+    "accepted": 0,
+    "scheduled": 0,
+    "queued": 1,
+    "sending": 2,
+    "sent": 3,
+    "partially_delivered": 4,
+    "delivered": 5,
+    "undelivered": 5,
+    "failed": 5,
+    "canceled": 5,
     "read": 6,
 }
 FINAL = frozenset({"delivered", "undelivered", "failed", "canceled", "read"})
@@ -58,7 +66,10 @@ def decode_cursor(cursor: str, size: int) -> list[str]:
         parts = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         raise BadCursor("cursor is not one this API issued") from exc
-    if not isinstance(parts, list) or len(parts) != size or not all(
-            isinstance(p, str) for p in parts):
+    if (
+        not isinstance(parts, list)
+        or len(parts) != size
+        or not all(isinstance(p, str) for p in parts)
+    ):
         raise BadCursor("cursor is not one this API issued")
     return parts

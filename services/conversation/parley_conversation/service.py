@@ -9,6 +9,7 @@ from uuid import UUID, uuid4
 
 from parley_conversation import store
 from parley_shared import topics
+from parley_shared.bus import BrokerUnavailable
 from parley_shared.db import Connection, OutboxRelay, Pool, enqueue, first_time
 from parley_shared.events import (
     ConversationChanged,
@@ -44,15 +45,17 @@ class ConversationService:
                 await store.add_inbound(conn, event)
                 keyword = keyword_of(p.body)
                 if keyword in ("opt_out", "opt_in"):
-                    await store.set_opt_out(conn, event.conversation_key, keyword == "opt_out",
-                                            event.occurred_at)
+                    await store.set_opt_out(
+                        conn, event.conversation_key, keyword == "opt_out", event.occurred_at
+                    )
             elif isinstance(p, ReplyGenerated):
                 await store.add_reply(conn, event)
             elif isinstance(p, MessageSent):
                 await store.record_sent(conn, event)
             elif isinstance(p, StatusUpdated):
-                await store.record_status(conn, p.message_sid, p.status, event.occurred_at,
-                                          p.error_code)
+                await store.record_status(
+                    conn, p.message_sid, p.status, event.occurred_at, p.error_code
+                )
             elif isinstance(p, ConversationChanged):
                 await self._apply_change(conn, event)
 
@@ -75,7 +78,8 @@ class ConversationService:
                 "SELECT c.conversation_key, c.closed_at, c.opened_at, t.channel, t.our_address,"
                 " t.participant, t.account_sid FROM conversation_conversations c "
                 "JOIN conversation_threads t USING (conversation_key) WHERE c.id = $1 "
-                "FOR UPDATE OF c", conversation,
+                "FOR UPDATE OF c",
+                conversation,
             )
             if row is None:
                 raise NotFound(str(conversation))
@@ -86,20 +90,33 @@ class ConversationService:
                     raise Conflict("conversation is open")
                 newer = await conn.fetchval(
                     "SELECT 1 FROM conversation_conversations WHERE conversation_key = $1 "
-                    "AND opened_at > $2", row["conversation_key"], row["opened_at"])
+                    "AND opened_at > $2",
+                    row["conversation_key"],
+                    row["opened_at"],
+                )
                 if newer:
                     raise Conflict("the participant has started a newer conversation since")
             event = new_envelope(
                 ConversationChanged(
-                    conversation_id=conversation, action=action,
-                    channel=row["channel"], participant=row["participant"],
-                    our_address=row["our_address"], actor=actor,
+                    conversation_id=conversation,
+                    action=action,
+                    channel=row["channel"],
+                    participant=row["participant"],
+                    our_address=row["our_address"],
+                    actor=actor,
                 ),
-                event_id=uuid4(), conversation_key=row["conversation_key"],
-                account_sid=row["account_sid"], occurred_at=datetime.now(UTC),
+                event_id=uuid4(),
+                conversation_key=row["conversation_key"],
+                account_sid=row["account_sid"],
+                occurred_at=datetime.now(UTC),
             )
             await first_time(conn, store.SERVICE, event.event_id)
             await self._apply_change(conn, event)
             await enqueue(conn, store.SERVICE, topics.CONVERSATION_CHANGED, event)
         if self.relay is not None:
-            self.relay.notify()
+            # Publish before answering, so the change is on the log before the operator (or
+            # the participant) does anything next; the background relay covers a failure here.
+            try:
+                await self.relay.publish_pending()
+            except BrokerUnavailable:
+                self.relay.notify()

@@ -70,14 +70,24 @@ CREATE TABLE IF NOT EXISTS conversation_statuses (
 """
 
 
-async def upsert_thread(conn: Connection, event: Envelope, channel: str, our_address: str,
-                        participant: str, profile_name: str | None) -> None:
+async def upsert_thread(
+    conn: Connection,
+    event: Envelope,
+    channel: str,
+    our_address: str,
+    participant: str,
+    profile_name: str | None,
+) -> None:
     await conn.execute(
         "INSERT INTO conversation_threads (conversation_key, account_sid, channel, our_address,"
         " participant, profile_name) VALUES ($1, $2, $3, $4, $5, $6) "
         "ON CONFLICT (conversation_key) DO UPDATE SET profile_name = "
         "coalesce(EXCLUDED.profile_name, conversation_threads.profile_name)",
-        event.conversation_key, event.account_sid, channel, our_address, participant,
+        event.conversation_key,
+        event.account_sid,
+        channel,
+        our_address,
+        participant,
         profile_name,
     )
 
@@ -89,23 +99,31 @@ async def conversation_at(conn: Connection, key: str, at: datetime, opener: UUID
     """
     current = await conn.fetchrow(
         "SELECT id, closed_at FROM conversation_conversations WHERE conversation_key = $1 "
-        "AND opened_at <= $2 ORDER BY opened_at DESC LIMIT 1", key, at,
+        "AND opened_at <= $2 ORDER BY opened_at DESC LIMIT 1",
+        key,
+        at,
     )
     if current is not None and (current["closed_at"] is None or current["closed_at"] > at):
         return UUID(str(current["id"]))
     later = await conn.fetchrow(
         "SELECT id FROM conversation_conversations WHERE conversation_key = $1 "
-        "AND opened_at > $2 ORDER BY opened_at LIMIT 1", key, at,
+        "AND opened_at > $2 ORDER BY opened_at LIMIT 1",
+        key,
+        at,
     )
     if later is not None:
         # Replayed out of arrival order: this message came first, so it opened that one.
         await conn.execute(
-            "UPDATE conversation_conversations SET opened_at = $2 WHERE id = $1", later["id"], at)
+            "UPDATE conversation_conversations SET opened_at = $2 WHERE id = $1", later["id"], at
+        )
         return UUID(str(later["id"]))
     new_id = conversation_id_for(opener)
     await conn.execute(
         "INSERT INTO conversation_conversations (id, conversation_key, opened_at) "
-        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING", new_id, key, at,
+        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        new_id,
+        key,
+        at,
     )
     return new_id
 
@@ -114,15 +132,21 @@ async def add_inbound(conn: Connection, event: Envelope) -> None:
     p = event.payload
     assert isinstance(p, MessageReceived)
     await upsert_thread(conn, event, p.channel, p.our_address, p.participant, p.profile_name)
-    conversation = await conversation_at(conn, event.conversation_key, event.occurred_at,
-                                         event.event_id)
+    conversation = await conversation_at(
+        conn, event.conversation_key, event.occurred_at, event.event_id
+    )
     media = json.dumps([m.model_dump() for m in p.media])
     await conn.execute(
         "INSERT INTO conversation_messages (id, conversation_key, conversation_id, direction, "
         "anchor_at, occurred_at, body, media, message_sid, initial_status, status) "
         "VALUES ($1, $2, $3, 'inbound', $4, $4, $5, $6::jsonb, $7, 'received', 'received') "
         "ON CONFLICT DO NOTHING",
-        event.event_id, event.conversation_key, conversation, event.occurred_at, p.body, media,
+        event.event_id,
+        event.conversation_key,
+        conversation,
+        event.occurred_at,
+        p.body,
+        media,
         p.message_sid,
     )
 
@@ -131,13 +155,19 @@ async def add_reply(conn: Connection, event: Envelope) -> None:
     p = event.payload
     assert isinstance(p, ReplyGenerated)
     await upsert_thread(conn, event, p.channel, p.our_address, p.participant, None)
-    conversation = await conversation_at(conn, event.conversation_key, p.inbound_at,
-                                         p.in_reply_to)
-    ai = json.dumps({
-        "source": p.source, "model": p.model, "prompt_tokens": p.prompt_tokens,
-        "completion_tokens": p.completion_tokens, "latency_ms": p.latency_ms,
-        "segments": p.segments, "encoding": p.encoding, "in_reply_to": str(p.in_reply_to),
-    })
+    conversation = await conversation_at(conn, event.conversation_key, p.inbound_at, p.in_reply_to)
+    ai = json.dumps(
+        {
+            "source": p.source,
+            "model": p.model,
+            "prompt_tokens": p.prompt_tokens,
+            "completion_tokens": p.completion_tokens,
+            "latency_ms": p.latency_ms,
+            "segments": p.segments,
+            "encoding": p.encoding,
+            "in_reply_to": str(p.in_reply_to),
+        }
+    )
     await conn.execute(
         "INSERT INTO conversation_messages (id, conversation_key, conversation_id, direction, "
         "anchor_at, occurred_at, body, ai, initial_status, status) "
@@ -145,8 +175,13 @@ async def add_reply(conn: Connection, event: Envelope) -> None:
         "ON CONFLICT (id) DO UPDATE SET conversation_id = EXCLUDED.conversation_id, "
         "anchor_at = EXCLUDED.anchor_at, occurred_at = EXCLUDED.occurred_at, "
         "body = EXCLUDED.body, ai = EXCLUDED.ai",
-        event.event_id, event.conversation_key, conversation, p.inbound_at, event.occurred_at,
-        p.body, ai,
+        event.event_id,
+        event.conversation_key,
+        conversation,
+        p.inbound_at,
+        event.occurred_at,
+        p.body,
+        ai,
     )
 
 
@@ -155,36 +190,51 @@ async def record_sent(conn: Connection, event: Envelope) -> None:
     p = event.payload
     assert isinstance(p, MessageSent)
     exists = await conn.fetchval(
-        "SELECT 1 FROM conversation_messages WHERE id = $1", p.reply_event_id)
+        "SELECT 1 FROM conversation_messages WHERE id = $1", p.reply_event_id
+    )
     if not exists:
         await upsert_thread(conn, event, p.channel, p.our_address, p.participant, None)
-        conversation = await conversation_at(conn, event.conversation_key, event.occurred_at,
-                                             p.reply_event_id)
+        conversation = await conversation_at(
+            conn, event.conversation_key, event.occurred_at, p.reply_event_id
+        )
         await conn.execute(
             "INSERT INTO conversation_messages (id, conversation_key, conversation_id, "
             "direction, anchor_at, occurred_at, body) "
             "VALUES ($1, $2, $3, 'outbound', $4, $4, $5)",
-            p.reply_event_id, event.conversation_key, conversation, event.occurred_at, p.body,
+            p.reply_event_id,
+            event.conversation_key,
+            conversation,
+            event.occurred_at,
+            p.body,
         )
     await conn.execute(
         "UPDATE conversation_messages SET message_sid = $2, initial_status = $3, "
         "error_code = $4 WHERE id = $1",
-        p.reply_event_id, p.message_sid, p.status, p.error_code,
+        p.reply_event_id,
+        p.message_sid,
+        p.status,
+        p.error_code,
     )
     if p.message_sid:
         await refresh_status(conn, p.message_sid)
     else:
         await conn.execute(
             "UPDATE conversation_messages SET status = $2 WHERE id = $1",
-            p.reply_event_id, p.status,
+            p.reply_event_id,
+            p.status,
         )
 
 
-async def record_status(conn: Connection, sid: str, status: str, at: datetime,
-                        error_code: int | None) -> None:
+async def record_status(
+    conn: Connection, sid: str, status: str, at: datetime, error_code: int | None
+) -> None:
     await conn.execute(
         "INSERT INTO conversation_statuses (message_sid, status, at, error_code) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING", sid, status, at, error_code,
+        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+        sid,
+        status,
+        at,
+        error_code,
     )
     await refresh_status(conn, sid)
 
@@ -192,18 +242,23 @@ async def record_status(conn: Connection, sid: str, status: str, at: datetime,
 async def refresh_status(conn: Connection, sid: str) -> None:
     """Recompute a message's status from every callback seen, in the order Twilio sent them."""
     message = await conn.fetchrow(
-        "SELECT id, initial_status FROM conversation_messages WHERE message_sid = $1", sid)
+        "SELECT id, initial_status FROM conversation_messages WHERE message_sid = $1", sid
+    )
     if message is None:
         return  # the callback beat message.sent; applied when that arrives
     seen = await conn.fetch(
         "SELECT status, error_code FROM conversation_statuses WHERE message_sid = $1 "
-        "ORDER BY at, status", sid)
+        "ORDER BY at, status",
+        sid,
+    )
     status = fold_statuses(message["initial_status"], (row["status"] for row in seen))
     error = next((row["error_code"] for row in seen if row["status"] == status), None)
     await conn.execute(
         "UPDATE conversation_messages SET status = $2, "
         "error_code = coalesce($3, error_code) WHERE id = $1",
-        message["id"], status, error,
+        message["id"],
+        status,
+        error,
     )
 
 
@@ -211,7 +266,9 @@ async def set_opt_out(conn: Connection, key: str, opted_out: bool, at: datetime)
     await conn.execute(
         "UPDATE conversation_threads SET opted_out = $2, opt_changed_at = $3 "
         "WHERE conversation_key = $1 AND (opt_changed_at IS NULL OR opt_changed_at <= $3)",
-        key, opted_out, at,
+        key,
+        opted_out,
+        at,
     )
 
 
@@ -219,36 +276,51 @@ async def close(conn: Connection, conversation: UUID, key: str, at: datetime) ->
     """Close at ``at``; messages that arrived after it open the thread's next conversation."""
     row = await conn.fetchrow(
         "UPDATE conversation_conversations SET closed_at = $2 WHERE id = $1 "
-        "RETURNING conversation_key", conversation, at,
+        "RETURNING conversation_key",
+        conversation,
+        at,
     )
     if row is None:
         # A replay delivered the close before the messages (another topic): keep it as a
         # conversation that its first message will extend back to where it opened.
         await conn.execute(
             "INSERT INTO conversation_conversations (id, conversation_key, opened_at, closed_at)"
-            " VALUES ($1, $2, $3, $3)", conversation, key, at,
+            " VALUES ($1, $2, $3, $3)",
+            conversation,
+            key,
+            at,
         )
         return
     later = await conn.fetch(
         "SELECT id, direction, ai FROM conversation_messages WHERE conversation_id = $1 "
-        "AND anchor_at > $2 ORDER BY anchor_at, direction, id", conversation, at,
+        "AND anchor_at > $2 ORDER BY anchor_at, direction, id",
+        conversation,
+        at,
     )
     if not later:
         return
     first = later[0]
-    opener = (UUID(json.loads(first["ai"])["in_reply_to"])
-              if first["direction"] == "outbound" and first["ai"] else UUID(str(first["id"])))
-    moved_to = await conversation_at(conn, row["conversation_key"],
-                                     await _anchor(conn, first["id"]), opener)
+    opener = (
+        UUID(json.loads(first["ai"])["in_reply_to"])
+        if first["direction"] == "outbound" and first["ai"]
+        else UUID(str(first["id"]))
+    )
+    moved_to = await conversation_at(
+        conn, row["conversation_key"], await _anchor(conn, first["id"]), opener
+    )
     await conn.execute(
         "UPDATE conversation_messages SET conversation_id = $2 WHERE conversation_id = $1 "
-        "AND anchor_at > $3", conversation, moved_to, at,
+        "AND anchor_at > $3",
+        conversation,
+        moved_to,
+        at,
     )
 
 
 async def _anchor(conn: Connection, message: Any) -> datetime:
     value: datetime = await conn.fetchval(
-        "SELECT anchor_at FROM conversation_messages WHERE id = $1", message)
+        "SELECT anchor_at FROM conversation_messages WHERE id = $1", message
+    )
     return value
 
 
@@ -256,16 +328,27 @@ async def reopen(conn: Connection, conversation: UUID) -> None:
     """Undo a close: later conversations of the thread (if a replay made any) merge back."""
     row = await conn.fetchrow(
         "UPDATE conversation_conversations SET closed_at = NULL WHERE id = $1 "
-        "RETURNING conversation_key, opened_at", conversation,
+        "RETURNING conversation_key, opened_at",
+        conversation,
     )
     if row is None:
         return
-    later = [r["id"] for r in await conn.fetch(
-        "SELECT id FROM conversation_conversations WHERE conversation_key = $1 "
-        "AND opened_at > $2", row["conversation_key"], row["opened_at"])]
+    later = [
+        r["id"]
+        for r in await conn.fetch(
+            "SELECT id FROM conversation_conversations WHERE conversation_key = $1 "
+            "AND opened_at > $2",
+            row["conversation_key"],
+            row["opened_at"],
+        )
+    ]
     if later:
         await conn.execute(
             "UPDATE conversation_messages SET conversation_id = $1 "
-            "WHERE conversation_id = ANY($2::uuid[])", conversation, later)
+            "WHERE conversation_id = ANY($2::uuid[])",
+            conversation,
+            later,
+        )
         await conn.execute(
-            "DELETE FROM conversation_conversations WHERE id = ANY($1::uuid[])", later)
+            "DELETE FROM conversation_conversations WHERE id = ANY($1::uuid[])", later
+        )

@@ -24,25 +24,33 @@ CONSUMED = [topics.REPLY_GENERATED, topics.MESSAGE_SENT, topics.MESSAGE_RECEIVED
 def create_app(settings: SenderSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await create_pool(settings.database_url,
-                                 max_size=settings.sender_max_in_flight + 4)
+        pool = await create_pool(settings.database_url, max_size=settings.sender_max_in_flight + 4)
         await apply_schema(pool, store.SERVICE, store.SCHEMA)
         publisher = KafkaPublisher(settings)
         await publisher.start()
         relay = OutboxRelay(pool, store.SERVICE, publisher)
         twilio = TwilioMessaging(
-            settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(),
-            str(settings.twilio_api_base_url), settings.sender_timeout_s,
+            settings.twilio_account_sid,
+            settings.twilio_auth_token.get_secret_value(),
+            str(settings.twilio_api_base_url),
+            settings.sender_timeout_s,
         )
         service = SenderService(
-            pool=pool, twilio=twilio, relay=relay,
+            pool=pool,
+            twilio=twilio,
+            relay=relay,
             status_callback=str(settings.public_base_url).rstrip("/") + "/webhooks/twilio/status",
             max_attempts=settings.sender_max_attempts,
             max_in_flight=settings.sender_max_in_flight,
             lease_s=settings.sender_timeout_s * 2,
         )
-        consumer = EventConsumer(settings, topics=CONSUMED, group_id="parley-sender",
-                                 handler=service.handle, publisher=publisher)
+        consumer = EventConsumer(
+            settings,
+            topics=CONSUMED,
+            group_id="parley-sender",
+            handler=service.handle,
+            publisher=publisher,
+        )
 
         async def consume() -> None:
             await ensure_topics(settings)

@@ -6,15 +6,17 @@ from dataclasses import dataclass
 from typing import Literal
 
 # Twilio REST error codes that will not change on retry.
-PERMANENT_CODES = frozenset({
-    21211,  # invalid To
-    21408,  # region not enabled
-    21610,  # recipient unsubscribed (STOP)
-    21612,  # cannot route To from this From
-    21614,  # To is not a mobile number
-    63016,  # WhatsApp free-form outside the 24-hour window
-    21617,  # body too long
-})
+PERMANENT_CODES = frozenset(
+    {
+        21211,  # invalid To
+        21408,  # region not enabled
+        21610,  # recipient unsubscribed (STOP)
+        21612,  # cannot route To from this From
+        21614,  # To is not a mobile number
+        63016,  # WhatsApp free-form outside the 24-hour window
+        21617,  # body too long
+    }
+)
 OPTED_OUT_CODE = 21610
 
 

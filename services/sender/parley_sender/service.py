@@ -64,8 +64,9 @@ class SenderService:
             elif isinstance(payload, MessageReceived):
                 keyword = keyword_of(payload.body)
                 if keyword in ("opt_out", "opt_in"):
-                    await store.set_opt_out(conn, event.conversation_key, keyword == "opt_out",
-                                            event.occurred_at)
+                    await store.set_opt_out(
+                        conn, event.conversation_key, keyword == "opt_out", event.occurred_at
+                    )
         self._work.set()
 
     async def run_workers(self) -> None:
@@ -93,9 +94,17 @@ class SenderService:
                 reply = decode(row["event"])
                 assert isinstance(reply.payload, ReplyGenerated)
                 if await store.is_opted_out(conn, reply.conversation_key):
-                    await self._settle(conn, reply, Outcome(
-                        "failed", status="canceled", error_code=OPTED_OUT_CODE,
-                        error_message="recipient opted out (STOP); not sent"), row["attempts"])
+                    await self._settle(
+                        conn,
+                        reply,
+                        Outcome(
+                            "failed",
+                            status="canceled",
+                            error_code=OPTED_OUT_CODE,
+                            error_message="recipient opted out (STOP); not sent",
+                        ),
+                        row["attempts"],
+                    )
                     return True
                 maybe_sent = row["state"] == "sending"
                 since = await store.mark_sending(conn, reply.event_id)
@@ -106,7 +115,10 @@ class SenderService:
                 attempts = row["attempts"] + 1
                 if outcome.kind == "retry" and attempts < self.max_attempts:
                     await store.retry_later(
-                        conn, reply.event_id, backoff_s(attempts), outcome.error_code,
+                        conn,
+                        reply.event_id,
+                        backoff_s(attempts),
+                        outcome.error_code,
                         outcome.error_message,
                         maybe_sent=outcome.error_code is None or outcome.error_code != 20429,
                     )
@@ -121,14 +133,20 @@ class SenderService:
             try:
                 if maybe_sent:
                     found = await self.twilio.find_sent(
-                        to=p.participant, body=p.body, since=since - timedelta(seconds=5))
+                        to=p.participant, body=p.body, since=since - timedelta(seconds=5)
+                    )
                     if found is not None:
-                        log.warning("reply %s was already accepted as %s; not resending",
-                                    reply.event_id, found)
+                        log.warning(
+                            "reply %s was already accepted as %s; not resending",
+                            reply.event_id,
+                            found,
+                        )
                         return Outcome("sent", message_sid=found, status="queued")
                 accepted = await self.twilio.send(
-                    to=p.participant, from_=p.our_address,
-                    messaging_service_sid=p.messaging_service_sid, body=p.body,
+                    to=p.participant,
+                    from_=p.our_address,
+                    messaging_service_sid=p.messaging_service_sid,
+                    body=p.body,
                     status_callback=self.status_callback,
                 )
             except SendError as exc:
@@ -136,27 +154,55 @@ class SenderService:
                 if outcome.kind == "retry" and exc.http_status == 429:
                     return Outcome("retry", error_code=20429, error_message=exc.message)
                 return outcome
-        return Outcome("sent", message_sid=accepted.message_sid, status=accepted.status,
-                       error_code=None, error_message=None)
+        return Outcome(
+            "sent",
+            message_sid=accepted.message_sid,
+            status=accepted.status,
+            error_code=None,
+            error_message=None,
+        )
 
-    async def _settle(self, conn: Connection, reply: Envelope, outcome: Outcome,
-                      attempts: int) -> None:
+    async def _settle(
+        self, conn: Connection, reply: Envelope, outcome: Outcome, attempts: int
+    ) -> None:
         p = reply.payload
         assert isinstance(p, ReplyGenerated)
         status = outcome.status or ("queued" if outcome.kind == "sent" else "failed")
-        state = ("sent" if outcome.kind == "sent" else
-                 "skipped" if status == "canceled" else "failed")
-        await store.settle(conn, reply.event_id, state, outcome.message_sid, outcome.error_code,
-                           outcome.error_message)
+        state = (
+            "sent" if outcome.kind == "sent" else "skipped" if status == "canceled" else "failed"
+        )
+        await store.settle(
+            conn,
+            reply.event_id,
+            state,
+            outcome.message_sid,
+            outcome.error_code,
+            outcome.error_message,
+        )
         if outcome.error_code == OPTED_OUT_CODE:
             await store.set_opt_out(conn, reply.conversation_key, True, reply.occurred_at)
         sent = MessageSent(
-            reply_event_id=reply.event_id, channel=p.channel, participant=p.participant,
-            our_address=p.our_address, body=p.body, message_sid=outcome.message_sid,
-            status=status, error_code=outcome.error_code, error_message=outcome.error_message,
-            segments=p.segments, attempts=attempts,
+            reply_event_id=reply.event_id,
+            channel=p.channel,
+            participant=p.participant,
+            our_address=p.our_address,
+            body=p.body,
+            message_sid=outcome.message_sid,
+            status=status,
+            error_code=outcome.error_code,
+            error_message=outcome.error_message,
+            segments=p.segments,
+            attempts=attempts,
         )
-        await enqueue(conn, store.SERVICE, topics.MESSAGE_SENT, caused_by(
-            reply, sent, event_id=derived_event_id(topics.MESSAGE_SENT, reply.event_id),
-            occurred_at=datetime.now(UTC)))
+        await enqueue(
+            conn,
+            store.SERVICE,
+            topics.MESSAGE_SENT,
+            caused_by(
+                reply,
+                sent,
+                event_id=derived_event_id(topics.MESSAGE_SENT, reply.event_id),
+                occurred_at=datetime.now(UTC),
+            ),
+        )
         self.relay.notify()

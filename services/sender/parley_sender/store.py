@@ -44,7 +44,10 @@ async def add_reply(conn: Connection, event: Envelope) -> None:
         " VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (reply_event_id) DO UPDATE "
         "SET event = EXCLUDED.event, in_reply_to = EXCLUDED.in_reply_to "
         "WHERE sender_outbound.event IS NULL",
-        event.event_id, event.payload.in_reply_to, event.conversation_key, encode(event),
+        event.event_id,
+        event.payload.in_reply_to,
+        event.conversation_key,
+        encode(event),
     )
 
 
@@ -52,16 +55,20 @@ async def record_outcome_from_log(conn: Connection, event: Envelope) -> None:
     """Our own ``message.sent`` seen on the log: that reply is settled, even on a rebuild."""
     assert isinstance(event.payload, MessageSent)
     p = event.payload
-    state = ("skipped" if p.status == "canceled" else "failed" if p.message_sid is None
-             else "sent")
+    state = "skipped" if p.status == "canceled" else "failed" if p.message_sid is None else "sent"
     await conn.execute(
         "INSERT INTO sender_outbound (reply_event_id, conversation_key, state, message_sid, "
         "error_code, error_message, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7) "
         "ON CONFLICT (reply_event_id) DO UPDATE SET state = EXCLUDED.state, "
         "message_sid = EXCLUDED.message_sid, error_code = EXCLUDED.error_code, "
         "error_message = EXCLUDED.error_message, attempts = EXCLUDED.attempts",
-        p.reply_event_id, event.conversation_key, state, p.message_sid, p.error_code,
-        p.error_message, p.attempts,
+        p.reply_event_id,
+        event.conversation_key,
+        state,
+        p.message_sid,
+        p.error_code,
+        p.error_message,
+        p.attempts,
     )
 
 
@@ -71,13 +78,16 @@ async def set_opt_out(conn: Connection, key: str, opted_out: bool, at: datetime)
         "INSERT INTO sender_optouts (conversation_key, opted_out, changed_at) VALUES ($1, $2, $3)"
         " ON CONFLICT (conversation_key) DO UPDATE SET opted_out = EXCLUDED.opted_out, "
         "changed_at = EXCLUDED.changed_at WHERE sender_optouts.changed_at <= EXCLUDED.changed_at",
-        key, opted_out, at,
+        key,
+        opted_out,
+        at,
     )
 
 
 async def is_opted_out(conn: Connection, key: str) -> bool:
-    return bool(await conn.fetchval(
-        "SELECT opted_out FROM sender_optouts WHERE conversation_key = $1", key))
+    return bool(
+        await conn.fetchval("SELECT opted_out FROM sender_optouts WHERE conversation_key = $1", key)
+    )
 
 
 async def claim_next(conn: Connection, lease_s: float) -> Any:
@@ -97,7 +107,9 @@ async def claim_next(conn: Connection, lease_s: float) -> Any:
     if row is not None:
         await conn.execute(
             "UPDATE sender_outbound SET next_attempt_at = now() + make_interval(secs => $2) "
-            "WHERE reply_event_id = $1", row["reply_event_id"], lease_s,
+            "WHERE reply_event_id = $1",
+            row["reply_event_id"],
+            lease_s,
         )
     return row
 
@@ -106,22 +118,40 @@ async def mark_sending(conn: Connection, reply_id: UUID) -> datetime:
     at: datetime = await conn.fetchval(
         "UPDATE sender_outbound SET state = 'sending', attempts = attempts + 1, "
         "sending_since = coalesce(sending_since, now()) WHERE reply_event_id = $1 "
-        "RETURNING sending_since", reply_id,
+        "RETURNING sending_since",
+        reply_id,
     )
     return at
 
 
-async def settle(conn: Connection, reply_id: UUID, state: str, message_sid: str | None,
-                 error_code: int | None, error_message: str | None) -> None:
+async def settle(
+    conn: Connection,
+    reply_id: UUID,
+    state: str,
+    message_sid: str | None,
+    error_code: int | None,
+    error_message: str | None,
+) -> None:
     await conn.execute(
         "UPDATE sender_outbound SET state = $2, message_sid = $3, error_code = $4, "
         "error_message = $5 WHERE reply_event_id = $1",
-        reply_id, state, message_sid, error_code, error_message,
+        reply_id,
+        state,
+        message_sid,
+        error_code,
+        error_message,
     )
 
 
-async def retry_later(conn: Connection, reply_id: UUID, delay_s: float, error_code: int | None,
-                      error_message: str | None, *, maybe_sent: bool) -> None:
+async def retry_later(
+    conn: Connection,
+    reply_id: UUID,
+    delay_s: float,
+    error_code: int | None,
+    error_message: str | None,
+    *,
+    maybe_sent: bool,
+) -> None:
     """Schedule another attempt. When Twilio may have accepted this one (time-out, network
     error, 5xx) the row stays 'sending', so the next attempt first looks for the message."""
     await conn.execute(
@@ -129,5 +159,9 @@ async def retry_later(conn: Connection, reply_id: UUID, delay_s: float, error_co
         "sending_since = CASE WHEN $5 THEN sending_since END, "
         "next_attempt_at = now() + make_interval(secs => $2), error_code = $3, "
         "error_message = $4 WHERE reply_event_id = $1",
-        reply_id, delay_s, error_code, error_message, maybe_sent,
+        reply_id,
+        delay_s,
+        error_code,
+        error_message,
+        maybe_sent,
     )

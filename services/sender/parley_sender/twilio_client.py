@@ -27,8 +27,15 @@ class SendError(Exception):
 
 
 class MessagingPort(Protocol):
-    async def send(self, *, to: str, from_: str, messaging_service_sid: str | None, body: str,
-                   status_callback: str) -> Accepted: ...
+    async def send(
+        self,
+        *,
+        to: str,
+        from_: str,
+        messaging_service_sid: str | None,
+        body: str,
+        status_callback: str,
+    ) -> Accepted: ...
 
     async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None: ...
 
@@ -38,19 +45,31 @@ class MessagingPort(Protocol):
 class TwilioMessaging:
     """``twilio.rest.Client`` on its asyncio HTTP client; ``api_base_url`` may be a sandbox."""
 
-    def __init__(self, account_sid: str, auth_token: str, api_base_url: str,
-                 timeout_s: float) -> None:
+    def __init__(
+        self, account_sid: str, auth_token: str, api_base_url: str, timeout_s: float
+    ) -> None:
         self._http = AsyncTwilioHttpClient(timeout=timeout_s)
         self._client = Client(account_sid, auth_token, http_client=self._http)
         self._client.api.base_url = api_base_url.rstrip("/")
 
-    async def send(self, *, to: str, from_: str, messaging_service_sid: str | None, body: str,
-                   status_callback: str) -> Accepted:
-        origin = ({"messaging_service_sid": messaging_service_sid} if messaging_service_sid
-                  else {"from_": from_})
+    async def send(
+        self,
+        *,
+        to: str,
+        from_: str,
+        messaging_service_sid: str | None,
+        body: str,
+        status_callback: str,
+    ) -> Accepted:
+        origin = (
+            {"messaging_service_sid": messaging_service_sid}
+            if messaging_service_sid
+            else {"from_": from_}
+        )
         try:
             message = await self._client.messages.create_async(
-                to=to, body=body, status_callback=status_callback, **origin)
+                to=to, body=body, status_callback=status_callback, **origin
+            )
         except TwilioRestException as exc:
             raise SendError(exc.status, exc.code, str(exc.msg)) from exc
         except (OSError, TimeoutError) as exc:
@@ -61,7 +80,8 @@ class TwilioMessaging:
     async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
         try:
             messages = await self._client.messages.list_async(
-                to=to, date_sent_after=since, limit=50)
+                to=to, date_sent_after=since, limit=50
+            )
         except TwilioRestException as exc:
             raise SendError(exc.status, exc.code, str(exc.msg)) from exc
         except (OSError, TimeoutError) as exc:
