@@ -32,8 +32,12 @@ class Service:
     port: int
 
 
+SANDBOX = Service("sandbox", "parley_dev.sandbox", "SANDBOX_PORT", 8090)
 SERVICES = [
     Service("gateway", "parley_gateway", "GATEWAY_PORT", 8080),
+    Service("conversation", "parley_conversation", "CONVERSATION_PORT", 8081),
+    Service("ai", "parley_ai", "AI_PORT", 8082),
+    Service("sender", "parley_sender", "SENDER_PORT", 8083),
 ]
 
 
@@ -49,6 +53,7 @@ def base_environment(state: Path, kafka: str, database: str) -> dict[str, str]:
     if not env.get("TWILIO_ACCOUNT_SID"):
         env["TWILIO_ACCOUNT_SID"] = SANDBOX_ACCOUNT_SID
         env["TWILIO_AUTH_TOKEN"] = SANDBOX_AUTH_TOKEN
+        env["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{SANDBOX.port}"
         env["PARLEY_SANDBOX"] = "1"
     env["PARLEY_STATE_DIR"] = str(state)
     return env
@@ -85,7 +90,8 @@ def main(argv: list[str] | None = None) -> int:
             database = postgres.start()
             print(f"postgres   {database}")
         env = base_environment(state, kafka, database)
-        for service in SERVICES:
+        sandbox = env.get("PARLEY_SANDBOX") == "1"
+        for service in [SANDBOX, *SERVICES] if sandbox else SERVICES:
             log = (state / "logs" / f"{service.name}.log").open("ab")
             process = subprocess.Popen(
                 [sys.executable, "-m", service.module],
@@ -105,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
                 f"{service.name:<10} http://127.0.0.1:{service.port}  (log: "
                 f"{state / 'logs' / (service.name + '.log')})"
             )
+        if not env.get("OPENAI_API_KEY"):
+            print("ai         OPENAI_API_KEY is unset: an offline responder answers")
+        if sandbox:
+            print("twilio     local sandbox (TWILIO_ACCOUNT_SID unset); talk to Parley with:"
+                  "  ./dev chat")
+        print(f"API        curl -H 'Authorization: Bearer {env['API_TOKEN']}' "
+              "http://127.0.0.1:8081/v1/conversations")
         print("Parley is running. Ctrl-C stops everything.")
         while not stopping:
             for name, process in children:

@@ -210,3 +210,19 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         return {"queued": len(sandbox.faults)}
 
     return app
+
+
+def main() -> None:
+    """``python -m parley_dev.sandbox``: serve the sandbox for ``./dev run``."""
+    import os
+
+    import uvicorn
+
+    box = Sandbox(account_sid=os.environ["TWILIO_ACCOUNT_SID"],
+                  auth_token=os.environ["TWILIO_AUTH_TOKEN"])
+    uvicorn.run(create_app(box), host="127.0.0.1",
+                port=int(os.environ.get("SANDBOX_PORT", "8090")), log_level="warning")
+
+
+if __name__ == "__main__":
+    main()
