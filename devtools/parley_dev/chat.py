@@ -20,12 +20,17 @@ from parley_dev.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--from", dest="sender", default="+15550001234",
-                        help="your phone number (default %(default)s)")
+    parser.add_argument(
+        "--from",
+        dest="sender",
+        default="+15550001234",
+        help="your phone number (default %(default)s)",
+    )
     parser.add_argument("--to", default="+15557650000", help="Parley's number")
     parser.add_argument("--whatsapp", action="store_true", help="talk over WhatsApp")
-    parser.add_argument("--gateway", default=os.environ.get("PUBLIC_BASE_URL",
-                                                            "http://127.0.0.1:8080"))
+    parser.add_argument(
+        "--gateway", default=os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8080")
+    )
     parser.add_argument("--sandbox", default="http://127.0.0.1:8090")
     parser.add_argument("--timeout", type=float, default=60.0)
     args = parser.parse_args(argv)
@@ -42,12 +47,24 @@ def main(argv: list[str] | None = None) -> int:
             if not text:
                 continue
             sid = "SM" + secrets.token_hex(16)
-            params = {"MessageSid": sid, "SmsSid": sid, "SmsMessageSid": sid,
-                      "AccountSid": account, "From": me, "To": bot, "Body": text,
-                      "NumMedia": "0", "NumSegments": "1", "SmsStatus": "received",
-                      "ApiVersion": "2010-04-01"}
-            response = http.post(url, data=params, headers={
-                "X-Twilio-Signature": validator.compute_signature(url, params)})
+            params = {
+                "MessageSid": sid,
+                "SmsSid": sid,
+                "SmsMessageSid": sid,
+                "AccountSid": account,
+                "From": me,
+                "To": bot,
+                "Body": text,
+                "NumMedia": "0",
+                "NumSegments": "1",
+                "SmsStatus": "received",
+                "ApiVersion": "2010-04-01",
+            }
+            response = http.post(
+                url,
+                data=params,
+                headers={"X-Twilio-Signature": validator.compute_signature(url, params)},
+            )
             if response.status_code != 200:
                 print(f"gateway answered {response.status_code}: {response.text}")
                 continue

@@ -114,10 +114,14 @@ def main(argv: list[str] | None = None) -> int:
         if not env.get("OPENAI_API_KEY"):
             print("ai         OPENAI_API_KEY is unset: an offline responder answers")
         if sandbox:
-            print("twilio     local sandbox (TWILIO_ACCOUNT_SID unset); talk to Parley with:"
-                  "  ./dev chat")
-        print(f"API        curl -H 'Authorization: Bearer {env['API_TOKEN']}' "
-              "http://127.0.0.1:8081/v1/conversations")
+            print(
+                "twilio     local sandbox (TWILIO_ACCOUNT_SID unset); talk to Parley with:"
+                "  ./dev chat"
+            )
+        print(
+            f"API        curl -H 'Authorization: Bearer {env['API_TOKEN']}' "
+            "http://127.0.0.1:8081/v1/conversations"
+        )
         print("Parley is running. Ctrl-C stops everything.")
         while not stopping:
             for name, process in children:

@@ -218,10 +218,15 @@ def main() -> None:
 
     import uvicorn
 
-    box = Sandbox(account_sid=os.environ["TWILIO_ACCOUNT_SID"],
-                  auth_token=os.environ["TWILIO_AUTH_TOKEN"])
-    uvicorn.run(create_app(box), host="127.0.0.1",
-                port=int(os.environ.get("SANDBOX_PORT", "8090")), log_level="warning")
+    box = Sandbox(
+        account_sid=os.environ["TWILIO_ACCOUNT_SID"], auth_token=os.environ["TWILIO_AUTH_TOKEN"]
+    )
+    uvicorn.run(
+        create_app(box),
+        host="127.0.0.1",
+        port=int(os.environ.get("SANDBOX_PORT", "8090")),
+        log_level="warning",
+    )
 
 
 if __name__ == "__main__":

@@ -1,0 +1,159 @@
+"""Pure decisions of the services: no I/O, no event loop."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from parley_ai.core import NumberConfig, Persona, persona_for, reason_not_to_answer, shape_reply
+from parley_conversation.core import (
+    BadCursor,
+    decode_cursor,
+    encode_cursor,
+    fold_statuses,
+    next_status,
+)
+from parley_sender.core import backoff_s, classify_error
+from parley_shared.events import Location, Media, MessageReceived
+from parley_shared.keywords import keyword_of
+from parley_shared.sms import segments, trim_to
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("", (1, "GSM-7")),
+        ("a" * 160, (1, "GSM-7")),
+        ("a" * 161, (2, "GSM-7")),
+        ("a" * 306, (2, "GSM-7")),
+        ("a" * 307, (3, "GSM-7")),
+        ("€" * 80, (1, "GSM-7")),  # extended characters count twice
+        ("€" * 81, (2, "GSM-7")),
+        ("ç" + "a" * 69, (1, "UCS-2")),
+        ("😀" + "a" * 69, (2, "UCS-2")),  # an emoji is two UTF-16 units
+        ("é" * 70, (1, "GSM-7")),
+    ],
+)
+def test_segments(text: str, expected: tuple[int, str]) -> None:
+    assert segments(text) == expected
+
+
+@given(st.text(min_size=1, max_size=2000), st.integers(min_value=20, max_value=1600))
+def test_trim_never_exceeds_the_limit(text: str, limit: int) -> None:
+    assert len(trim_to(text, limit)) <= limit
+
+
+def test_trim_prefers_a_sentence_end() -> None:
+    text = "First sentence here. Second sentence is longer and goes on and on and on."
+    assert trim_to(text, 40) == "First sentence here."
+    assert trim_to("short", 40) == "short"
+
+
+def test_sms_replies_aim_at_320_and_whatsapp_at_1600() -> None:
+    long = ("This is a sentence of moderate length. " * 60).strip()
+    sms, sms_segments, _ = shape_reply(long, "sms")
+    whatsapp, _, _ = shape_reply(long, "whatsapp")
+    assert len(sms) <= 320 and sms.endswith(".")
+    assert sms_segments == 3
+    assert 320 < len(whatsapp) <= 1600
+
+
+@pytest.mark.parametrize(
+    ("body", "keyword"),
+    [
+        ("STOP", "opt_out"),
+        ("  stop ", "opt_out"),
+        ("Unsubscribe", "opt_out"),
+        ("start", "opt_in"),
+        ("HELP", "help"),
+        ("please stop", None),
+        ("stopping", None),
+    ],
+)
+def test_keywords_only_as_the_whole_message(body: str, keyword: str | None) -> None:
+    assert keyword_of(body) == keyword
+
+
+def message(body: str = "hi", **extra: object) -> MessageReceived:
+    return MessageReceived(
+        message_sid="SM1",
+        account_sid="AC1",
+        channel="sms",
+        participant="+1",
+        our_address="+2",
+        body=body,
+        **extra,
+    )  # type: ignore[arg-type]
+
+
+def test_what_is_not_answered() -> None:
+    assert reason_not_to_answer(message("STOP"), False) == "keyword"
+    assert reason_not_to_answer(message("hello"), True) == "closed"
+    assert reason_not_to_answer(message("   "), False) == "empty"
+    assert reason_not_to_answer(message("", media=(Media(url="u"),)), False) is None
+    assert (
+        reason_not_to_answer(message("", location=Location(latitude=1, longitude=2)), False) is None
+    )
+    assert reason_not_to_answer(message("hello"), False) is None
+
+
+def test_per_number_persona_overrides_defaults() -> None:
+    defaults = Persona("be nice", "gpt-4o-mini", 300, 0.4)
+    numbers = {"+15550001": NumberConfig(system_prompt="be a pizzeria", temperature=0.0)}
+    pizzeria = persona_for("whatsapp:+15550001", defaults, numbers)
+    assert (pizzeria.system_prompt, pizzeria.model, pizzeria.temperature) == (
+        "be a pizzeria",
+        "gpt-4o-mini",
+        0.0,
+    )
+    assert persona_for("+15559999", defaults, numbers) == defaults
+
+
+LIFECYCLE = ["queued", "sending", "sent", "delivered"]
+
+
+@pytest.mark.parametrize("order", list(itertools.permutations(LIFECYCLE)))
+def test_any_order_of_callbacks_ends_delivered(order: tuple[str, ...]) -> None:
+    assert fold_statuses("queued", order) == "delivered"
+
+
+def test_final_states_stay_final_except_read_after_delivered() -> None:
+    assert next_status("delivered", "sending") == "delivered"
+    assert next_status("delivered", "read") == "read"
+    assert next_status("undelivered", "delivered") == "undelivered"
+    assert next_status("failed", "read") == "failed"
+    assert next_status("read", "delivered") == "read"
+    assert next_status("sent", "some_future_status") == "sent"
+    assert fold_statuses(None, []) is None
+
+
+@given(st.lists(st.sampled_from(LIFECYCLE + ["read", "undelivered", "failed"]), max_size=8))
+def test_status_never_moves_backwards(seen: list[str]) -> None:
+    ranks = {"queued": 1, "sending": 2, "sent": 3}
+    status = "queued"
+    for incoming in seen:
+        new = next_status(status, incoming)
+        if status in ranks and new in ranks:
+            assert ranks[new] >= ranks[status]
+        status = new
+
+
+def test_cursor_round_trip_and_garbage() -> None:
+    assert decode_cursor(encode_cursor("a", 1), 2) == ["a", "1"]
+    for bad in ("", "!!!", encode_cursor("a"), "eyJ4Ijox"):
+        with pytest.raises(BadCursor):
+            decode_cursor(bad, 2)
+
+
+def test_twilio_errors_split_into_retry_and_permanent() -> None:
+    assert classify_error(429, 20429, "slow down").kind == "retry"
+    assert classify_error(503, None, "unavailable").kind == "retry"
+    assert classify_error(None, None, "connection reset").kind == "retry"
+    assert classify_error(400, 21211, "invalid To").kind == "failed"
+    assert classify_error(400, 21610, "unsubscribed").kind == "failed"
+    assert classify_error(500, 63016, "outside the window").kind == "failed"
+    assert [backoff_s(n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
+    assert backoff_s(30) == 60.0
