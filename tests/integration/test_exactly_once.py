@@ -71,10 +71,12 @@ class GatedResponder:
 
     def __init__(self) -> None:
         self.calls = 0
+        self.called = asyncio.Event()
         self.gate = asyncio.Event()
 
     async def complete(self, persona: Persona, messages: list[dict[str, str]]) -> Completion:
         self.calls += 1
+        self.called.set()
         await self.gate.wait()
         return Completion("the answer", "m", 1, 1, 1)
 
@@ -102,8 +104,7 @@ async def test_ai_restart_mid_call_still_yields_one_reply(pool: Pool) -> None:
 
     # The process "dies" while the model is thinking: the transaction never commits.
     call = asyncio.create_task(service.answer_one())
-    while responder.calls == 0:
-        await asyncio.sleep(0.01)
+    await responder.called.wait()
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call

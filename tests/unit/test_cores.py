@@ -130,7 +130,7 @@ def test_final_states_stay_final_except_read_after_delivered() -> None:
     assert fold_statuses(None, []) is None
 
 
-@given(st.lists(st.sampled_from(LIFECYCLE + ["read", "undelivered", "failed"]), max_size=8))
+@given(st.lists(st.sampled_from([*LIFECYCLE, "read", "undelivered", "failed"]), max_size=8))
 def test_status_never_moves_backwards(seen: list[str]) -> None:
     ranks = {"queued": 1, "sending": 2, "sent": 3}
     status = "queued"
