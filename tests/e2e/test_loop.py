@@ -214,9 +214,13 @@ async def test_closed_conversation_gets_no_reply_and_next_message_opens_a_new_on
     await parley.text(number, "second conversation")
     sent = await replies_to(parley, number, 2)
     assert sent[-1].body == "AI says: second conversation"
-    conversations = await parley.conversations_of(number)
-    assert len(conversations) == 2
-    newest, oldest = conversations
+
+    async def both() -> list[dict[str, Any]] | None:
+        conversations = await parley.conversations_of(number)
+        complete = len(conversations) == 2 and conversations[0]["messages_out"] == 1
+        return conversations if complete else None
+
+    newest, oldest = await eventually(both)
     assert oldest["id"] == first["id"]
     assert (oldest["state"], oldest["messages_in"], oldest["messages_out"]) == ("closed", 1, 1)
     assert (newest["state"], newest["messages_in"]) == ("open", 1)
