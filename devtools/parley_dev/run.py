@@ -38,6 +38,7 @@ SERVICES = [
     Service("conversation", "parley_conversation", "CONVERSATION_PORT", 8081),
     Service("ai", "parley_ai", "AI_PORT", 8082),
     Service("sender", "parley_sender", "SENDER_PORT", 8083),
+    Service("analytics", "parley_analytics", "ANALYTICS_PORT", 8084),
 ]
 
 

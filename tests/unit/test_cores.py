@@ -9,17 +9,12 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from parley_ai.core import NumberConfig, Persona, persona_for, reason_not_to_answer, shape_reply
-from parley_conversation.core import (
-    BadCursor,
-    decode_cursor,
-    encode_cursor,
-    fold_statuses,
-    next_status,
-)
+from parley_conversation.core import BadCursor, decode_cursor, encode_cursor
 from parley_sender.core import backoff_s, classify_error
 from parley_shared.events import Location, Media, MessageReceived
 from parley_shared.keywords import keyword_of
 from parley_shared.sms import segments, trim_to
+from parley_shared.status import fold_statuses, next_status
 
 
 @pytest.mark.parametrize(

@@ -15,6 +15,8 @@ from uuid import UUID
 from parley_ai.core import Turn
 from parley_shared.db import Connection, first_time
 from parley_shared.events import ConversationChanged, Envelope, ReplyGenerated, encode
+from parley_shared.identity import derived_event_id
+from parley_shared.topics import REPLY_GENERATED
 
 SERVICE = "ai"
 
@@ -51,15 +53,19 @@ CREATE TABLE IF NOT EXISTS ai_closes (
 async def record_inbound(
     conn: Connection, event: Envelope, state: str, reason: str | None, user_text: str | None
 ) -> None:
+    # On a replay the reply (another topic) may have been read first: then this is answered.
+    reply_id = derived_event_id(REPLY_GENERATED, event.event_id)
+    answered = await conn.fetchval("SELECT 1 FROM ai_turns WHERE id = $1", reply_id)
     await conn.execute(
-        "INSERT INTO ai_inbox (event_id, conversation_key, occurred_at, event, state, reason) "
-        "VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+        "INSERT INTO ai_inbox (event_id, conversation_key, occurred_at, event, state, reason, "
+        "reply_event_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
         event.event_id,
         event.conversation_key,
         event.occurred_at,
         encode(event),
-        state,
-        reason,
+        "done" if answered else state,
+        None if answered else reason,
+        reply_id if answered else None,
     )
     if user_text:
         await add_turn(

@@ -14,9 +14,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from parley_conversation.core import conversation_id_for, fold_statuses
+from parley_conversation.core import conversation_id_for
 from parley_shared.db import Connection
 from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
+from parley_shared.status import fold_statuses
 
 SERVICE = "conversation"
 
