@@ -30,8 +30,17 @@ else:
     Connection = Pool = Any
 
 
-async def create_pool(url: str, *, max_size: int = 10) -> Pool:
-    pool = await asyncpg.create_pool(url, min_size=1, max_size=max_size)
+async def create_pool(url: str, *, schema: str = "public", max_size: int = 10) -> Pool:
+    """A pool whose connections resolve unqualified table names in ``schema`` first."""
+    if schema != "public":
+        conn = await asyncpg.connect(url)
+        try:
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
+        finally:
+            await conn.close()
+    pool = await asyncpg.create_pool(
+        url, min_size=1, max_size=max_size, server_settings={"search_path": f'"{schema}"'}
+    )
     assert pool is not None
     return pool
 

@@ -131,6 +131,10 @@ class MessageSent(Payload):
     participant: str
     our_address: str
     body: str
+    # The inbound message the reply answers, so a reader that sees this event before the
+    # reply itself (another topic) still places it in the right conversation.
+    in_reply_to: UUID | None = None
+    inbound_at: AwareDatetime | None = None
     message_sid: str | None = None
     status: str
     error_code: int | None = None

@@ -11,7 +11,13 @@ import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord
+from aiokafka import (
+    AIOKafkaConsumer,
+    AIOKafkaProducer,
+    ConsumerRebalanceListener,
+    ConsumerRecord,
+    TopicPartition,
+)
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
@@ -128,6 +134,23 @@ async def ensure_topics(settings: BusSettings, topics: Sequence[str] | None = No
         await admin.close()
 
 
+class _SeekToBeginning(ConsumerRebalanceListener):  # type: ignore[misc]
+    """Replays from the first offset on the first assignment (a rebuild), then behaves as
+    usual: later rebalances resume from committed offsets."""
+
+    def __init__(self, consumer: AIOKafkaConsumer) -> None:
+        self._consumer = consumer
+        self._done = False
+
+    async def on_partitions_revoked(self, revoked: object) -> None:
+        return None
+
+    async def on_partitions_assigned(self, assigned: Sequence[TopicPartition]) -> None:
+        if not self._done and assigned:
+            self._done = True
+            await self._consumer.seek_to_beginning(*assigned)
+
+
 class TransientError(Exception):
     """A handler failure worth retrying forever (a dependency is down), never dead-lettered."""
 
@@ -153,7 +176,8 @@ class EventConsumer:
         handler: Handler,
         publisher: KafkaPublisher,
         max_attempts: int = 5,
-        on_batch_done: Callable[[int], Awaitable[None]] | None = None,
+        from_beginning: bool = False,
+        on_poll: Callable[[AIOKafkaConsumer, int], Awaitable[None]] | None = None,
     ) -> None:
         self._settings = settings
         self._topics = Topics(settings.kafka_topic_prefix)
@@ -162,7 +186,8 @@ class EventConsumer:
         self._handler = handler
         self._publisher = publisher
         self._max_attempts = max_attempts
-        self._on_batch_done = on_batch_done
+        self._from_beginning = from_beginning
+        self._on_poll = on_poll
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
 
@@ -171,7 +196,6 @@ class EventConsumer:
 
     async def run(self) -> None:
         consumer = AIOKafkaConsumer(
-            *self._physical,
             bootstrap_servers=self._settings.kafka_bootstrap_servers,
             group_id=self._group_id,
             enable_auto_commit=False,
@@ -180,11 +204,16 @@ class EventConsumer:
             session_timeout_ms=self._settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
         )
+        consumer.subscribe(
+            self._physical,
+            listener=_SeekToBeginning(consumer) if self._from_beginning else None,
+        )
         await consumer.start()
         self.started.set()
         try:
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=200)
+                done = 0
                 for partition, records in batches.items():
                     for record in records:
                         await self._process(record)
@@ -194,8 +223,9 @@ class EventConsumer:
                         # A rebalance took the partition away; the new owner redelivers and
                         # handlers drop what was already done.
                         log.warning("commit failed for %s: %s", partition, exc)
-                    if self._on_batch_done is not None:
-                        await self._on_batch_done(len(records))
+                    done += len(records)
+                if self._on_poll is not None:
+                    await self._on_poll(consumer, done)
         finally:
             await consumer.stop()
 

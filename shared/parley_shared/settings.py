@@ -32,3 +32,15 @@ def describe_errors(exc: Exception) -> str:
         name = ".".join(str(part) for part in error.get("loc", ())).upper() or "?"
         lines.append(f"  {name}: {error.get('msg')}")
     return "invalid configuration:\n" + "\n".join(lines)
+
+
+class ProjectionSettings(BusSettings):
+    """A service that builds Postgres tables from the log.
+
+    ``DB_SCHEMA`` and ``KAFKA_GROUP_ID`` let a new projection version be rebuilt beside the
+    live one (its own tables and consumer group) and switched to once it has caught up.
+    """
+
+    database_url: str = Field(min_length=1)
+    db_schema: str = Field("public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    kafka_group_id: str | None = None

@@ -16,6 +16,8 @@ import pytest
 
 from parley_ai.app import create_app as ai_app
 from parley_ai.settings import AiSettings
+from parley_analytics.app import create_app as analytics_app
+from parley_analytics.settings import AnalyticsSettings
 from parley_conversation.app import create_app as conversation_app
 from parley_conversation.settings import ConversationSettings
 from parley_dev import fake_openai, sandbox
@@ -53,6 +55,9 @@ class Parley:
     twilio: sandbox.Sandbox
     openai: fake_openai.FakeOpenAI
     http: httpx.AsyncClient
+    analytics: httpx.AsyncClient
+    database: str
+    bus: BusSettings
 
     async def text(self, participant: str, body: str, **extra: str) -> dict[str, str]:
         to = BOT_WHATSAPP if participant.startswith("whatsapp:") else BOT_SMS
@@ -155,7 +160,14 @@ async def parley(bus_settings: BusSettings, database: str) -> AsyncIterator[Parl
             public_base_url=PUBLIC,
         )
         await stack.enter_async_context(serving(sender_app(sender)))
+        analytics = AnalyticsSettings(**bus, database_url=database, api_token=API_TOKEN)
+        analytics_url = await stack.enter_async_context(serving(analytics_app(analytics)))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=20))
+        stats = await stack.enter_async_context(
+            httpx.AsyncClient(
+                base_url=analytics_url, timeout=20, headers={"Authorization": f"Bearer {API_TOKEN}"}
+            )
+        )
         api = await stack.enter_async_context(
             httpx.AsyncClient(
                 base_url=conversation_url,
@@ -163,4 +175,13 @@ async def parley(bus_settings: BusSettings, database: str) -> AsyncIterator[Parl
                 headers={"Authorization": f"Bearer {API_TOKEN}"},
             )
         )
-        yield Parley(gateway=gateway_url, conversation=api, twilio=twilio, openai=openai, http=http)
+        yield Parley(
+            gateway=gateway_url,
+            conversation=api,
+            twilio=twilio,
+            openai=openai,
+            http=http,
+            analytics=stats,
+            database=database,
+            bus=bus_settings,
+        )

@@ -13,10 +13,10 @@ import pytest
 from parley_ai import store as ai_store
 from parley_ai.core import Persona
 from parley_ai.llm import Completion
-from parley_ai.service import AiService
+from parley_ai.service import AiProjection, AiService
 from parley_dev import sandbox
 from parley_sender import store as sender_store
-from parley_sender.service import SenderService
+from parley_sender.service import SenderProjection, SenderService
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared.db import OutboxRelay, Pool, apply_schema, create_pool
 from parley_shared.events import (
@@ -97,6 +97,7 @@ async def test_ai_restart_mid_call_still_yields_one_reply(pool: Pool) -> None:
         history_turns=10,
         fallback_reply="sorry",
         max_in_flight=1,
+        projection=AiProjection(pool),
     )
     event = inbound()
     await service.handle(event)
@@ -171,6 +172,7 @@ async def test_sender_crash_after_twilio_accepted_does_not_send_twice(
         max_attempts=3,
         max_in_flight=1,
         lease_s=30,
+        projection=SenderProjection(pool),
     )
     reply = await queued_reply(pool, service, "Your table is booked for 8pm.")
     # A previous worker marked it sending, called Twilio, and died before recording.
@@ -202,3 +204,37 @@ async def test_sender_crash_after_twilio_accepted_does_not_send_twice(
     await service.handle(reply)
     assert await service.send_one() is False
     assert len(box.sent) == 1
+
+
+async def test_sender_refuses_a_reply_to_someone_who_opted_out_meanwhile(
+    pool: Pool, twilio: tuple[sandbox.Sandbox, TwilioMessaging]
+) -> None:
+    box, client = twilio
+    await apply_schema(pool, sender_store.SERVICE, sender_store.SCHEMA)
+    bus = InMemoryBus()
+    projection = SenderProjection(pool)
+    service = SenderService(
+        pool=pool,
+        twilio=client,
+        relay=OutboxRelay(pool, "sender", bus),
+        status_callback="https://parley.test/webhooks/twilio/status",
+        max_attempts=3,
+        max_in_flight=1,
+        lease_s=30,
+        projection=projection,
+    )
+    # The reply was generated before the STOP arrived, and is due after it.
+    reply = await queued_reply(pool, service, "Here are today's specials.")
+    await projection.handle(inbound("Stop"))
+    assert await service.send_one() is True
+    await OutboxRelay(pool, "sender", bus).publish_pending()
+    [outcome] = bus.events("message.sent")
+    assert isinstance(outcome.payload, MessageSent)
+    assert (outcome.payload.status, outcome.payload.error_code) == ("canceled", 21610)
+    assert outcome.payload.reply_event_id == reply.event_id
+    assert box.create_calls == 0
+
+    await projection.handle(inbound("START"))
+    await queued_reply(pool, service, "Welcome back.")
+    assert await service.send_one() is True
+    assert [m.body for m in box.sent] == ["Welcome back."]

@@ -15,7 +15,7 @@ from pydantic import TypeAdapter
 from parley_ai import store
 from parley_ai.core import NumberConfig, Persona
 from parley_ai.llm import OfflineResponder, OpenAIResponder, Responder
-from parley_ai.service import AiService
+from parley_ai.service import AiProjection, AiService
 from parley_ai.settings import AiSettings
 from parley_shared import topics
 from parley_shared.db import OutboxRelay, apply_schema, create_pool
@@ -48,7 +48,11 @@ def build_responder(settings: AiSettings) -> Responder:
 def create_app(settings: AiSettings, responder: Responder | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await create_pool(settings.database_url, max_size=settings.ai_max_in_flight + 4)
+        pool = await create_pool(
+            settings.database_url,
+            schema=settings.db_schema,
+            max_size=settings.ai_max_in_flight + 4,
+        )
         await apply_schema(pool, store.SERVICE, store.SCHEMA)
         publisher = KafkaPublisher(settings)
         await publisher.start()
@@ -68,11 +72,12 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             history_turns=settings.ai_history_turns,
             fallback_reply=settings.ai_fallback_reply,
             max_in_flight=settings.ai_max_in_flight,
+            projection=AiProjection(pool),
         )
         consumer = EventConsumer(
             settings,
             topics=CONSUMED,
-            group_id="parley-ai",
+            group_id=settings.kafka_group_id or "parley-ai",
             handler=service.handle,
             publisher=publisher,
         )

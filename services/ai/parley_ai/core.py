@@ -46,12 +46,16 @@ def persona_for(our_address: str, defaults: Persona, numbers: dict[str, NumberCo
     )
 
 
-Skip = Literal["keyword", "closed", "empty"]
+Skip = Literal["keyword", "opted_out", "closed", "empty"]
 
 
-def reason_not_to_answer(message: MessageReceived, conversation_closed: bool) -> Skip | None:
+def reason_not_to_answer(
+    message: MessageReceived, conversation_closed: bool, opted_out: bool = False
+) -> Skip | None:
     if keyword_of(message.body) is not None:
         return "keyword"  # Twilio answers STOP/START/HELP itself.
+    if opted_out:
+        return "opted_out"  # nothing may be sent to them; do not pay for a reply
     if conversation_closed:
         return "closed"
     if not message.body.strip() and not message.media and message.location is None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from opentelemetry import trace
@@ -40,18 +40,11 @@ tracer = trace.get_tracer("parley.ai")
 
 
 @dataclass
-class AiService:
-    pool: Pool
-    responder: Responder
-    relay: OutboxRelay
-    defaults: Persona
-    numbers: dict[str, NumberConfig]
-    history_turns: int
-    fallback_reply: str
-    max_in_flight: int
+class AiProjection:
+    """The consumer side: what the log says, recorded; no model calls, so it also rebuilds."""
 
-    def __post_init__(self) -> None:
-        self._work = asyncio.Event()
+    pool: Pool
+    work: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, event: Envelope) -> None:
         """Consumer handler: record the event; the reply itself is made by a worker."""
@@ -61,18 +54,48 @@ class AiService:
             payload = event.payload
             if isinstance(payload, MessageReceived):
                 keyword = keyword_of(payload.body)
+                if keyword in ("opt_out", "opt_in"):
+                    await store.record_keyword(conn, event, keyword == "opt_out")
+                # Keywords precede this message on its own partition, so what they decide is
+                # the same live and on a replay; a close (another topic) waits for the worker.
+                opted_out = await store.opted_out_at(
+                    conn, event.conversation_key, event.occurred_at
+                )
+                skip = reason_not_to_answer(payload, False, opted_out)
                 await store.record_inbound(
                     conn,
                     event,
-                    state="skipped" if keyword else "pending",
-                    reason="keyword" if keyword else None,
+                    state="skipped" if skip else "pending",
+                    reason=skip,
                     user_text=None if keyword else user_text(payload),
                 )
             elif isinstance(payload, ReplyGenerated):
                 await store.record_reply(conn, event)
             elif isinstance(payload, ConversationChanged):
                 await store.record_change(conn, event)
-        self._work.set()
+        self.work.set()
+
+
+@dataclass
+class AiService:
+    """The worker side: answers pending messages, at most ``max_in_flight`` at a time."""
+
+    pool: Pool
+    responder: Responder
+    relay: OutboxRelay
+    defaults: Persona
+    numbers: dict[str, NumberConfig]
+    history_turns: int
+    fallback_reply: str
+    max_in_flight: int
+    projection: AiProjection
+
+    @property
+    def _work(self) -> asyncio.Event:
+        return self.projection.work
+
+    async def handle(self, event: Envelope) -> None:
+        await self.projection.handle(event)
 
     async def run_workers(self) -> None:
         await asyncio.gather(*(self._worker() for _ in range(self.max_in_flight)))
@@ -101,7 +124,10 @@ class AiService:
             assert isinstance(inbound.payload, MessageReceived)
             message = inbound.payload
             closed = await store.closed_at_time(conn, inbound.conversation_key, inbound.occurred_at)
-            skip = reason_not_to_answer(message, closed)
+            opted_out = await store.opted_out_at(
+                conn, inbound.conversation_key, inbound.occurred_at
+            )
+            skip = reason_not_to_answer(message, closed, opted_out)
             if skip is not None:
                 await store.finish(conn, inbound.event_id, "skipped", skip, None)
                 return True

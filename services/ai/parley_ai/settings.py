@@ -4,7 +4,7 @@ from pathlib import Path
 
 from pydantic import Field, SecretStr
 
-from parley_shared.settings import BusSettings
+from parley_shared.settings import ProjectionSettings
 
 DEFAULT_PROMPT = (
     "You are a helpful assistant answering text messages for a business. Be brief, friendly "
@@ -13,8 +13,7 @@ DEFAULT_PROMPT = (
 DEFAULT_FALLBACK = "Sorry, we can't answer right now. We'll get back to you shortly."
 
 
-class AiSettings(BusSettings):
-    database_url: str = Field(min_length=1)
+class AiSettings(ProjectionSettings):
     openai_api_key: SecretStr | None = None
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"

@@ -41,6 +41,12 @@ CREATE TABLE IF NOT EXISTS ai_turns (
     content text NOT NULL
 );
 CREATE INDEX IF NOT EXISTS ai_turns_by_key ON ai_turns (conversation_key, anchor_at);
+CREATE TABLE IF NOT EXISTS ai_keywords (
+    conversation_key text NOT NULL,
+    at timestamptz NOT NULL,
+    opted_out boolean NOT NULL,
+    PRIMARY KEY (conversation_key, at)
+);
 CREATE TABLE IF NOT EXISTS ai_closes (
     conversation_id uuid PRIMARY KEY,
     conversation_key text NOT NULL,
@@ -73,6 +79,27 @@ async def record_inbound(
         )
 
 
+async def record_keyword(conn: Connection, event: Envelope, opted_out: bool) -> None:
+    await conn.execute(
+        "INSERT INTO ai_keywords VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+        event.conversation_key,
+        event.occurred_at,
+        opted_out,
+    )
+
+
+async def opted_out_at(conn: Connection, key: str, at: datetime) -> bool:
+    """Whether the participant had opted out (STOP, not yet START) when they wrote at ``at``."""
+    return bool(
+        await conn.fetchval(
+            "SELECT opted_out FROM ai_keywords WHERE conversation_key = $1 AND at <= $2 "
+            "ORDER BY at DESC LIMIT 1",
+            key,
+            at,
+        )
+    )
+
+
 async def add_turn(
     conn: Connection, turn_id: UUID, key: str, anchor_at: datetime, role: str, content: str
 ) -> None:
@@ -90,17 +117,19 @@ async def add_turn(
 async def record_reply(conn: Connection, event: Envelope) -> None:
     """A reply on the log (ours, live or replayed): the inbound is answered."""
     assert isinstance(event.payload, ReplyGenerated)
-    anchor = await conn.fetchval(
-        "UPDATE ai_inbox SET state = 'done', reply_event_id = $2 WHERE event_id = $1 "
-        "RETURNING occurred_at",
+    await conn.execute(
+        "UPDATE ai_inbox SET state = 'done', reason = NULL, reply_event_id = $2 "
+        "WHERE event_id = $1",
         event.payload.in_reply_to,
         event.event_id,
     )
+    # Anchored at the answered message's arrival, as the worker does, whatever order the
+    # topics are read in.
     await add_turn(
         conn,
         event.event_id,
         event.conversation_key,
-        anchor or event.occurred_at,
+        event.payload.inbound_at,
         "assistant",
         event.payload.body,
     )

@@ -104,8 +104,9 @@ async def stats(f: Range, pool: PoolDep) -> dict[str, Any]:
     opt-outs."""
     hourly, args = f.hourly()
     totals = await pool.fetchrow(
-        "SELECT coalesce(sum(messages_in), 0) AS messages_in, "
-        "coalesce(sum(messages_out), 0) AS messages_out, coalesce(sum(opt_outs), 0) AS opt_outs "
+        "SELECT coalesce(sum(messages_in), 0)::bigint AS messages_in, "
+        "coalesce(sum(messages_out), 0)::bigint AS messages_out, "
+        "coalesce(sum(opt_outs), 0)::bigint AS opt_outs "
         f"FROM analytics_hourly WHERE {hourly}",
         *args,
     )
@@ -138,8 +139,8 @@ async def engagement(
     rows = await pool.fetch(
         f"""
         WITH volume AS (
-            SELECT date_trunc('{granularity}', bucket) AS period, sum(messages_in) AS inbound,
-                   sum(messages_out) AS outbound
+            SELECT date_trunc('{granularity}', bucket) AS period,
+                   sum(messages_in)::bigint AS inbound, sum(messages_out)::bigint AS outbound
             FROM analytics_hourly WHERE {hourly} GROUP BY 1),
         active AS (
             SELECT date_trunc('{granularity}', bucket) AS period,

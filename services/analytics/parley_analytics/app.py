@@ -30,7 +30,7 @@ CONSUMED = [
 def create_app(settings: AnalyticsSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await create_pool(settings.database_url)
+        pool = await create_pool(settings.database_url, schema=settings.db_schema)
         await apply_schema(pool, store.SERVICE, store.SCHEMA)
         publisher = KafkaPublisher(settings)  # for dead letters only
         await publisher.start()
@@ -38,7 +38,7 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
         consumer = EventConsumer(
             settings,
             topics=CONSUMED,
-            group_id="parley-analytics",
+            group_id=settings.kafka_group_id or "parley-analytics",
             handler=service.handle,
             publisher=publisher,
         )

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field, SecretStr
 
-from parley_shared.settings import BusSettings
+from parley_shared.settings import ProjectionSettings
 
 
 class ModelPrice(BaseModel):
@@ -19,8 +19,7 @@ DEFAULT_PRICES = {
 }
 
 
-class AnalyticsSettings(BusSettings):
-    database_url: str = Field(min_length=1)
+class AnalyticsSettings(ProjectionSettings):
     api_token: SecretStr = Field(min_length=8)
     # JSON, e.g. {"gpt-4o-mini": {"input_per_1m": 0.15, "output_per_1m": 0.6}}
     analytics_model_prices: dict[str, ModelPrice] = Field(

@@ -351,13 +351,16 @@ async def refresh_delivery(conn: Connection, fact_id: UUID) -> None:
     if (fact["funnel_status"], fact["funnel_error"]) != (status, funnel_error):
         args = (fact["sent_at"], fact["channel"], fact["our_address"])
         if fact["funnel_status"] is not None:
-            await conn.execute(
-                f"UPDATE analytics_delivery SET count = count - 1 WHERE bucket = {HOUR} AND "
-                "channel = $2 AND our_address = $3 AND status = $4 AND error_code = $5",
-                *args,
-                fact["funnel_status"],
-                fact["funnel_error"],
+            # A row that drops to zero goes, so the table does not depend on the path taken.
+            key = (*args, fact["funnel_status"], fact["funnel_error"])
+            match = (
+                f"bucket = {HOUR} AND channel = $2 AND our_address = $3 AND status = $4 "
+                "AND error_code = $5"
             )
+            await conn.execute(
+                f"UPDATE analytics_delivery SET count = count - 1 WHERE {match}", *key
+            )
+            await conn.execute(f"DELETE FROM analytics_delivery WHERE {match} AND count = 0", *key)
         await conn.execute(
             f"INSERT INTO analytics_delivery VALUES ({HOUR}, $2, $3, $4, $5, 1) ON CONFLICT "
             "(bucket, channel, our_address, status, error_code) DO UPDATE SET "

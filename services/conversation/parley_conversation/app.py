@@ -30,7 +30,7 @@ CONSUMED = [
 def create_app(settings: ConversationSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await create_pool(settings.database_url)
+        pool = await create_pool(settings.database_url, schema=settings.db_schema)
         await apply_schema(pool, store.SERVICE, store.SCHEMA)
         publisher = KafkaPublisher(settings)
         await publisher.start()
@@ -39,7 +39,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
         consumer = EventConsumer(
             settings,
             topics=CONSUMED,
-            group_id="parley-conversation",
+            group_id=settings.kafka_group_id or "parley-conversation",
             handler=service.handle,
             publisher=publisher,
         )

@@ -195,16 +195,18 @@ async def record_sent(conn: Connection, event: Envelope) -> None:
     )
     if not exists:
         await upsert_thread(conn, event, p.channel, p.our_address, p.participant, None)
+        anchor = p.inbound_at or event.occurred_at
         conversation = await conversation_at(
-            conn, event.conversation_key, event.occurred_at, p.reply_event_id
+            conn, event.conversation_key, anchor, p.in_reply_to or p.reply_event_id
         )
         await conn.execute(
             "INSERT INTO conversation_messages (id, conversation_key, conversation_id, "
             "direction, anchor_at, occurred_at, body) "
-            "VALUES ($1, $2, $3, 'outbound', $4, $4, $5)",
+            "VALUES ($1, $2, $3, 'outbound', $4, $5, $6)",
             p.reply_event_id,
             event.conversation_key,
             conversation,
+            anchor,
             event.occurred_at,
             p.body,
         )

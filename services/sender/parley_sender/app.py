@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI
 
 from parley_sender import store
-from parley_sender.service import SenderService
+from parley_sender.service import SenderProjection, SenderService
 from parley_sender.settings import SenderSettings
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared import topics
@@ -24,7 +24,11 @@ CONSUMED = [topics.REPLY_GENERATED, topics.MESSAGE_SENT, topics.MESSAGE_RECEIVED
 def create_app(settings: SenderSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await create_pool(settings.database_url, max_size=settings.sender_max_in_flight + 4)
+        pool = await create_pool(
+            settings.database_url,
+            schema=settings.db_schema,
+            max_size=settings.sender_max_in_flight + 4,
+        )
         await apply_schema(pool, store.SERVICE, store.SCHEMA)
         publisher = KafkaPublisher(settings)
         await publisher.start()
@@ -43,11 +47,12 @@ def create_app(settings: SenderSettings) -> FastAPI:
             max_attempts=settings.sender_max_attempts,
             max_in_flight=settings.sender_max_in_flight,
             lease_s=settings.sender_timeout_s * 2,
+            projection=SenderProjection(pool),
         )
         consumer = EventConsumer(
             settings,
             topics=CONSUMED,
-            group_id="parley-sender",
+            group_id=settings.kafka_group_id or "parley-sender",
             handler=service.handle,
             publisher=publisher,
         )

@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 from opentelemetry import trace
@@ -40,17 +40,11 @@ tracer = trace.get_tracer("parley.sender")
 
 
 @dataclass
-class SenderService:
-    pool: Pool
-    twilio: MessagingPort
-    relay: OutboxRelay
-    status_callback: str
-    max_attempts: int
-    max_in_flight: int
-    lease_s: float
+class SenderProjection:
+    """The consumer side: replies to send, outcomes and opt-outs; never calls Twilio."""
 
-    def __post_init__(self) -> None:
-        self._work = asyncio.Event()
+    pool: Pool
+    work: asyncio.Event = field(default_factory=asyncio.Event)
 
     async def handle(self, event: Envelope) -> None:
         async with self.pool.acquire() as conn, conn.transaction():
@@ -67,7 +61,28 @@ class SenderService:
                     await store.set_opt_out(
                         conn, event.conversation_key, keyword == "opt_out", event.occurred_at
                     )
-        self._work.set()
+        self.work.set()
+
+
+@dataclass
+class SenderService:
+    """The worker side: sends due replies, at most ``max_in_flight`` at a time."""
+
+    pool: Pool
+    twilio: MessagingPort
+    relay: OutboxRelay
+    status_callback: str
+    max_attempts: int
+    max_in_flight: int
+    lease_s: float
+    projection: SenderProjection
+
+    @property
+    def _work(self) -> asyncio.Event:
+        return self.projection.work
+
+    async def handle(self, event: Envelope) -> None:
+        await self.projection.handle(event)
 
     async def run_workers(self) -> None:
         await asyncio.gather(*(self._worker() for _ in range(self.max_in_flight)))
@@ -183,6 +198,8 @@ class SenderService:
             await store.set_opt_out(conn, reply.conversation_key, True, reply.occurred_at)
         sent = MessageSent(
             reply_event_id=reply.event_id,
+            in_reply_to=p.in_reply_to,
+            inbound_at=p.inbound_at,
             channel=p.channel,
             participant=p.participant,
             our_address=p.our_address,

@@ -2,11 +2,10 @@ from __future__ import annotations
 
 from pydantic import AnyHttpUrl, Field, SecretStr
 
-from parley_shared.settings import BusSettings
+from parley_shared.settings import ProjectionSettings
 
 
-class SenderSettings(BusSettings):
-    database_url: str = Field(min_length=1)
+class SenderSettings(ProjectionSettings):
     twilio_account_sid: str = Field(min_length=2, pattern=r"^AC[0-9a-fA-F]{32}$")
     twilio_auth_token: SecretStr = Field(min_length=1)
     twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")

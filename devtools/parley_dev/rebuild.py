@@ -1,0 +1,218 @@
+"""Rebuild a service's tables from the event log.
+
+    python -m parley_dev.rebuild conversation            # in place: stop the service first
+    python -m parley_dev.rebuild all --schema v2         # beside the live tables
+
+In place, the service's tables in its schema are dropped and rebuilt by consuming every topic
+it reads from the first offset, with the service's own consumer group; then the command keeps
+consuming live (``--follow``) or exits, and the service is started again where it stopped.
+Beside the live ones (``--schema NAME``), a new projection version is built in schema
+``<service>_<NAME>`` with group ``parley-<service>-<NAME>``; once it has caught up, switch the
+service to it with ``DB_SCHEMA`` and ``KAFKA_GROUP_ID``. Rebuilding runs only the projection
+side of a service: no model is called and nothing is sent.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TextIO
+
+from aiokafka import AIOKafkaConsumer
+
+from parley_ai import store as ai_store
+from parley_ai.app import CONSUMED as AI_TOPICS
+from parley_ai.service import AiProjection
+from parley_analytics import store as analytics_store
+from parley_analytics.app import CONSUMED as ANALYTICS_TOPICS
+from parley_analytics.service import AnalyticsService
+from parley_conversation import store as conversation_store
+from parley_conversation.app import CONSUMED as CONVERSATION_TOPICS
+from parley_conversation.service import ConversationService
+from parley_sender import store as sender_store
+from parley_sender.app import CONSUMED as SENDER_TOPICS
+from parley_sender.service import SenderProjection
+from parley_shared.bus import Handler
+from parley_shared.db import Pool, apply_schema, create_pool
+from parley_shared.kafka import EventConsumer, KafkaPublisher
+from parley_shared.settings import BusSettings
+
+
+@dataclass(frozen=True)
+class Projection:
+    service: str
+    schema_ddl: str
+    topics: list[str]
+    handler: Callable[[Pool], Handler]
+
+
+PROJECTIONS = {
+    p.service: p
+    for p in (
+        Projection(
+            "conversation",
+            conversation_store.SCHEMA,
+            CONVERSATION_TOPICS,
+            lambda pool: ConversationService(pool=pool, relay=None).handle,
+        ),
+        Projection("ai", ai_store.SCHEMA, AI_TOPICS, lambda pool: AiProjection(pool).handle),
+        Projection(
+            "sender", sender_store.SCHEMA, SENDER_TOPICS, lambda pool: SenderProjection(pool).handle
+        ),
+        Projection(
+            "analytics",
+            analytics_store.SCHEMA,
+            ANALYTICS_TOPICS,
+            lambda pool: AnalyticsService(pool=pool).handle,
+        ),
+    )
+}
+
+
+async def wipe(pool: Pool, service: str) -> None:
+    tables = await pool.fetch(
+        "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() AND tablename LIKE $1",
+        f"{service}\\_%",
+    )
+    async with pool.acquire() as conn, conn.transaction():
+        for row in tables:
+            await conn.execute(f'DROP TABLE IF EXISTS "{row["tablename"]}" CASCADE')
+
+
+class Progress:
+    """Counts events, and knows the end of each partition as it was when the rebuild began."""
+
+    def __init__(self, name: str, out: TextIO | None) -> None:
+        self.name = name
+        self.out = out
+        self.done = 0
+        self.started = time.monotonic()
+        self.last_print = 0.0
+        self.targets: dict[object, int] | None = None
+
+    async def caught_up(self, consumer: AIOKafkaConsumer, events: int) -> bool:
+        self.done += events
+        assignment = consumer.assignment()
+        if self.targets is None and assignment:
+            self.targets = await consumer.end_offsets(list(assignment))
+        if not self.targets:
+            return False
+        remaining = 0
+        for partition, end in self.targets.items():
+            try:
+                remaining += max(end - await consumer.position(partition), 0)
+            except Exception:  # not ours any more, or no position yet
+                remaining += end
+        self._report(remaining)
+        return remaining == 0
+
+    def _report(self, remaining: int, force: bool = False) -> None:
+        now = time.monotonic()
+        if self.out is None or (not force and now - self.last_print < 1.0 and remaining):
+            return
+        self.last_print = now
+        elapsed = max(now - self.started, 1e-6)
+        rate = self.done / elapsed
+        eta = f"{remaining / rate:.0f}s" if rate and remaining else "0s"
+        self.out.write(
+            f"{self.name}: {self.done} events, {rate:,.0f}/s, {remaining} to go, about {eta} left\n"
+        )
+        self.out.flush()
+
+
+async def rebuild(
+    service: str,
+    *,
+    database_url: str,
+    bus: BusSettings,
+    schema: str = "public",
+    group_id: str | None = None,
+    follow: bool = False,
+    out: TextIO | None = sys.stderr,
+) -> int:
+    """Rebuild one service's projection; returns how many events it consumed."""
+    projection = PROJECTIONS[service]
+    pool = await create_pool(database_url, schema=schema)
+    publisher = KafkaPublisher(bus)
+    progress = Progress(service, out)
+    try:
+        await wipe(pool, service)
+        await apply_schema(pool, service, projection.schema_ddl)
+        await publisher.start()
+        consumer: EventConsumer
+
+        async def on_poll(kafka: AIOKafkaConsumer, events: int) -> None:
+            if await progress.caught_up(kafka, events) and not follow:
+                consumer.stop()
+
+        consumer = EventConsumer(
+            bus,
+            topics=projection.topics,
+            group_id=group_id or f"parley-{service}",
+            handler=projection.handler(pool),
+            publisher=publisher,
+            from_beginning=True,
+            on_poll=on_poll,
+        )
+        await consumer.run()
+        if out is not None:
+            elapsed = time.monotonic() - progress.started
+            out.write(f"{service}: caught up, {progress.done} events in {elapsed:.1f}s\n")
+        return progress.done
+    finally:
+        await publisher.stop()
+        await pool.close()
+
+
+def _targets(name: str) -> list[str]:
+    return list(PROJECTIONS) if name == "all" else [name]
+
+
+async def _main(args: argparse.Namespace) -> None:
+    from parley_shared.settings import ProjectionSettings
+
+    settings = ProjectionSettings()
+    jobs: list[Awaitable[int]] = []
+    for service in _targets(args.service):
+        schema = f"{service}_{args.schema}" if args.schema else settings.db_schema
+        group = (
+            f"parley-{service}-{args.schema}"
+            if args.schema
+            else settings.kafka_group_id or f"parley-{service}"
+        )
+        jobs.append(
+            rebuild(
+                service,
+                database_url=settings.database_url,
+                bus=settings,
+                schema=schema,
+                group_id=group,
+                follow=args.follow,
+            )
+        )
+    await asyncio.gather(*jobs)
+    if args.schema:
+        print(
+            f"caught up. Switch a service with DB_SCHEMA=<service>_{args.schema} "
+            f"KAFKA_GROUP_ID=parley-<service>-{args.schema}"
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("service", choices=[*PROJECTIONS, "all"])
+    parser.add_argument("--schema", help="build beside the live tables, in <service>_SCHEMA")
+    parser.add_argument(
+        "--follow", action="store_true", help="keep consuming live events once caught up"
+    )
+    asyncio.run(_main(parser.parse_args(argv)))
+
+
+if __name__ == "__main__":
+    main()
