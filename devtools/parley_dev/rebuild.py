@@ -36,9 +36,9 @@ from parley_conversation.service import ConversationService
 from parley_sender import store as sender_store
 from parley_sender.app import CONSUMED as SENDER_TOPICS
 from parley_sender.service import SenderProjection
-from parley_shared.bus import Handler
 from parley_shared.db import Pool, apply_schema, create_pool
 from parley_shared.kafka import EventConsumer, KafkaPublisher
+from parley_shared.projection import Projection as ProjectionBase
 from parley_shared.settings import BusSettings
 
 
@@ -47,7 +47,7 @@ class Projection:
     service: str
     schema_ddl: str
     topics: list[str]
-    handler: Callable[[Pool], Handler]
+    build: Callable[[Pool], ProjectionBase]
 
 
 PROJECTIONS = {
@@ -57,17 +57,17 @@ PROJECTIONS = {
             "conversation",
             conversation_store.SCHEMA,
             CONVERSATION_TOPICS,
-            lambda pool: ConversationService(pool=pool, relay=None).handle,
+            lambda pool: ConversationService(pool=pool, relay=None),
         ),
-        Projection("ai", ai_store.SCHEMA, AI_TOPICS, lambda pool: AiProjection(pool).handle),
+        Projection("ai", ai_store.SCHEMA, AI_TOPICS, lambda pool: AiProjection(pool)),
         Projection(
-            "sender", sender_store.SCHEMA, SENDER_TOPICS, lambda pool: SenderProjection(pool).handle
+            "sender", sender_store.SCHEMA, SENDER_TOPICS, lambda pool: SenderProjection(pool)
         ),
         Projection(
             "analytics",
             analytics_store.SCHEMA,
             ANALYTICS_TOPICS,
-            lambda pool: AnalyticsService(pool=pool).handle,
+            lambda pool: AnalyticsService(pool=pool),
         ),
     )
 }
@@ -142,6 +142,7 @@ async def rebuild(
     try:
         await wipe(pool, service)
         await apply_schema(pool, service, projection.schema_ddl)
+        state = projection.build(pool)
         await publisher.start()
         consumer: EventConsumer
 
@@ -153,7 +154,8 @@ async def rebuild(
             bus,
             topics=projection.topics,
             group_id=group_id or f"parley-{service}",
-            handler=projection.handler(pool),
+            handler=state.handle,
+            batch_handler=state.handle_batch,
             publisher=publisher,
             from_beginning=True,
             on_poll=on_poll,

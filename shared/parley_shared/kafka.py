@@ -22,7 +22,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
 
-from parley_shared.bus import BrokerUnavailable, Handler
+from parley_shared.bus import BatchHandler, BrokerUnavailable, Handler
 from parley_shared.events import DecodeError, Envelope, decode, encode
 from parley_shared.settings import BusSettings
 from parley_shared.topics import Topics
@@ -175,6 +175,8 @@ class EventConsumer:
         group_id: str,
         handler: Handler,
         publisher: KafkaPublisher,
+        batch_handler: BatchHandler | None = None,
+        first: Sequence[str] = (),
         max_attempts: int = 5,
         from_beginning: bool = False,
         on_poll: Callable[[AIOKafkaConsumer, int], Awaitable[None]] | None = None,
@@ -184,6 +186,9 @@ class EventConsumer:
         self._physical = [self._topics.name(t) for t in topics]
         self._group_id = group_id
         self._handler = handler
+        self._batch_handler = batch_handler
+        # Topics whose records are handled before the others of the same poll.
+        self._first = {self._topics.name(t) for t in first}
         self._publisher = publisher
         self._max_attempts = max_attempts
         self._from_beginning = from_beginning
@@ -208,15 +213,19 @@ class EventConsumer:
             self._physical,
             listener=_SeekToBeginning(consumer) if self._from_beginning else None,
         )
-        await consumer.start()
-        self.started.set()
         try:
+            await consumer.start()
+            self.started.set()
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=200)
                 done = 0
-                for partition, records in batches.items():
-                    for record in records:
-                        await self._process(record)
+                ordered = sorted(batches.items(), key=lambda item: item[0].topic not in self._first)
+                for partition, records in ordered:
+                    if self._batch_handler is not None and len(records) > 1:
+                        await self._process_batch(records)
+                    else:
+                        for record in records:
+                            await self._process(record)
                     try:
                         await consumer.commit({partition: records[-1].offset + 1})
                     except CommitFailedError as exc:
@@ -228,6 +237,36 @@ class EventConsumer:
                     await self._on_poll(consumer, done)
         finally:
             await consumer.stop()
+
+    async def _process_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
+        """All records of one partition poll in one handler call (one transaction). If any is
+        undecodable or the batch keeps failing, fall back to one record at a time, so only
+        the bad record is dead-lettered."""
+        assert self._batch_handler is not None
+        try:
+            events = [decode(record.value or b"") for record in records]
+        except DecodeError:
+            events = []
+        attempt = 0
+        while events:
+            attempt += 1
+            with tracer.start_as_current_span(
+                f"consume {self._topics.logical(records[0].topic)} batch",
+                context=extract_context(records[0].headers),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={"messaging.batch.message_count": len(events), "group": self._group_id},
+            ):
+                try:
+                    await self._batch_handler(events)
+                    return
+                except TRANSIENT as exc:
+                    log.warning("transient failure on a batch, retrying: %r", exc)
+                    await asyncio.sleep(min(0.2 * 2**attempt, 10.0))
+                except Exception:
+                    log.exception("batch failed; processing its records one by one")
+                    break
+        for record in records:
+            await self._process(record)
 
     async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
         try:

@@ -21,12 +21,13 @@ from parley_analytics.settings import AnalyticsSettings
 from parley_conversation.app import create_app as conversation_app
 from parley_conversation.settings import ConversationSettings
 from parley_dev import fake_openai, sandbox
+from parley_dev.serve import serving
 from parley_gateway.app import create_app as gateway_app
 from parley_gateway.settings import GatewaySettings
 from parley_sender.app import create_app as sender_app
 from parley_sender.settings import SenderSettings
 from parley_shared.settings import BusSettings
-from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, form, inbound_params, serving, signed
+from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, form, inbound_params, signed
 
 API_TOKEN = "e2e-api-token"
 PUBLIC = "https://parley.test"

@@ -134,7 +134,12 @@ async def test_stop_means_no_reply_and_no_sends_until_start(parley: Parley) -> N
     await parley.text(number, "back again")
     sent = await replies_to(parley, number, 2)
     assert [m.body for m in sent] == ["AI says: hello", "AI says: back again"]
-    history = await parley.history_of(number)
+
+    async def complete() -> list[dict[str, Any]] | None:
+        history = await parley.history_of(number)
+        return history if len(history) == 7 else None
+
+    history = await eventually(complete)
     assert [(m["direction"], m["body"]) for m in history] == [
         ("inbound", "hello"),
         ("outbound", "AI says: hello"),

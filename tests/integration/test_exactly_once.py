@@ -15,6 +15,7 @@ from parley_ai.core import Persona
 from parley_ai.llm import Completion
 from parley_ai.service import AiProjection, AiService
 from parley_dev import sandbox
+from parley_dev.serve import serving
 from parley_sender import store as sender_store
 from parley_sender.service import SenderProjection, SenderService
 from parley_sender.twilio_client import TwilioMessaging
@@ -28,7 +29,7 @@ from parley_shared.events import (
 )
 from parley_shared.identity import derived_event_id, inbound_event_id
 from parley_shared.memory import InMemoryBus
-from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, serving
+from tests.helpers import ACCOUNT_SID, AUTH_TOKEN
 
 
 @pytest.fixture

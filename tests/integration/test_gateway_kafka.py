@@ -11,12 +11,13 @@ import httpx
 import pytest
 
 from parley_dev.infra import Tansu
+from parley_dev.serve import serving
 from parley_gateway.app import create_app
 from parley_gateway.settings import GatewaySettings
 from parley_shared.events import MessageReceived, StatusUpdated, decode
 from parley_shared.identity import inbound_event_id
 from parley_shared.settings import BusSettings
-from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, form, inbound_params, read_topic, serving, signed
+from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, form, inbound_params, read_topic, signed
 
 PUBLIC = "https://parley.example.net"
 INBOUND = "/webhooks/twilio/messages"

@@ -7,10 +7,11 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
+from parley_dev.serve import serving
 from parley_gateway.app import EMPTY_TWIML, create_app
 from parley_gateway.settings import GatewaySettings
 from parley_shared.memory import InMemoryBus
-from tests.helpers import AUTH_TOKEN, form, inbound_params, serving, signed
+from tests.helpers import AUTH_TOKEN, form, inbound_params, signed
 
 PUBLIC = "https://sms.example.org"
 INBOUND = "/webhooks/twilio/messages"

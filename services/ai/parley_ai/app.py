@@ -73,12 +73,16 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             fallback_reply=settings.ai_fallback_reply,
             max_in_flight=settings.ai_max_in_flight,
             projection=AiProjection(pool),
+            settle_s=settings.ai_settle_ms / 1000,
         )
         consumer = EventConsumer(
             settings,
             topics=CONSUMED,
             group_id=settings.kafka_group_id or "parley-ai",
             handler=service.handle,
+            batch_handler=service.projection.handle_batch,
+            # A close must be known before a message that followed it is answered.
+            first=[topics.CONVERSATION_CHANGED],
             publisher=publisher,
         )
 

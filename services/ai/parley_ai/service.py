@@ -7,6 +7,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from typing import ClassVar
 
 from opentelemetry import trace
 
@@ -22,7 +23,7 @@ from parley_ai.core import (
 )
 from parley_ai.llm import Completion, Responder, ResponderFailed
 from parley_shared import topics
-from parley_shared.db import OutboxRelay, Pool, enqueue
+from parley_shared.db import Connection, OutboxRelay, Pool, enqueue
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
@@ -34,45 +35,43 @@ from parley_shared.events import (
 )
 from parley_shared.identity import derived_event_id
 from parley_shared.keywords import keyword_of
+from parley_shared.projection import Projection
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.ai")
 
 
 @dataclass
-class AiProjection:
+class AiProjection(Projection):
     """The consumer side: what the log says, recorded; no model calls, so it also rebuilds."""
 
+    service: ClassVar[str] = store.SERVICE
     pool: Pool
     work: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def handle(self, event: Envelope) -> None:
-        """Consumer handler: record the event; the reply itself is made by a worker."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await store.first_time_seen(conn, event.event_id):
-                return
-            payload = event.payload
-            if isinstance(payload, MessageReceived):
-                keyword = keyword_of(payload.body)
-                if keyword in ("opt_out", "opt_in"):
-                    await store.record_keyword(conn, event, keyword == "opt_out")
-                # Keywords precede this message on its own partition, so what they decide is
-                # the same live and on a replay; a close (another topic) waits for the worker.
-                opted_out = await store.opted_out_at(
-                    conn, event.conversation_key, event.occurred_at
-                )
-                skip = reason_not_to_answer(payload, False, opted_out)
-                await store.record_inbound(
-                    conn,
-                    event,
-                    state="skipped" if skip else "pending",
-                    reason=skip,
-                    user_text=None if keyword else user_text(payload),
-                )
-            elif isinstance(payload, ReplyGenerated):
-                await store.record_reply(conn, event)
-            elif isinstance(payload, ConversationChanged):
-                await store.record_change(conn, event)
+    async def apply(self, conn: Connection, event: Envelope) -> None:
+        payload = event.payload
+        if isinstance(payload, MessageReceived):
+            keyword = keyword_of(payload.body)
+            if keyword in ("opt_out", "opt_in"):
+                await store.record_keyword(conn, event, keyword == "opt_out")
+            # Keywords precede this message on its own partition, so what they decide is
+            # the same live and on a replay; a close (another topic) waits for the worker.
+            opted_out = await store.opted_out_at(conn, event.conversation_key, event.occurred_at)
+            skip = reason_not_to_answer(payload, False, opted_out)
+            await store.record_inbound(
+                conn,
+                event,
+                state="skipped" if skip else "pending",
+                reason=skip,
+                user_text=None if keyword else user_text(payload),
+            )
+        elif isinstance(payload, ReplyGenerated):
+            await store.record_reply(conn, event)
+        elif isinstance(payload, ConversationChanged):
+            await store.record_change(conn, event)
+
+    def applied(self) -> None:
         self.work.set()
 
 
@@ -89,6 +88,7 @@ class AiService:
     fallback_reply: str
     max_in_flight: int
     projection: AiProjection
+    settle_s: float = 0.0
 
     @property
     def _work(self) -> asyncio.Event:
@@ -116,7 +116,7 @@ class AiService:
     async def answer_one(self) -> bool:
         """Answer the oldest answerable message; False when there was none."""
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await store.claim_next(conn)
+            row = await store.claim_next(conn, self.settle_s)
             if row is None:
                 return False
             self._work.set()  # there may be more: let another worker look

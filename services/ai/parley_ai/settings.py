@@ -24,6 +24,9 @@ class AiSettings(ProjectionSettings):
     ai_timeout_s: float = Field(20.0, gt=0, le=120)
     ai_max_retries: int = Field(3, ge=0, le=10)
     ai_max_in_flight: int = Field(8, ge=1, le=256)
+    # How long a message waits before it is answered, so that a close the operator made just
+    # before it, on another topic, has been read: the cost is this much reply latency.
+    ai_settle_ms: int = Field(300, ge=0, le=10_000)
     ai_fallback_reply: str = Field(DEFAULT_FALLBACK, min_length=1, max_length=1600)
     # JSON file: {"+15550001": {"system_prompt": …, "model": …, "max_tokens": …, …}}
     ai_number_config: Path | None = None

@@ -13,7 +13,7 @@ from typing import Any
 from uuid import UUID
 
 from parley_ai.core import Turn
-from parley_shared.db import Connection, first_time
+from parley_shared.db import Connection
 from parley_shared.events import ConversationChanged, Envelope, ReplyGenerated, encode
 from parley_shared.identity import derived_event_id
 from parley_shared.topics import REPLY_GENERATED
@@ -29,7 +29,8 @@ CREATE TABLE IF NOT EXISTS ai_inbox (
     event bytea NOT NULL,
     state text NOT NULL CHECK (state IN ('pending', 'done', 'skipped')),
     reason text,
-    reply_event_id uuid
+    reply_event_id uuid,
+    recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
 CREATE INDEX IF NOT EXISTS ai_inbox_pending ON ai_inbox (conversation_key, seq)
     WHERE state = 'pending';
@@ -153,20 +154,20 @@ async def record_change(conn: Connection, event: Envelope) -> None:
         )
 
 
-async def first_time_seen(conn: Connection, event_id: UUID) -> bool:
-    return await first_time(conn, SERVICE, event_id)
-
-
-async def claim_next(conn: Connection) -> Any:
-    """Lock the oldest pending inbound of a conversation with no earlier pending one."""
+async def claim_next(conn: Connection, settle_s: float = 0.0) -> Any:
+    """Lock the oldest pending inbound of a conversation with no earlier pending one, once it
+    has been recorded for ``settle_s``."""
     return await conn.fetchrow(
         """
         SELECT i.event_id, i.conversation_key, i.occurred_at, i.event FROM ai_inbox i
-        WHERE i.state = 'pending' AND NOT EXISTS (
+        WHERE i.state = 'pending'
+          AND i.recorded_at <= clock_timestamp() - make_interval(secs => $1)
+          AND NOT EXISTS (
             SELECT 1 FROM ai_inbox e WHERE e.conversation_key = i.conversation_key
               AND e.state = 'pending' AND e.seq < i.seq)
         ORDER BY i.seq LIMIT 1 FOR UPDATE SKIP LOCKED
-        """
+        """,
+        settle_s,
     )
 
 

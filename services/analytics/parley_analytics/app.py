@@ -40,6 +40,7 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
             topics=CONSUMED,
             group_id=settings.kafka_group_id or "parley-analytics",
             handler=service.handle,
+            batch_handler=service.handle_batch,
             publisher=publisher,
         )
 

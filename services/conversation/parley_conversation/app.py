@@ -41,6 +41,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
             topics=CONSUMED,
             group_id=settings.kafka_group_id or "parley-conversation",
             handler=service.handle,
+            batch_handler=service.handle_batch,
             publisher=publisher,
         )
 

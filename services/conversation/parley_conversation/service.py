@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Literal
+from typing import ClassVar, Literal
 from uuid import UUID, uuid4
 
 from parley_conversation import store
@@ -21,6 +21,7 @@ from parley_shared.events import (
     new_envelope,
 )
 from parley_shared.keywords import keyword_of
+from parley_shared.projection import Projection
 
 
 class NotFound(LookupError):
@@ -32,32 +33,31 @@ class Conflict(RuntimeError):
 
 
 @dataclass
-class ConversationService:
+class ConversationService(Projection):
+    service: ClassVar[str] = store.SERVICE
+
     pool: Pool
     relay: OutboxRelay | None
 
-    async def handle(self, event: Envelope) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await first_time(conn, store.SERVICE, event.event_id):
-                return
-            p = event.payload
-            if isinstance(p, MessageReceived):
-                await store.add_inbound(conn, event)
-                keyword = keyword_of(p.body)
-                if keyword in ("opt_out", "opt_in"):
-                    await store.set_opt_out(
-                        conn, event.conversation_key, keyword == "opt_out", event.occurred_at
-                    )
-            elif isinstance(p, ReplyGenerated):
-                await store.add_reply(conn, event)
-            elif isinstance(p, MessageSent):
-                await store.record_sent(conn, event)
-            elif isinstance(p, StatusUpdated):
-                await store.record_status(
-                    conn, p.message_sid, p.status, event.occurred_at, p.error_code
+    async def apply(self, conn: Connection, event: Envelope) -> None:
+        p = event.payload
+        if isinstance(p, MessageReceived):
+            await store.add_inbound(conn, event)
+            keyword = keyword_of(p.body)
+            if keyword in ("opt_out", "opt_in"):
+                await store.set_opt_out(
+                    conn, event.conversation_key, keyword == "opt_out", event.occurred_at
                 )
-            elif isinstance(p, ConversationChanged):
-                await self._apply_change(conn, event)
+        elif isinstance(p, ReplyGenerated):
+            await store.add_reply(conn, event)
+        elif isinstance(p, MessageSent):
+            await store.record_sent(conn, event)
+        elif isinstance(p, StatusUpdated):
+            await store.record_status(
+                conn, p.message_sid, p.status, event.occurred_at, p.error_code
+            )
+        elif isinstance(p, ConversationChanged):
+            await self._apply_change(conn, event)
 
     @staticmethod
     async def _apply_change(conn: Connection, event: Envelope) -> None:

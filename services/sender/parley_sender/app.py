@@ -54,6 +54,7 @@ def create_app(settings: SenderSettings) -> FastAPI:
             topics=CONSUMED,
             group_id=settings.kafka_group_id or "parley-sender",
             handler=service.handle,
+            batch_handler=service.projection.handle_batch,
             publisher=publisher,
         )
 

@@ -16,6 +16,7 @@ import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
+from typing import ClassVar
 
 from opentelemetry import trace
 
@@ -23,7 +24,7 @@ from parley_sender import store
 from parley_sender.core import OPTED_OUT_CODE, Outcome, backoff_s, classify_error
 from parley_sender.twilio_client import MessagingPort, SendError
 from parley_shared import topics
-from parley_shared.db import Connection, OutboxRelay, Pool, enqueue, first_time
+from parley_shared.db import Connection, OutboxRelay, Pool, enqueue
 from parley_shared.events import (
     Envelope,
     MessageReceived,
@@ -34,33 +35,34 @@ from parley_shared.events import (
 )
 from parley_shared.identity import derived_event_id
 from parley_shared.keywords import keyword_of
+from parley_shared.projection import Projection
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.sender")
 
 
 @dataclass
-class SenderProjection:
+class SenderProjection(Projection):
     """The consumer side: replies to send, outcomes and opt-outs; never calls Twilio."""
 
+    service: ClassVar[str] = store.SERVICE
     pool: Pool
     work: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def handle(self, event: Envelope) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            if not await first_time(conn, store.SERVICE, event.event_id):
-                return
-            payload = event.payload
-            if isinstance(payload, ReplyGenerated):
-                await store.add_reply(conn, event)
-            elif isinstance(payload, MessageSent):
-                await store.record_outcome_from_log(conn, event)
-            elif isinstance(payload, MessageReceived):
-                keyword = keyword_of(payload.body)
-                if keyword in ("opt_out", "opt_in"):
-                    await store.set_opt_out(
-                        conn, event.conversation_key, keyword == "opt_out", event.occurred_at
-                    )
+    async def apply(self, conn: Connection, event: Envelope) -> None:
+        payload = event.payload
+        if isinstance(payload, ReplyGenerated):
+            await store.add_reply(conn, event)
+        elif isinstance(payload, MessageSent):
+            await store.record_outcome_from_log(conn, event)
+        elif isinstance(payload, MessageReceived):
+            keyword = keyword_of(payload.body)
+            if keyword in ("opt_out", "opt_in"):
+                await store.set_opt_out(
+                    conn, event.conversation_key, keyword == "opt_out", event.occurred_at
+                )
+
+    def applied(self) -> None:
         self.work.set()
 
 
