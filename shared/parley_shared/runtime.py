@@ -6,15 +6,19 @@ import asyncio
 import logging
 import os
 import sys
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TypeVar
 
+import asyncpg
 from fastapi import FastAPI
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from parley_shared.settings import BusSettings, describe_errors
+from parley_shared.db import Pool, apply_schema, create_pool
+from parley_shared.kafka import EventConsumer, KafkaPublisher, ensure_topics
+from parley_shared.projection import Projection
+from parley_shared.settings import BusSettings, ProjectionSettings, describe_errors
 from parley_shared.tracing import setup_tracing
 
 S = TypeVar("S", bound=BaseSettings)
@@ -69,3 +73,67 @@ def health_routes(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
         return JSONResponse(
             {"status": "ready" if ok else "not ready"}, status_code=200 if ok else 503
         )
+
+
+class ProjectionRuntime:
+    """What a projection service runs beside its HTTP API: a pool, a publisher, the consumer
+    of its topics and background loops; started in the lifespan and closed at its end."""
+
+    def __init__(self, settings: ProjectionSettings, service: str) -> None:
+        self.settings = settings
+        self.service = service
+        self.tasks: list[asyncio.Task[None]] = []
+        self.consumer: EventConsumer | None = None
+        self.pool: Pool | None = None
+        self.publisher = KafkaPublisher(settings)
+
+    async def start(self, schema_ddl: str, pool_size: int = 10) -> tuple[Pool, KafkaPublisher]:
+        self.pool = await create_pool(
+            self.settings.database_url, schema=self.settings.db_schema, max_size=pool_size
+        )
+        await apply_schema(self.pool, self.service, schema_ddl)
+        await self.publisher.start()
+        return self.pool, self.publisher
+
+    def background(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
+        self.tasks.append(asyncio.create_task(keep_running(f"{self.service} {name}", loop)))
+
+    def consume(
+        self, topics: Sequence[str], projection: Projection, first: Sequence[str] = ()
+    ) -> None:
+        consumer = EventConsumer(
+            self.settings,
+            topics=topics,
+            group_id=self.settings.kafka_group_id or f"parley-{self.service}",
+            handler=projection.handle,
+            batch_handler=projection.handle_batch,
+            publisher=self.publisher,
+            first=first,
+        )
+        self.consumer = consumer
+
+        async def run() -> None:
+            await ensure_topics(self.settings)
+            await consumer.run()
+
+        self.background("consumer", run)
+
+    async def ready(self) -> bool:
+        """Consuming, and the database answers."""
+        if self.pool is None or (self.consumer is not None and not self.consumer.started.is_set()):
+            return False
+        try:
+            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2.0)
+        except (OSError, TimeoutError, asyncpg.PostgresError):
+            return False
+        return True
+
+    async def close(self) -> None:
+        if self.consumer is not None:
+            self.consumer.stop()
+        for task in self.tasks:
+            task.cancel()
+        await asyncio.gather(*self.tasks, return_exceptions=True)
+        await self.publisher.stop()
+        if self.pool is not None:
+            await self.pool.close()

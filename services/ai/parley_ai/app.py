@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -18,9 +17,8 @@ from parley_ai.llm import OfflineResponder, OpenAIResponder, Responder
 from parley_ai.service import AiProjection, AiService
 from parley_ai.settings import AiSettings
 from parley_shared import topics
-from parley_shared.db import OutboxRelay, apply_schema, create_pool
-from parley_shared.kafka import EventConsumer, KafkaPublisher, ensure_topics
-from parley_shared.runtime import health_routes, keep_running
+from parley_shared.db import OutboxRelay
+from parley_shared.runtime import ProjectionRuntime, health_routes
 
 CONSUMED = [topics.MESSAGE_RECEIVED, topics.REPLY_GENERATED, topics.CONVERSATION_CHANGED]
 
@@ -46,16 +44,11 @@ def build_responder(settings: AiSettings) -> Responder:
 
 
 def create_app(settings: AiSettings, responder: Responder | None = None) -> FastAPI:
+    runtime = ProjectionRuntime(settings, store.SERVICE)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await create_pool(
-            settings.database_url,
-            schema=settings.db_schema,
-            max_size=settings.ai_max_in_flight + 4,
-        )
-        await apply_schema(pool, store.SERVICE, store.SCHEMA)
-        publisher = KafkaPublisher(settings)
-        await publisher.start()
+        pool, publisher = await runtime.start(store.SCHEMA, settings.ai_max_in_flight + 4)
         relay = OutboxRelay(pool, store.SERVICE, publisher)
         model = responder or build_responder(settings)
         service = AiService(
@@ -75,41 +68,16 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             projection=AiProjection(pool),
             settle_s=settings.ai_settle_ms / 1000,
         )
-        consumer = EventConsumer(
-            settings,
-            topics=CONSUMED,
-            group_id=settings.kafka_group_id or "parley-ai",
-            handler=service.handle,
-            batch_handler=service.projection.handle_batch,
-            # A close must be known before a message that followed it is answered.
-            first=[topics.CONVERSATION_CHANGED],
-            publisher=publisher,
-        )
-
-        async def consume() -> None:
-            await ensure_topics(settings)
-            await consumer.run()
-
-        tasks = [
-            asyncio.create_task(keep_running("ai consumer", consume)),
-            asyncio.create_task(keep_running("ai workers", service.run_workers)),
-            asyncio.create_task(keep_running("ai outbox relay", relay.run)),
-        ]
+        # A close must be known before a message that followed it is answered.
+        runtime.consume(CONSUMED, service.projection, first=[topics.CONVERSATION_CHANGED])
+        runtime.background("workers", service.run_workers)
+        runtime.background("outbox relay", relay.run)
         try:
-            yield {"publisher": publisher, "pool": pool}
+            yield {}
         finally:
-            consumer.stop()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.close()
             await model.close()
-            await publisher.stop()
-            await pool.close()
 
-    app = FastAPI(title="Parley ai", lifespan=lifespan)
-
-    async def ready() -> bool:
-        return True
-
-    health_routes(app, ready)
+    app = FastAPI(title="Parley ai", summary="One AI reply per inbound message.", lifespan=lifespan)
+    health_routes(app, runtime.ready)
     return app

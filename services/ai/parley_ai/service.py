@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -36,6 +35,7 @@ from parley_shared.events import (
 from parley_shared.identity import derived_event_id
 from parley_shared.keywords import keyword_of
 from parley_shared.projection import Projection
+from parley_shared.workers import run_workers
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.ai")
@@ -98,20 +98,7 @@ class AiService:
         await self.projection.handle(event)
 
     async def run_workers(self) -> None:
-        await asyncio.gather(*(self._worker() for _ in range(self.max_in_flight)))
-
-    async def _worker(self) -> None:
-        while True:
-            try:
-                answered = await self.answer_one()
-            except Exception:
-                log.exception("answering failed; the message stays pending and is retried")
-                answered = False
-                await asyncio.sleep(1.0)
-            if not answered:
-                self._work.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._work.wait(), 0.5)
+        await run_workers(self.max_in_flight, self.answer_one, self._work, "answering")
 
     async def answer_one(self) -> bool:
         """Answer the oldest answerable message; False when there was none."""

@@ -4,7 +4,6 @@ one of our numbers as filters, and reads pre-aggregated hourly rows."""
 from __future__ import annotations
 
 import csv
-import hmac
 import io
 from collections import defaultdict
 from collections.abc import AsyncIterator
@@ -14,27 +13,13 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from parley_analytics.core import cost_usd, percentile
 from parley_analytics.settings import ModelPrice
+from parley_shared.auth import require_token
 from parley_shared.db import Pool
 
-bearer = HTTPBearer(auto_error=False)
 MAX_RANGE = timedelta(days=3660)
-
-
-def require_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    expected: str = request.state.api_token
-    if credentials is None or not hmac.compare_digest(
-        credentials.credentials.encode(), expected.encode()
-    ):
-        raise HTTPException(
-            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
 
 
 def get_pool(request: Request) -> Pool:

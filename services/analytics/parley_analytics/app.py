@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,9 +13,7 @@ from parley_analytics.api import router
 from parley_analytics.service import AnalyticsService
 from parley_analytics.settings import AnalyticsSettings
 from parley_shared import topics
-from parley_shared.db import apply_schema, create_pool
-from parley_shared.kafka import EventConsumer, KafkaPublisher, ensure_topics
-from parley_shared.runtime import health_routes, keep_running
+from parley_shared.runtime import ProjectionRuntime, health_routes
 
 CONSUMED = [
     topics.MESSAGE_RECEIVED,
@@ -28,27 +25,12 @@ CONSUMED = [
 
 
 def create_app(settings: AnalyticsSettings) -> FastAPI:
+    runtime = ProjectionRuntime(settings, store.SERVICE)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await create_pool(settings.database_url, schema=settings.db_schema)
-        await apply_schema(pool, store.SERVICE, store.SCHEMA)
-        publisher = KafkaPublisher(settings)  # for dead letters only
-        await publisher.start()
-        service = AnalyticsService(pool=pool)
-        consumer = EventConsumer(
-            settings,
-            topics=CONSUMED,
-            group_id=settings.kafka_group_id or "parley-analytics",
-            handler=service.handle,
-            batch_handler=service.handle_batch,
-            publisher=publisher,
-        )
-
-        async def consume() -> None:
-            await ensure_topics(settings)
-            await consumer.run()
-
-        task = asyncio.create_task(keep_running("analytics consumer", consume))
+        pool, _ = await runtime.start(store.SCHEMA)
+        runtime.consume(CONSUMED, AnalyticsService(pool=pool))
         try:
             yield {
                 "pool": pool,
@@ -56,11 +38,7 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
                 "prices": settings.analytics_model_prices,
             }
         finally:
-            consumer.stop()
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
-            await publisher.stop()
-            await pool.close()
+            await runtime.close()
 
     app = FastAPI(
         title="Parley analytics",
@@ -68,9 +46,5 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
-
-    async def ready() -> bool:
-        return True
-
-    health_routes(app, ready)
+    health_routes(app, runtime.ready)
     return app

@@ -390,13 +390,11 @@ async def settle_metrics(conn: Connection, fact_id: UUID) -> None:
     if fact is None or fact["inbound_at"] is None:
         return
     where = (fact["inbound_at"], fact["channel"], fact["our_address"])
-    if not fact["counted_reply"] and fact["sent_at"] is not None and fact["message_sid"]:
-        ms = (fact["sent_at"] - fact["inbound_at"]).total_seconds() * 1000
-        await add_latency(conn, *where, "reply", ms)
-        await conn.execute("UPDATE analytics_facts SET counted_reply = true WHERE id = $1", fact_id)
-    if not fact["counted_delivery"] and fact["delivered_at"] is not None:
-        ms = (fact["delivered_at"] - fact["inbound_at"]).total_seconds() * 1000
-        await add_latency(conn, *where, "delivered", ms)
-        await conn.execute(
-            "UPDATE analytics_facts SET counted_delivery = true WHERE id = $1", fact_id
-        )
+    # (metric, the time it ends at, the flag that says it was counted)
+    ends = (("reply", fact["sent_at"] if fact["message_sid"] else None, "counted_reply"),
+            ("delivered", fact["delivered_at"], "counted_delivery"))
+    for metric, end, flag in ends:
+        if end is not None and not fact[flag]:
+            ms = (end - fact["inbound_at"]).total_seconds() * 1000
+            await add_latency(conn, *where, metric, ms)
+            await conn.execute(f"UPDATE analytics_facts SET {flag} = true WHERE id = $1", fact_id)

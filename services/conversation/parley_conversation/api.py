@@ -2,33 +2,17 @@
 
 from __future__ import annotations
 
-import hmac
 import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from pydantic import BaseModel
 
 from parley_conversation.core import BadCursor, decode_cursor, encode_cursor
 from parley_conversation.service import Conflict, ConversationService, NotFound
-
-bearer = HTTPBearer(auto_error=False)
-
-
-def require_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    expected: str = request.state.api_token
-    if credentials is None or not hmac.compare_digest(
-        credentials.credentials.encode(), expected.encode()
-    ):
-        raise HTTPException(
-            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )
+from parley_shared.auth import require_token
 
 
 def get_service(request: Request) -> ConversationService:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -14,24 +13,18 @@ from parley_sender.service import SenderProjection, SenderService
 from parley_sender.settings import SenderSettings
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared import topics
-from parley_shared.db import OutboxRelay, apply_schema, create_pool
-from parley_shared.kafka import EventConsumer, KafkaPublisher, ensure_topics
-from parley_shared.runtime import health_routes, keep_running
+from parley_shared.db import OutboxRelay
+from parley_shared.runtime import ProjectionRuntime, health_routes
 
 CONSUMED = [topics.REPLY_GENERATED, topics.MESSAGE_SENT, topics.MESSAGE_RECEIVED]
 
 
 def create_app(settings: SenderSettings) -> FastAPI:
+    runtime = ProjectionRuntime(settings, store.SERVICE)
+
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await create_pool(
-            settings.database_url,
-            schema=settings.db_schema,
-            max_size=settings.sender_max_in_flight + 4,
-        )
-        await apply_schema(pool, store.SERVICE, store.SCHEMA)
-        publisher = KafkaPublisher(settings)
-        await publisher.start()
+        pool, publisher = await runtime.start(store.SCHEMA, settings.sender_max_in_flight + 4)
         relay = OutboxRelay(pool, store.SERVICE, publisher)
         twilio = TwilioMessaging(
             settings.twilio_account_sid,
@@ -49,39 +42,17 @@ def create_app(settings: SenderSettings) -> FastAPI:
             lease_s=settings.sender_timeout_s * 2,
             projection=SenderProjection(pool),
         )
-        consumer = EventConsumer(
-            settings,
-            topics=CONSUMED,
-            group_id=settings.kafka_group_id or "parley-sender",
-            handler=service.handle,
-            batch_handler=service.projection.handle_batch,
-            publisher=publisher,
-        )
-
-        async def consume() -> None:
-            await ensure_topics(settings)
-            await consumer.run()
-
-        tasks = [
-            asyncio.create_task(keep_running("sender consumer", consume)),
-            asyncio.create_task(keep_running("sender workers", service.run_workers)),
-            asyncio.create_task(keep_running("sender outbox relay", relay.run)),
-        ]
+        runtime.consume(CONSUMED, service.projection)
+        runtime.background("workers", service.run_workers)
+        runtime.background("outbox relay", relay.run)
         try:
-            yield {"pool": pool}
+            yield {}
         finally:
-            consumer.stop()
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await runtime.close()
             await twilio.close()
-            await publisher.stop()
-            await pool.close()
 
-    app = FastAPI(title="Parley sender", lifespan=lifespan)
-
-    async def ready() -> bool:
-        return True
-
-    health_routes(app, ready)
+    app = FastAPI(
+        title="Parley sender", summary="Sends each reply once through Twilio.", lifespan=lifespan
+    )
+    health_routes(app, runtime.ready)
     return app

@@ -12,7 +12,6 @@ identical body sent to the same person by something else in that window.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -36,6 +35,7 @@ from parley_shared.events import (
 from parley_shared.identity import derived_event_id
 from parley_shared.keywords import keyword_of
 from parley_shared.projection import Projection
+from parley_shared.workers import run_workers
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.sender")
@@ -87,20 +87,7 @@ class SenderService:
         await self.projection.handle(event)
 
     async def run_workers(self) -> None:
-        await asyncio.gather(*(self._worker() for _ in range(self.max_in_flight)))
-
-    async def _worker(self) -> None:
-        while True:
-            try:
-                did = await self.send_one()
-            except Exception:
-                log.exception("send attempt failed unexpectedly; it will be retried")
-                did = False
-                await asyncio.sleep(1.0)
-            if not did:
-                self._work.clear()
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._work.wait(), 0.5)
+        await run_workers(self.max_in_flight, self.send_one, self._work, "sending")
 
     async def send_one(self) -> bool:
         async with self.pool.acquire() as conn:
