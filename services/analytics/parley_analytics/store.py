@@ -391,8 +391,10 @@ async def settle_metrics(conn: Connection, fact_id: UUID) -> None:
         return
     where = (fact["inbound_at"], fact["channel"], fact["our_address"])
     # (metric, the time it ends at, the flag that says it was counted)
-    ends = (("reply", fact["sent_at"] if fact["message_sid"] else None, "counted_reply"),
-            ("delivered", fact["delivered_at"], "counted_delivery"))
+    ends = (
+        ("reply", fact["sent_at"] if fact["message_sid"] else None, "counted_reply"),
+        ("delivered", fact["delivered_at"], "counted_delivery"),
+    )
     for metric, end, flag in ends:
         if end is not None and not fact[flag]:
             ms = (end - fact["inbound_at"]).total_seconds() * 1000
