@@ -63,7 +63,9 @@ CREATE TABLE IF NOT EXISTS analytics_active (
 );
 CREATE TABLE IF NOT EXISTS analytics_latency (
     bucket timestamptz NOT NULL, channel text NOT NULL, our_address text NOT NULL,
-    metric text NOT NULL, bin int NOT NULL, count bigint NOT NULL, sum_ms double precision NOT NULL,
+    metric text NOT NULL, bin int NOT NULL, count bigint NOT NULL,
+    -- whole milliseconds: an integer sum is the same whatever order events are added in
+    sum_ms bigint NOT NULL,
     PRIMARY KEY (bucket, channel, our_address, metric, bin)
 );
 CREATE TABLE IF NOT EXISTS analytics_delivery (
@@ -120,7 +122,7 @@ async def add_latency(
         ours,
         metric,
         bin_of(ms),
-        ms,
+        round(ms),
     )
 
 
