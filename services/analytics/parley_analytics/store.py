@@ -10,12 +10,12 @@ figure is counted once, when its last part arrives.
 from __future__ import annotations
 
 from datetime import datetime
-from uuid import UUID, uuid5
+from uuid import UUID
 
 from parley_analytics.core import bin_of
+from parley_shared.conversations import conversation_at
 from parley_shared.db import Connection
 from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
-from parley_shared.identity import PARLEY_NAMESPACE
 from parley_shared.status import fold_statuses
 
 SERVICE = "analytics"
@@ -160,39 +160,8 @@ async def add_inbound(conn: Connection, event: Envelope, opt_out: bool) -> None:
 async def _assign_conversation(
     conn: Connection, key: str, at: datetime, opener: UUID, channel: str, ours: str
 ) -> None:
-    """Same rule as the conversation service: a close ends a conversation at its time."""
-    current = await conn.fetchrow(
-        "SELECT closed_at FROM analytics_conversations WHERE conversation_key = $1 "
-        "AND opened_at <= $2 ORDER BY opened_at DESC LIMIT 1",
-        key,
-        at,
-    )
-    if current is not None and (current["closed_at"] is None or current["closed_at"] > at):
-        return
-    later = await conn.fetchval(
-        "SELECT id FROM analytics_conversations WHERE conversation_key = $1 AND opened_at > $2 "
-        "ORDER BY opened_at LIMIT 1",
-        key,
-        at,
-    )
-    if later is not None:
-        await conn.execute(
-            "UPDATE analytics_conversations SET opened_at = $2, channel = $3, our_address = $4 "
-            "WHERE id = $1",
-            later,
-            at,
-            channel,
-            ours,
-        )
-        return
-    await conn.execute(
-        "INSERT INTO analytics_conversations VALUES ($1, $2, $3, $4, $5, NULL) "
-        "ON CONFLICT DO NOTHING",
-        uuid5(PARLEY_NAMESPACE, f"conversation/{opener}"),
-        key,
-        channel,
-        ours,
-        at,
+    await conversation_at(
+        conn, "analytics_conversations", key, at, opener, {"channel": channel, "our_address": ours}
     )
 
 

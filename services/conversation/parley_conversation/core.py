@@ -1,4 +1,4 @@
-"""Pure rules of the conversation service: conversation ids and page cursors."""
+"""Pure rules of the conversation service: page cursors."""
 
 from __future__ import annotations
 
@@ -6,14 +6,6 @@ import base64
 import json
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid5
-
-from parley_shared.identity import PARLEY_NAMESPACE
-
-
-def conversation_id_for(first_inbound: UUID) -> UUID:
-    """A conversation is named by the message that opened it: the same on every replay."""
-    return uuid5(PARLEY_NAMESPACE, f"conversation/{first_inbound}")
 
 
 class BadCursor(ValueError):

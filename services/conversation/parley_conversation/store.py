@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from parley_conversation.core import conversation_id_for
+from parley_shared.conversations import conversation_at as shared_conversation_at
 from parley_shared.db import Connection
 from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
 from parley_shared.status import fold_statuses
@@ -94,39 +94,7 @@ async def upsert_thread(
 
 
 async def conversation_at(conn: Connection, key: str, at: datetime, opener: UUID) -> UUID:
-    """The conversation a message of thread ``key`` arriving at ``at`` belongs to.
-
-    ``opener`` names a new conversation if the message opens one.
-    """
-    current = await conn.fetchrow(
-        "SELECT id, closed_at FROM conversation_conversations WHERE conversation_key = $1 "
-        "AND opened_at <= $2 ORDER BY opened_at DESC LIMIT 1",
-        key,
-        at,
-    )
-    if current is not None and (current["closed_at"] is None or current["closed_at"] > at):
-        return UUID(str(current["id"]))
-    later = await conn.fetchrow(
-        "SELECT id FROM conversation_conversations WHERE conversation_key = $1 "
-        "AND opened_at > $2 ORDER BY opened_at LIMIT 1",
-        key,
-        at,
-    )
-    if later is not None:
-        # Replayed out of arrival order: this message came first, so it opened that one.
-        await conn.execute(
-            "UPDATE conversation_conversations SET opened_at = $2 WHERE id = $1", later["id"], at
-        )
-        return UUID(str(later["id"]))
-    new_id = conversation_id_for(opener)
-    await conn.execute(
-        "INSERT INTO conversation_conversations (id, conversation_key, opened_at) "
-        "VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        new_id,
-        key,
-        at,
-    )
-    return new_id
+    return await shared_conversation_at(conn, "conversation_conversations", key, at, opener)
 
 
 async def add_inbound(conn: Connection, event: Envelope) -> None:
