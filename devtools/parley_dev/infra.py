@@ -158,7 +158,9 @@ class Postgres:
     def url(self) -> str:
         return f"postgresql://postgres@127.0.0.1:{self.port}/{self.database}"
 
-    def start(self) -> str:
+    def start(self, fresh_database: bool = False) -> str:
+        """Start the cluster (creating it if needed); ``fresh_database`` drops and recreates
+        the database first."""
         bindir = _pg_bindir()
         self.root.mkdir(parents=True, exist_ok=True)
         if os.geteuid() == 0:
@@ -203,8 +205,19 @@ class Postgres:
             check=True,
             capture_output=True,
         )
+        if fresh_database:
+            self._psql(bindir, f'DROP DATABASE IF EXISTS "{self.database}" WITH (FORCE)')
         self._create_database(bindir)
         return self.url
+
+    def _psql(self, bindir: Path, sql: str) -> str:
+        psql = shutil.which("psql") or str(bindir / "psql")
+        return subprocess.run(
+            [psql, "-h", "127.0.0.1", "-p", str(self.port), "-U", "postgres", "-tAc", sql],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
 
     def _create_database(self, bindir: Path) -> None:
         psql = shutil.which("psql") or str(bindir / "psql")

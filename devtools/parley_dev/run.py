@@ -88,8 +88,13 @@ def main(argv: list[str] | None = None) -> int:
         database = os.environ.get("DATABASE_URL")
         if not database:
             postgres = Postgres(postgres_data_root(state), port=5433)
-            database = postgres.start()
-            print(f"postgres   {database}")
+            # Projections are built from the log: with a broker that forgets its log at
+            # stop, the database starts empty too, so the two always agree.
+            database = postgres.start(fresh_database=broker is not None)
+            print(
+                f"postgres   {database}"
+                + (" (fresh, like the broker's log)" if broker is not None else "")
+            )
         env = base_environment(state, kafka, database)
         sandbox = env.get("PARLEY_SANDBOX") == "1"
         for service in [SANDBOX, *SERVICES] if sandbox else SERVICES:
