@@ -14,6 +14,20 @@ VOLATILE_COLUMNS = frozenset(
 )
 
 
+async def _row_text(pool: Pool, table: str) -> str:
+    """SQL that renders a row of ``table`` as text, volatile columns left out."""
+    columns = [
+        row["column_name"]
+        for row in await pool.fetch(
+            "SELECT column_name FROM information_schema.columns WHERE "
+            "table_schema = current_schema() AND table_name = $1 ORDER BY column_name",
+            table,
+        )
+        if row["column_name"] not in VOLATILE_COLUMNS
+    ]
+    return "ROW(" + ", ".join(f'"{c}"' for c in columns) + ")::text"
+
+
 async def digest(pool: Pool, service: str) -> dict[str, tuple[int, str]]:
     tables = await pool.fetch(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
@@ -22,16 +36,7 @@ async def digest(pool: Pool, service: str) -> dict[str, tuple[int, str]]:
     )
     result: dict[str, tuple[int, str]] = {}
     for table in (row["tablename"] for row in tables):
-        columns = [
-            row["column_name"]
-            for row in await pool.fetch(
-                "SELECT column_name FROM information_schema.columns WHERE "
-                "table_schema = current_schema() AND table_name = $1 ORDER BY column_name",
-                table,
-            )
-            if row["column_name"] not in VOLATILE_COLUMNS
-        ]
-        row_sql = "ROW(" + ", ".join(f'"{c}"' for c in columns) + ")::text"
+        row_sql = await _row_text(pool, table)
         summary = await pool.fetchrow(
             f"SELECT count(*) AS n, md5(coalesce(string_agg(r, E'\\n' ORDER BY r), '')) AS h "
             f'FROM (SELECT {row_sql} AS r FROM "{table}") rows'
@@ -43,14 +48,5 @@ async def digest(pool: Pool, service: str) -> dict[str, tuple[int, str]]:
 
 async def rows(pool: Pool, table: str) -> list[str]:
     """Every row of a table as sorted text, for a readable diff when digests differ."""
-    columns = [
-        row["column_name"]
-        for row in await pool.fetch(
-            "SELECT column_name FROM information_schema.columns WHERE "
-            "table_schema = current_schema() AND table_name = $1 ORDER BY column_name",
-            table,
-        )
-        if row["column_name"] not in VOLATILE_COLUMNS
-    ]
-    row_sql = "ROW(" + ", ".join(f'"{c}"' for c in columns) + ")::text"
+    row_sql = await _row_text(pool, table)
     return [r["r"] for r in await pool.fetch(f'SELECT {row_sql} AS r FROM "{table}" ORDER BY 1')]
