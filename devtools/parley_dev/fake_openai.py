@@ -83,3 +83,30 @@ def create_app(fake: FakeOpenAI) -> FastAPI:
         )
 
     return app
+
+
+def main() -> None:
+    """``python -m parley_dev.fake_openai``: serve it with a fixed latency (benchmarks)."""
+    import os
+
+    import uvicorn
+
+    fake = FakeOpenAI(delay_s=float(os.environ.get("FAKE_OPENAI_DELAY_MS", "0")) / 1000)
+    # Recording every request would grow without bound under load.
+    fake.requests = _Forgetful()
+    uvicorn.run(
+        create_app(fake),
+        host="127.0.0.1",
+        port=int(os.environ.get("FAKE_OPENAI_PORT", "8091")),
+        log_level="warning",
+        access_log=False,
+    )
+
+
+class _Forgetful(list[dict[str, Any]]):
+    def append(self, item: dict[str, Any]) -> None:
+        return None
+
+
+if __name__ == "__main__":
+    main()

@@ -149,6 +149,8 @@ class Postgres:
     port: int = field(default_factory=free_port)
     database: str = "parley"
     fast_and_unsafe: bool = False  # fsync off: for throwaway test clusters only
+    # Counts every statement (pg_stat_statements), for the load benchmark.
+    statement_stats: bool = False
 
     @property
     def data(self) -> Path:
@@ -186,6 +188,8 @@ class Postgres:
         options = f"-p {self.port} -k {self.root} -c listen_addresses=127.0.0.1"
         if self.fast_and_unsafe:
             options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+        if self.statement_stats:
+            options += " -c shared_preload_libraries=pg_stat_statements"
         subprocess.run(
             _as_postgres(
                 [

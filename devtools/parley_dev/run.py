@@ -60,6 +60,27 @@ def base_environment(state: Path, kafka: str, database: str) -> dict[str, str]:
     return env
 
 
+def port_of(service: Service, env: dict[str, str]) -> int:
+    return int(env.get(service.port_env, service.port))
+
+
+def launch(service: Service, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
+    """Start one service as its own process (logging to ``logs``) and wait for its port."""
+    logs.mkdir(parents=True, exist_ok=True)
+    log = logs / f"{service.name}.log"
+    port = port_of(service, env)
+    with log.open("ab") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", service.module],
+            env={**env, service.port_env: str(port)},
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+    wait_for_port(port, 30, process, log)
+    return process
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--state-dir", type=Path, default=PROJECT / ".parley")
@@ -98,23 +119,9 @@ def main(argv: list[str] | None = None) -> int:
         env = base_environment(state, kafka, database)
         sandbox = env.get("PARLEY_SANDBOX") == "1"
         for service in [SANDBOX, *SERVICES] if sandbox else SERVICES:
-            log = (state / "logs" / f"{service.name}.log").open("ab")
-            process = subprocess.Popen(
-                [sys.executable, "-m", service.module],
-                env={**env, service.port_env: env.get(service.port_env, str(service.port))},
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-            children.append((service.name, process))
-            wait_for_port(
-                int(env.get(service.port_env, service.port)),
-                30,
-                process,
-                state / "logs" / f"{service.name}.log",
-            )
+            children.append((service.name, launch(service, env, state / "logs")))
             print(
-                f"{service.name:<10} http://127.0.0.1:{service.port}  (log: "
+                f"{service.name:<10} http://127.0.0.1:{port_of(service, env)}  (log: "
                 f"{state / 'logs' / (service.name + '.log')})"
             )
         if not env.get("OPENAI_API_KEY"):

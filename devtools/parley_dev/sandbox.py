@@ -12,6 +12,7 @@ import base64
 import contextlib
 import hmac
 import secrets
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from email.utils import format_datetime
@@ -81,7 +82,23 @@ class Sandbox:
     create_calls: int = 0
     # (public prefix, local prefix): sign callbacks for the public URL, deliver them locally.
     deliver_to: tuple[str, str] | None = None
+    # Called with every accepted message (the load benchmark's users wait on it).
+    on_send: Callable[[SentMessage], None] | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    _http: httpx.AsyncClient | None = None
+
+    def client(self) -> httpx.AsyncClient:
+        if self._http is None:
+            self._http = httpx.AsyncClient(timeout=10)
+        return self._http
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        if self._http is not None:
+            await self._http.aclose()
+            self._http = None
 
     def authorised(self, request: Request) -> bool:
         header = request.headers.get("authorization", "")
@@ -94,28 +111,28 @@ class Sandbox:
         if not message.status_callback:
             return
         validator = RequestValidator(self.auth_token)
-        async with httpx.AsyncClient(timeout=10) as http:
-            for status in list(self.lifecycle):
-                await asyncio.sleep(self.callback_delay_s)
-                message.status = status
-                params = {
-                    "MessageSid": message.sid,
-                    "SmsSid": message.sid,
-                    "AccountSid": self.account_sid,
-                    "MessageStatus": status,
-                    "SmsStatus": status,
-                    "To": message.to,
-                    "From": message.from_,
-                    "ApiVersion": "2010-04-01",
-                }
-                if message.messaging_service_sid:
-                    params["MessagingServiceSid"] = message.messaging_service_sid
-                signature = validator.compute_signature(message.status_callback, params)
-                target = message.status_callback
-                if self.deliver_to and target.startswith(self.deliver_to[0]):
-                    target = self.deliver_to[1] + target[len(self.deliver_to[0]) :]
-                with contextlib.suppress(httpx.HTTPError):
-                    await http.post(target, data=params, headers={"X-Twilio-Signature": signature})
+        http = self.client()
+        for status in list(self.lifecycle):
+            await asyncio.sleep(self.callback_delay_s)
+            message.status = status
+            params = {
+                "MessageSid": message.sid,
+                "SmsSid": message.sid,
+                "AccountSid": self.account_sid,
+                "MessageStatus": status,
+                "SmsStatus": status,
+                "To": message.to,
+                "From": message.from_,
+                "ApiVersion": "2010-04-01",
+            }
+            if message.messaging_service_sid:
+                params["MessagingServiceSid"] = message.messaging_service_sid
+            signature = validator.compute_signature(message.status_callback, params)
+            target = message.status_callback
+            if self.deliver_to and target.startswith(self.deliver_to[0]):
+                target = self.deliver_to[1] + target[len(self.deliver_to[0]) :]
+            with contextlib.suppress(httpx.HTTPError):
+                await http.post(target, data=params, headers={"X-Twilio-Signature": signature})
 
     def for_number(self, number: str) -> list[SentMessage]:
         return [m for m in self.sent if m.to == number]
@@ -134,7 +151,14 @@ def twilio_error(status: int, code: int, message: str) -> JSONResponse:
 
 
 def create_app(sandbox: Sandbox) -> FastAPI:
-    app = FastAPI(title="Parley Twilio sandbox")
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await sandbox.close()
+
+    app = FastAPI(title="Parley Twilio sandbox", lifespan=lifespan)
     base = "/2010-04-01/Accounts/{account_sid}/Messages.json"
 
     @app.post(base)
@@ -166,6 +190,8 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             created=datetime.now(UTC),
         )
         sandbox.sent.append(message)
+        if sandbox.on_send is not None:
+            sandbox.on_send(message)
         task = asyncio.create_task(sandbox.callbacks(message))
         sandbox._tasks.add(task)
         task.add_done_callback(sandbox._tasks.discard)

@@ -1,0 +1,320 @@
+"""Load benchmark: people texting Parley, against a no-durability reference on this machine.
+
+    ./dev bench load                                  # 300 users, 1 s model, 60 s
+    ./dev bench load --users 50 --model-ms 50
+    ./dev bench load --rate 20 --seconds 30           # open loop: pipeline overhead at 20/s
+
+Starts a Tansu broker, PostgreSQL (with pg_stat_statements), a fake OpenAI server with a fixed
+latency, every Parley service as its own process (as ``./dev run`` does) and the Twilio sandbox
+(in this process, which also plays the users). The same traffic is then sent to the
+reference (``parley_dev.reference``: the same HTTP flow in one process, no broker, no
+database). Prints replies/s, end-to-end latency, pipeline overhead, lost and duplicated
+replies, CPU per answered message for every process, SQL statements and pool acquisitions per
+answered message, and Parley's ratio to the reference. Asserts nothing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import asyncpg
+import httpx
+
+from parley_dev import sandbox
+from parley_dev.infra import Postgres, Tansu, free_port, stop_pid
+from parley_dev.loadgen import Traffic, cpu_seconds, describe_latency, tree_cpu_seconds
+from parley_dev.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SERVICES, Service, launch
+from parley_dev.serve import serving
+from parley_shared.metrics import parse
+
+Probe = dict[str, Callable[[], float]]
+
+
+async def drive(
+    traffic: Traffic, args: argparse.Namespace, probe: Probe, on_window: Callable[[bool], object]
+) -> dict[str, object]:
+    """Warm up, measure one window, stop the users, drain; returns the figures."""
+    limits = httpx.Limits(max_connections=args.users + 10, max_keepalive_connections=args.users)
+    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+        if args.rate:
+            users = [asyncio.create_task(traffic.open_loop(http, args.users, args.rate))]
+        else:
+            users = [
+                asyncio.create_task(traffic.closed_loop_user(http, i)) for i in range(args.users)
+            ]
+        try:
+            return await measure(traffic, args, probe, on_window)
+        finally:
+            traffic.stop()
+            for task in users:
+                task.cancel()
+            await asyncio.gather(*users, return_exceptions=True)
+
+
+async def measure(
+    traffic: Traffic, args: argparse.Namespace, probe: Probe, on_window: Callable[[bool], object]
+) -> dict[str, object]:
+    await asyncio.sleep(args.warmup)
+    before = {name: read() for name, read in probe.items()}
+    await on_window(True)  # type: ignore[misc]
+    start = time.perf_counter()
+    await asyncio.sleep(args.seconds)
+    end = time.perf_counter()
+    after = {name: read() for name, read in probe.items()}
+    window_stats = await on_window(False)  # type: ignore[misc]
+    traffic.stop()
+    drain_until = time.monotonic() + args.drain
+    while traffic.lost() and time.monotonic() < drain_until:
+        await asyncio.sleep(0.2)
+    e2e = traffic.window(start, end)
+    return {
+        "replies": len(e2e),
+        "rate": len(e2e) / (end - start),
+        "e2e": e2e,
+        "cpu": {name: after[name] - before[name] for name in probe},
+        "lost": traffic.lost(),
+        "duplicated": traffic.duplicated(),
+        "refused": traffic.refused,
+        "window": window_stats,
+    }
+
+
+def report(name: str, figures: dict[str, object], model_s: float) -> None:
+    replies = int(figures["replies"])  # type: ignore[call-overload]
+    print(f"\n== {name}")
+    print(
+        f"replies/s {figures['rate']:.1f} ({replies} in the window); lost {figures['lost']}, "
+        f"duplicated {figures['duplicated']}, webhooks refused {figures['refused']}"
+    )
+    print(describe_latency(figures["e2e"], model_s))  # type: ignore[arg-type]
+    cpu: dict[str, float] = figures["cpu"]  # type: ignore[assignment]
+    per = max(replies, 1)
+    total = sum(v for k, v in cpu.items() if not k.startswith("harness"))
+    print(f"CPU per answered message: {total / per * 1000:.1f} ms (system under test)")
+    for process, seconds in sorted(cpu.items(), key=lambda item: -item[1]):
+        print(f"  {process:<22} {seconds:7.2f} s   {seconds / per * 1000:6.2f} ms/message")
+    window: dict[str, object] | None = figures["window"]  # type: ignore[assignment]
+    if window:
+        print(
+            f"SQL statements per message {float(window['statements']) / per:.1f}, "  # type: ignore[arg-type]
+            f"transactions {float(window['transactions']) / per:.1f}, "  # type: ignore[arg-type]
+            f"pool acquisitions {float(window['acquisitions']) / per:.1f}"  # type: ignore[arg-type]
+        )
+        for calls, query in window["top"]:  # type: ignore[attr-defined]
+            print(f"  {calls / per:6.2f}/msg  {query}")
+
+
+async def acquisitions(ports: dict[str, int]) -> float:
+    total = 0.0
+    async with httpx.AsyncClient(timeout=5) as http:
+        for port in ports.values():
+            with contextlib.suppress(httpx.HTTPError):
+                response = await http.get(f"http://127.0.0.1:{port}/metrics")
+                if response.status_code != 200:
+                    continue
+                text = response.text
+                total += sum(
+                    v
+                    for k, v in parse(text).items()
+                    if k.startswith("parley_db_pool_acquisitions_total")
+                )
+    return total
+
+
+@contextlib.asynccontextmanager
+async def parley(
+    kafka: str, database: str, env_extra: dict[str, str], logs: Path
+) -> AsyncIterator[tuple[str, dict[str, int], dict[str, int]]]:
+    """Every Parley service as a process; yields (gateway URL, pids, ports)."""
+    ports = {s.name: free_port() for s in SERVICES}
+    gateway = f"http://127.0.0.1:{ports['gateway']}"
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "DATABASE_URL": database,
+        "KAFKA_TOPIC_PREFIX": f"load{uuid.uuid4().hex[:6]}.",
+        "KAFKA_SESSION_TIMEOUT_MS": "2000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "PUBLIC_BASE_URL": gateway,
+        "API_TOKEN": "bench-api-token",
+        "LOG_LEVEL": "WARNING",
+        **env_extra,
+    }
+    children: dict[str, subprocess.Popen[bytes]] = {}
+    try:
+        for service in SERVICES:
+            env[service.port_env] = str(ports[service.name])
+            children[service.name] = launch(service, env, logs)
+        async with httpx.AsyncClient(timeout=5) as http:
+            for name, port in ports.items():
+                deadline = time.monotonic() + 60
+                while (await _status(http, port)) != 200:
+                    if time.monotonic() > deadline:
+                        raise RuntimeError(f"{name} not ready; see {logs}")
+                    await asyncio.sleep(0.2)
+        yield gateway, {name: p.pid for name, p in children.items()}, ports
+    finally:
+        for process in children.values():
+            stop_pid(process.pid)
+
+
+async def _status(http: httpx.AsyncClient, port: int) -> int:
+    try:
+        return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code
+    except httpx.HTTPError:
+        return 0
+
+
+async def main(args: argparse.Namespace) -> None:
+    state = Path(tempfile.mkdtemp(prefix="parley-load-"))
+    broker = Tansu(state / "tansu")
+    cluster = Postgres(Path(tempfile.mkdtemp(prefix="parley-load-pg-", dir="/var/tmp")))
+    cluster.statement_stats = True
+    fake_port = free_port()
+    fake = None
+    model_s = args.model_ms / 1000
+    try:
+        kafka = broker.start()
+        database = cluster.start()
+        admin = await asyncpg.connect(database)
+        await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
+        fake = subprocess.Popen(
+            [sys.executable, "-m", "parley_dev.fake_openai"],
+            env={
+                **os.environ,
+                "FAKE_OPENAI_PORT": str(fake_port),
+                "FAKE_OPENAI_DELAY_MS": str(args.model_ms),
+            },
+            start_new_session=True,
+        )
+        box = sandbox.Sandbox(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
+        async with serving(sandbox.create_app(box)) as twilio_url:
+            env_extra = {
+                "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
+                "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
+                "TWILIO_API_BASE_URL": twilio_url,
+                "OPENAI_API_KEY": "sk-bench",
+                "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+                **dict(kv.split("=", 1) for kv in args.env),
+            }
+            harness: Probe = {
+                "harness: users+sandbox": lambda: cpu_seconds(os.getpid()),
+                "harness: fake OpenAI": lambda: cpu_seconds(fake.pid),  # type: ignore[union-attr]
+            }
+            figures = {}
+            if not args.skip_parley:
+                async with parley(kafka, database, env_extra, state / "logs") as (
+                    gateway,
+                    pids,
+                    ports,
+                ):
+                    traffic = Traffic(gateway, gateway, SANDBOX_AUTH_TOKEN, SANDBOX_ACCOUNT_SID)
+                    box.on_send = traffic.on_send
+                    probe: Probe = {
+                        **{name: (lambda p=pid: cpu_seconds(p)) for name, pid in pids.items()},
+                        "postgres": lambda: tree_cpu_seconds(cluster.pid() or 0),
+                        "broker (tansu)": lambda: cpu_seconds(broker.process.pid),  # type: ignore[union-attr]
+                        **harness,
+                    }
+                    marks: dict[str, float] = {}
+
+                    async def on_window(starting: bool) -> dict[str, object] | None:
+                        if starting:
+                            await admin.execute("SELECT pg_stat_statements_reset()")
+                            marks["xacts"] = await _xacts(admin)
+                            marks["acq"] = await acquisitions(ports)
+                            return None
+                        top = await admin.fetch(
+                            "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) q "
+                            "FROM pg_stat_statements ORDER BY calls DESC LIMIT 12"
+                        )
+                        return {
+                            "statements": await admin.fetchval(
+                                "SELECT sum(calls) FROM pg_stat_statements"
+                            ),
+                            "transactions": await _xacts(admin) - marks["xacts"],
+                            "acquisitions": await acquisitions(ports) - marks["acq"],
+                            "top": [(r["calls"], r["q"]) for r in top],
+                        }
+
+                    figures["parley"] = await drive(traffic, args, probe, on_window)
+                report("Parley", figures["parley"], model_s)
+            if not args.skip_reference:
+                figures["reference"] = await run_reference(args, box, twilio_url, fake_port, harness)
+                report("no-durability reference", figures["reference"], model_s)
+            if len(figures) == 2:
+                ratio = float(figures["parley"]["rate"]) / max(  # type: ignore[arg-type]
+                    float(figures["reference"]["rate"]), 1e-9  # type: ignore[arg-type]
+                )
+                print(f"\nParley / reference, replies/s: {ratio:.2f}")
+        await admin.close()
+    finally:
+        if fake is not None:
+            stop_pid(fake.pid)
+        broker.stop()
+        cluster.destroy()
+
+
+async def _xacts(admin: asyncpg.Connection) -> float:
+    return float(
+        await admin.fetchval(
+            "SELECT sum(xact_commit + xact_rollback) FROM pg_stat_database "
+            "WHERE datname = current_database()"
+        )
+    )
+
+
+async def run_reference(
+    args: argparse.Namespace, box: sandbox.Sandbox, twilio_url: str, fake_port: int, harness: Probe
+) -> dict[str, object]:
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    env = {
+        **os.environ,
+        "REFERENCE_PORT": str(port),
+        "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+        "TWILIO_API_BASE_URL": twilio_url,
+        "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
+        "PUBLIC_BASE_URL": url,
+    }
+    reference = Service("reference", "parley_dev.reference", "REFERENCE_PORT", port)
+    process = launch(reference, env, Path(tempfile.mkdtemp(prefix="parley-ref-")))
+    try:
+        traffic = Traffic(url, url, SANDBOX_AUTH_TOKEN, SANDBOX_ACCOUNT_SID)
+        box.on_send = traffic.on_send
+
+        async def no_stats(starting: bool) -> None:
+            return None
+
+        return await drive(
+            traffic, args, {"reference": lambda: cpu_seconds(process.pid), **harness}, no_stats
+        )
+    finally:
+        stop_pid(process.pid)
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--users", type=int, default=300)
+    parser.add_argument("--model-ms", type=int, default=1000)
+    parser.add_argument("--seconds", type=float, default=60)
+    parser.add_argument("--warmup", type=float, default=10)
+    parser.add_argument("--drain", type=float, default=30)
+    parser.add_argument("--rate", type=float, help="open loop: messages per second")
+    parser.add_argument("--env", nargs="*", default=[], help="KEY=VALUE for Parley's services")
+    parser.add_argument("--skip-reference", action="store_true")
+    parser.add_argument("--skip-parley", action="store_true")
+    asyncio.run(main(parser.parse_args()))
