@@ -27,6 +27,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import aiohttp
 import asyncpg
 import httpx
 
@@ -44,8 +45,11 @@ async def drive(
     traffic: Traffic, args: argparse.Namespace, probe: Probe, on_window: Callable[[bool], object]
 ) -> dict[str, object]:
     """Warm up, measure one window, stop the users, drain; returns the figures."""
-    limits = httpx.Limits(max_connections=args.users + 10, max_keepalive_connections=args.users)
-    async with httpx.AsyncClient(timeout=30, limits=limits) as http:
+    # httpx's pool scans its connections on every request: with hundreds of users the load
+    # generator, not the system under test, would be what is measured.
+    async with aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(limit=0), timeout=aiohttp.ClientTimeout(total=30)
+    ) as http:
         if args.rate:
             users = [asyncio.create_task(traffic.open_loop(http, args.users, args.rate))]
         else:
@@ -74,7 +78,8 @@ async def measure(
     window_stats = await on_window(False)  # type: ignore[misc]
     traffic.stop()
     drain_until = time.monotonic() + args.drain
-    while traffic.lost() and time.monotonic() < drain_until:
+    # A bounded wait for the last replies; the count is checked, nothing signals it.
+    while traffic.lost() and time.monotonic() < drain_until:  # noqa: ASYNC110
         await asyncio.sleep(0.2)
     e2e = traffic.window(start, end)
     return {
@@ -188,8 +193,10 @@ async def main(args: argparse.Namespace) -> None:
         database = cluster.start()
         admin = await asyncpg.connect(database)
         await admin.execute("CREATE EXTENSION IF NOT EXISTS pg_stat_statements")
-        fake = subprocess.Popen(
-            [sys.executable, "-m", "parley_dev.fake_openai"],
+        fake = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "parley_dev.fake_openai",
             env={
                 **os.environ,
                 "FAKE_OPENAI_PORT": str(fake_port),
@@ -250,11 +257,14 @@ async def main(args: argparse.Namespace) -> None:
                     figures["parley"] = await drive(traffic, args, probe, on_window)
                 report("Parley", figures["parley"], model_s)
             if not args.skip_reference:
-                figures["reference"] = await run_reference(args, box, twilio_url, fake_port, harness)
+                figures["reference"] = await run_reference(
+                    args, box, twilio_url, fake_port, harness
+                )
                 report("no-durability reference", figures["reference"], model_s)
             if len(figures) == 2:
                 ratio = float(figures["parley"]["rate"]) / max(  # type: ignore[arg-type]
-                    float(figures["reference"]["rate"]), 1e-9  # type: ignore[arg-type]
+                    float(figures["reference"]["rate"]),
+                    1e-9,  # type: ignore[arg-type]
                 )
                 print(f"\nParley / reference, replies/s: {ratio:.2f}")
         await admin.close()

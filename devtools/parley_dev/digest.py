@@ -10,7 +10,7 @@ from __future__ import annotations
 from parley_shared.db import Pool
 
 VOLATILE_COLUMNS = frozenset(
-    {"processed_at", "recorded_at", "seq", "next_attempt_at", "sending_since", "published_at"}
+    {"processed_at", "recorded_at", "seq", "due_at", "lease_token", "sending_since"}
 )
 
 

@@ -18,7 +18,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from urllib.parse import urlencode
 
-import httpx
+import aiohttp
 from twilio.request_validator import RequestValidator
 
 from parley_dev.sandbox import SentMessage
@@ -80,6 +80,9 @@ class Traffic:
     _waiting: dict[str, asyncio.Future[float]] = field(default_factory=dict)
     _stop: asyncio.Event = field(default_factory=asyncio.Event)
 
+    def __post_init__(self) -> None:
+        self._validator = RequestValidator(self.auth_token)
+
     def on_send(self, message: SentMessage) -> None:
         marker = message.body.rsplit(" ", 1)[-1]
         self.sends[marker] += 1
@@ -91,7 +94,7 @@ class Traffic:
         if waiter is not None and not waiter.done():
             waiter.set_result(now)
 
-    async def post(self, http: httpx.AsyncClient, user: int, marker: str) -> bool:
+    async def post(self, http: aiohttp.ClientSession, user: int, marker: str) -> bool:
         params = {
             "MessageSid": "SM" + os.urandom(16).hex(),
             "AccountSid": self.account_sid,
@@ -104,27 +107,29 @@ class Traffic:
             "ApiVersion": "2010-04-01",
         }
         path = "/webhooks/twilio/messages"
-        signature = RequestValidator(self.auth_token).compute_signature(self.public + path, params)
+        signature = self._validator.compute_signature(self.public + path, params)
         self.posted[marker] = time.perf_counter()
         try:
-            response = await http.post(
+            async with http.post(
                 self.target + path,
-                content=urlencode(params),
+                data=urlencode(params),
                 headers={
                     "X-Twilio-Signature": signature,
                     "Content-Type": "application/x-www-form-urlencoded",
                 },
-            )
-        except httpx.HTTPError:
+            ) as response:
+                status = response.status
+                await response.read()
+        except (aiohttp.ClientError, TimeoutError):
             self.refused += 1
             return False
-        if response.status_code != 200:
+        if status != 200:
             self.refused += 1
             return False
         self.acknowledged.add(marker)
         return True
 
-    async def closed_loop_user(self, http: httpx.AsyncClient, user: int) -> None:
+    async def closed_loop_user(self, http: aiohttp.ClientSession, user: int) -> None:
         seq = 0
         while not self._stop.is_set():
             marker = f"u{user}-{seq}"
@@ -138,7 +143,7 @@ class Traffic:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(waiter, 60)
 
-    async def open_loop(self, http: httpx.AsyncClient, users: int, rate: float) -> None:
+    async def open_loop(self, http: aiohttp.ClientSession, users: int, rate: float) -> None:
         began = time.perf_counter()
         sent = 0
         posts: set[asyncio.Task[bool]] = set()

@@ -36,7 +36,7 @@ from parley_conversation.service import ConversationService
 from parley_sender import store as sender_store
 from parley_sender.app import CONSUMED as SENDER_TOPICS
 from parley_sender.service import SenderProjection
-from parley_shared.db import Pool, apply_schema, create_pool
+from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, apply_schema, create_pool
 from parley_shared.kafka import EventConsumer, KafkaPublisher
 from parley_shared.projection import Projection as ProjectionBase
 from parley_shared.settings import BusSettings
@@ -57,17 +57,15 @@ PROJECTIONS = {
             "conversation",
             conversation_store.SCHEMA,
             CONVERSATION_TOPICS,
-            lambda pool: ConversationService(pool=pool, relay=None),
+            lambda pool: ConversationService(pool, relay=None),
         ),
-        Projection("ai", ai_store.SCHEMA, AI_TOPICS, lambda pool: AiProjection(pool)),
-        Projection(
-            "sender", sender_store.SCHEMA, SENDER_TOPICS, lambda pool: SenderProjection(pool)
-        ),
+        Projection("ai", ai_store.SCHEMA, AI_TOPICS, AiProjection),
+        Projection("sender", sender_store.SCHEMA, SENDER_TOPICS, SenderProjection),
         Projection(
             "analytics",
             analytics_store.SCHEMA,
             ANALYTICS_TOPICS,
-            lambda pool: AnalyticsService(pool=pool),
+            AnalyticsService,
         ),
     )
 }
@@ -136,7 +134,7 @@ async def rebuild(
 ) -> int:
     """Rebuild one service's projection; returns how many events it consumed."""
     projection = PROJECTIONS[service]
-    pool = await create_pool(database_url, schema=schema)
+    pool = await create_pool(database_url, schema=schema, name=f"{service}-rebuild")
     publisher = KafkaPublisher(bus)
     progress = Progress(service, out)
     try:
@@ -154,8 +152,8 @@ async def rebuild(
             bus,
             topics=projection.topics,
             group_id=group_id or f"parley-{service}",
-            handler=state.handle,
-            batch_handler=state.handle_batch,
+            handler=state.handle_batch,
+            transient=TRANSIENT_DB_ERRORS,
             publisher=publisher,
             from_beginning=True,
             on_poll=on_poll,

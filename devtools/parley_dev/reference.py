@@ -27,7 +27,12 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 
 
 def create_app(
-    *, openai_base_url: str, twilio_api_base_url: str, account_sid: str, auth_token: str, public: str
+    *,
+    openai_base_url: str,
+    twilio_api_base_url: str,
+    account_sid: str,
+    auth_token: str,
+    public: str,
 ) -> FastAPI:
     validator = RequestValidator(auth_token)
     tasks: set[asyncio.Task[None]] = set()
@@ -50,7 +55,7 @@ def create_app(
 
     async def answer(params: dict[str, str]) -> None:
         model: AsyncOpenAI = state["model"]  # type: ignore[assignment]
-        twilio: Client = state["twilio"]  # type: ignore[assignment]
+        twilio: Client = state["twilio"]
         completion = await model.chat.completions.create(
             model="gpt-4o-mini",
             messages=[

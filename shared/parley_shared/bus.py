@@ -21,6 +21,11 @@ class Publisher(Protocol):
         """
         ...
 
+    async def publish_many(self, events: Sequence[tuple[str, Envelope]]) -> None:
+        """Publish (topic, event) pairs, in order per key, and return once all are
+        acknowledged; BrokerUnavailable when any is not."""
+        ...
+
 
 Handler = Callable[[Envelope], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None]]

@@ -1,25 +1,21 @@
-"""asyncpg helpers shared by services: pools, schema, processed-event tracking, outbox.
+"""asyncpg helpers shared by services: pools, schema, processed-event tracking, outbox rows.
 
-Each service owns its tables (prefixed with its name). A consumer records every event id it
-processed in ``<service>_processed`` in the same transaction as its state change, so a
-redelivered event is a no-op; a change that must also be published writes an outbox row in
-that transaction, and a relay publishes rows in order and marks them done.
+Each service owns its tables (prefixed with its name). A consumer records the ids of the
+events it applied in ``<service>_processed`` in the same transaction as the state change, so a
+redelivered event is a no-op; a change that must also be published writes outbox rows in
+that transaction, and the relay (``parley_shared.outbox``) publishes them.
 """
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import logging
+from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID
 
 import asyncpg
 
-from parley_shared.bus import BrokerUnavailable, Publisher
-from parley_shared.events import Envelope, decode, encode
-
-log = logging.getLogger(__name__)
+from parley_shared.events import Envelope, encode
+from parley_shared.metrics import REGISTRY
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -29,8 +25,23 @@ if TYPE_CHECKING:
 else:
     Connection = Pool = Any
 
+# Errors of a database that is restarting, failing over or out of connections: wait and
+# retry, never give up on (or dead-letter) the event that met them.
+TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (
+    asyncpg.CannotConnectNowError,
+    asyncpg.AdminShutdownError,
+    asyncpg.ConnectionDoesNotExistError,
+    asyncpg.InterfaceError,
+    asyncpg.TooManyConnectionsError,
+    asyncpg.PostgresConnectionError,
+    asyncpg.SerializationError,
+    asyncpg.DeadlockDetectedError,
+)
 
-async def create_pool(url: str, *, schema: str = "public", max_size: int = 10) -> Pool:
+
+async def create_pool(
+    url: str, *, schema: str = "public", max_size: int = 10, name: str = "parley"
+) -> Pool:
     """A pool whose connections resolve unqualified table names in ``schema`` first."""
     if schema != "public":
         conn = await asyncpg.connect(url)
@@ -38,8 +49,26 @@ async def create_pool(url: str, *, schema: str = "public", max_size: int = 10) -
             await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{schema}"')
         finally:
             await conn.close()
+
+    async def counted(conn: Connection) -> None:
+        REGISTRY.inc(
+            "parley_db_pool_acquisitions_total",
+            help_text="Connections taken from the pool",
+            service=name,
+        )
+
+    async def keep_session(conn: Connection) -> None:
+        # Nothing we run leaves session state behind (no LISTEN, cursors or session locks
+        # on pooled connections), so the default reset would be four statements for nothing.
+        return None
+
     pool = await asyncpg.create_pool(
-        url, min_size=1, max_size=max_size, server_settings={"search_path": f'"{schema}"'}
+        url,
+        min_size=1,
+        max_size=max_size,
+        setup=counted,
+        reset=keep_session,
+        server_settings={"search_path": f'"{schema}"', "application_name": f"parley-{name}"},
     )
     assert pool is not None
     return pool
@@ -54,11 +83,8 @@ def common_schema(service: str) -> str:
     CREATE TABLE IF NOT EXISTS {service}_outbox (
         id bigserial PRIMARY KEY,
         topic text NOT NULL,
-        event bytea NOT NULL,
-        published_at timestamptz
+        event bytea NOT NULL
     );
-    CREATE INDEX IF NOT EXISTS {service}_outbox_pending
-        ON {service}_outbox (id) WHERE published_at IS NULL;
     """
 
 
@@ -69,57 +95,29 @@ async def apply_schema(pool: Pool, service: str, ddl: str) -> None:
         await conn.execute(common_schema(service) + ddl)
 
 
+async def first_seen(conn: Connection, service: str, event_ids: Sequence[UUID]) -> set[UUID]:
+    """Record ``event_ids`` as processed, in one statement; returns those not seen before."""
+    rows = await conn.fetch(
+        f"INSERT INTO {service}_processed (event_id) SELECT unnest($1::uuid[]) "
+        "ON CONFLICT DO NOTHING RETURNING event_id",
+        list(event_ids),
+    )
+    return {row["event_id"] for row in rows}
+
+
 async def first_time(conn: Connection, service: str, event_id: UUID) -> bool:
-    """Record ``event_id`` as processed; False when it already was (a redelivery)."""
-    row = await conn.fetchval(
-        f"INSERT INTO {service}_processed (event_id) VALUES ($1) "
-        "ON CONFLICT DO NOTHING RETURNING true",
-        event_id,
-    )
-    return bool(row)
+    """Record one event id as processed; False when it already was (a redelivery)."""
+    return bool(await first_seen(conn, service, [event_id]))
 
 
-async def enqueue(conn: Connection, service: str, topic: str, event: Envelope) -> None:
-    await conn.execute(
-        f"INSERT INTO {service}_outbox (topic, event) VALUES ($1, $2)", topic, encode(event)
-    )
-
-
-class OutboxRelay:
-    """Publishes a service's outbox rows in id order; wakes on ``notify()`` or every second."""
-
-    def __init__(self, pool: Pool, service: str, publisher: Publisher) -> None:
-        self._pool = pool
-        self._service = service
-        self._publisher = publisher
-        self._wake = asyncio.Event()
-
-    def notify(self) -> None:
-        self._wake.set()
-
-    async def publish_pending(self, limit: int = 200) -> int:
-        rows: list[Any] = await self._pool.fetch(
-            f"SELECT id, topic, event FROM {self._service}_outbox "
-            "WHERE published_at IS NULL ORDER BY id LIMIT $1",
-            limit,
+async def enqueue(conn: Connection, service: str, items: Iterable[tuple[str, Envelope]]) -> int:
+    """Write outbox rows (topic, event) in one statement; returns how many."""
+    rows = [(topic, encode(event)) for topic, event in items]
+    if rows:
+        await conn.execute(
+            f"INSERT INTO {service}_outbox (topic, event) "
+            "SELECT * FROM unnest($1::text[], $2::bytea[])",
+            [topic for topic, _ in rows],
+            [event for _, event in rows],
         )
-        for row in rows:
-            # Publish first, then mark: a crash in between republishes the same event id,
-            # which every consumer drops.
-            await self._publisher.publish(row["topic"], decode(row["event"]))
-            await self._pool.execute(
-                f"UPDATE {self._service}_outbox SET published_at = now() WHERE id = $1", row["id"]
-            )
-        return len(rows)
-
-    async def run(self) -> None:
-        while True:
-            try:
-                while await self.publish_pending():
-                    pass
-            except (BrokerUnavailable, OSError, asyncpg.PostgresError) as exc:
-                log.warning("outbox relay of %s paused: %r", self._service, exc)
-                await asyncio.sleep(1.0)
-            self._wake.clear()
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), 1.0)
+    return len(rows)

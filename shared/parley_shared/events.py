@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Generic, Literal
 from uuid import UUID
 
 from pydantic import (
@@ -26,6 +26,7 @@ from pydantic import (
     ValidationError,
     field_validator,
 )
+from typing_extensions import TypeVar
 
 Channel = Literal["sms", "whatsapp"]
 ReplySource = Literal["ai", "fallback", "offline"]
@@ -166,7 +167,14 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
-class Envelope(BaseModel):
+# Covariant: events are frozen, so an Envelope[MessageReceived] is an Envelope[Payload].
+P = TypeVar("P", bound=Payload, default=Payload, covariant=True)
+
+
+class Envelope(BaseModel, Generic[P]):
+    """An event. ``Envelope[MessageReceived]`` is one whose payload is known to be that type
+    (handlers get it so from the dispatcher); a bare ``Envelope`` holds any payload."""
+
     model_config = ConfigDict(frozen=True, extra="ignore")
 
     event_id: UUID
@@ -177,7 +185,7 @@ class Envelope(BaseModel):
     account_sid: str
     correlation_id: UUID
     causation_id: UUID | None = None
-    payload: SerializeAsAny[Payload]
+    payload: SerializeAsAny[P]
 
     @field_validator("occurred_at")
     @classmethod
@@ -189,8 +197,11 @@ class DecodeError(ValueError):
     """Raised when bytes on a topic are not an event this reader can understand."""
 
 
+Q = TypeVar("Q", bound=Payload)
+
+
 def new_envelope(
-    payload: Payload,
+    payload: Q,
     *,
     event_id: UUID,
     conversation_key: str,
@@ -198,7 +209,7 @@ def new_envelope(
     occurred_at: datetime,
     correlation_id: UUID | None = None,
     causation_id: UUID | None = None,
-) -> Envelope:
+) -> Envelope[Q]:
     return Envelope(
         event_id=event_id,
         event_type=payload.EVENT_TYPE,
@@ -212,9 +223,7 @@ def new_envelope(
     )
 
 
-def caused_by(
-    cause: Envelope, payload: Payload, *, event_id: UUID, occurred_at: datetime
-) -> Envelope:
+def caused_by(cause: Envelope, payload: Q, *, event_id: UUID, occurred_at: datetime) -> Envelope[Q]:
     """An event that follows from ``cause``: same conversation and correlation chain."""
     return new_envelope(
         payload,

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeAlias
 
 from aiokafka import (
     AIOKafkaConsumer,
@@ -22,7 +23,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
 
-from parley_shared.bus import BatchHandler, BrokerUnavailable, Handler
+from parley_shared.bus import BatchHandler, BrokerUnavailable
 from parley_shared.events import DecodeError, Envelope, decode, encode
 from parley_shared.settings import BusSettings
 from parley_shared.topics import Topics
@@ -100,6 +101,29 @@ class KafkaPublisher:
         except (KafkaError, OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"no acknowledgement from Kafka: {exc!r}") from exc
 
+    async def publish_many(self, events: Sequence[tuple[str, Envelope]]) -> None:
+        """Hand every event to the producer first, then wait for all acknowledgements: one
+        round of broker waits for a batch instead of one per event. The producer keeps the
+        order of events with the same key (same partition)."""
+        if not events:
+            return
+        producer = await self._ensure_producer()
+        headers = inject_headers()
+        try:
+            async with asyncio.timeout(self._timeout_s):
+                pending = [
+                    await producer.send(
+                        self._topics.name(topic),
+                        encode(event),
+                        key=event.conversation_key.encode("utf-8"),
+                        headers=headers,
+                    )
+                    for topic, event in events
+                ]
+                await asyncio.gather(*pending)
+        except (KafkaError, OSError, TimeoutError) as exc:
+            raise BrokerUnavailable(f"no acknowledgement from Kafka: {exc!r}") from exc
+
     async def ping(self) -> bool:
         """True when the broker answers a metadata request now."""
         try:
@@ -155,16 +179,27 @@ class TransientError(Exception):
     """A handler failure worth retrying forever (a dependency is down), never dead-lettered."""
 
 
-TRANSIENT = (TransientError, BrokerUnavailable, OSError, TimeoutError, ConnectionError)
+TRANSIENT: tuple[type[Exception], ...] = (
+    TransientError,
+    BrokerUnavailable,
+    OSError,
+    TimeoutError,
+    ConnectionError,
+)
+
+Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
 class EventConsumer:
-    """Consumes topics in a consumer group and hands each decoded event to ``handler``.
+    """Consumes topics in a consumer group and hands every poll's events to ``handler`` at once.
 
-    Offsets are committed only after the handler returned, i.e. after its effects are durable;
-    a crash in between redelivers, and handlers drop repeats by event id. Bytes that are not a
-    readable event, and events a handler keeps rejecting, go to ``<topic>.dlq`` with the reason,
-    and consumption goes on.
+    One poll, across all its partitions, is one handler call (one transaction in a
+    projection), then one offset commit: after the handler returned, so after its effects are
+    durable. A crash in between redelivers, and handlers drop repeats by event id. Failures in
+    ``transient`` (a dependency is down) are retried until they pass; any other failure makes
+    the poll fall back to one event at a time, so that only a poison event is set aside: bytes
+    that are not a readable event, and events a handler keeps rejecting, go to
+    ``<topic>.dlq`` with the reason, and consumption goes on.
     """
 
     def __init__(
@@ -173,10 +208,10 @@ class EventConsumer:
         *,
         topics: Sequence[str],
         group_id: str,
-        handler: Handler,
+        handler: BatchHandler,
         publisher: KafkaPublisher,
-        batch_handler: BatchHandler | None = None,
         first: Sequence[str] = (),
+        transient: tuple[type[Exception], ...] = (),
         max_attempts: int = 5,
         from_beginning: bool = False,
         on_poll: Callable[[AIOKafkaConsumer, int], Awaitable[None]] | None = None,
@@ -186,9 +221,9 @@ class EventConsumer:
         self._physical = [self._topics.name(t) for t in topics]
         self._group_id = group_id
         self._handler = handler
-        self._batch_handler = batch_handler
         # Topics whose records are handled before the others of the same poll.
         self._first = {self._topics.name(t) for t in first}
+        self._transient = TRANSIENT + transient
         self._publisher = publisher
         self._max_attempts = max_attempts
         self._from_beginning = from_beginning
@@ -205,7 +240,8 @@ class EventConsumer:
             group_id=self._group_id,
             enable_auto_commit=False,
             auto_offset_reset="earliest",
-            max_poll_records=500,
+            max_poll_records=self._settings.kafka_max_poll_records,
+            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
             session_timeout_ms=self._settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
         )
@@ -218,85 +254,75 @@ class EventConsumer:
             self.started.set()
             while not self._stopping.is_set():
                 batches = await consumer.getmany(timeout_ms=200)
-                done = 0
-                ordered = sorted(batches.items(), key=lambda item: item[0].topic not in self._first)
-                for partition, records in ordered:
-                    if self._batch_handler is not None and len(records) > 1:
-                        await self._process_batch(records)
-                    else:
-                        for record in records:
-                            await self._process(record)
+                records = [
+                    record
+                    for _, part in sorted(
+                        batches.items(), key=lambda item: item[0].topic not in self._first
+                    )
+                    for record in part
+                ]
+                if records:
+                    await self._process(records)
                     try:
-                        await consumer.commit({partition: records[-1].offset + 1})
+                        await consumer.commit(
+                            {partition: part[-1].offset + 1 for partition, part in batches.items()}
+                        )
                     except CommitFailedError as exc:
-                        # A rebalance took the partition away; the new owner redelivers and
+                        # A rebalance took partitions away; their new owner redelivers and
                         # handlers drop what was already done.
-                        log.warning("commit failed for %s: %s", partition, exc)
-                    done += len(records)
+                        log.warning("commit failed: %s", exc)
                 if self._on_poll is not None:
-                    await self._on_poll(consumer, done)
+                    await self._on_poll(consumer, len(records))
         finally:
             await consumer.stop()
 
-    async def _process_batch(self, records: Sequence[ConsumerRecord[bytes, bytes]]) -> None:
-        """All records of one partition poll in one handler call (one transaction). If any is
-        undecodable or the batch keeps failing, fall back to one record at a time, so only
-        the bad record is dead-lettered."""
-        assert self._batch_handler is not None
-        try:
-            events = [decode(record.value or b"") for record in records]
-        except DecodeError:
-            events = []
-        attempt = 0
-        while events:
-            attempt += 1
-            with tracer.start_as_current_span(
-                f"consume {self._topics.logical(records[0].topic)} batch",
-                context=extract_context(records[0].headers),
-                kind=trace.SpanKind.CONSUMER,
-                attributes={"messaging.batch.message_count": len(events), "group": self._group_id},
-            ):
-                try:
-                    await self._batch_handler(events)
-                    return
-                except TRANSIENT as exc:
-                    log.warning("transient failure on a batch, retrying: %r", exc)
-                    await asyncio.sleep(min(0.2 * 2**attempt, 10.0))
-                except Exception:
-                    log.exception("batch failed; processing its records one by one")
-                    break
+    async def _process(self, records: Sequence[Record]) -> None:
+        decoded: list[tuple[Record, Envelope]] = []
         for record in records:
-            await self._process(record)
-
-    async def _process(self, record: ConsumerRecord[bytes, bytes]) -> None:
-        try:
-            event = decode(record.value or b"")
-        except DecodeError as exc:
-            await self._dead_letter(record, f"undecodable: {exc}")
+            try:
+                decoded.append((record, decode(record.value or b"")))
+            except DecodeError as exc:
+                await self._dead_letter(record, f"undecodable: {exc}")
+        if not decoded:
             return
-        attempt = 0
         with tracer.start_as_current_span(
-            f"consume {self._topics.logical(record.topic)}",
-            context=extract_context(record.headers),
+            f"consume {len(decoded)} events",
+            context=extract_context(decoded[0][0].headers),
             kind=trace.SpanKind.CONSUMER,
-            attributes={"messaging.event_id": str(event.event_id), "group": self._group_id},
+            attributes={"messaging.batch.message_count": len(decoded), "group": self._group_id},
         ):
-            while True:
-                attempt += 1
-                try:
-                    await self._handler(event)
-                    return
-                except TRANSIENT as exc:
-                    log.warning("transient failure on %s, retrying: %r", event.event_id, exc)
-                    await asyncio.sleep(min(0.2 * 2**attempt, 10.0))
-                except Exception as exc:
-                    if attempt >= self._max_attempts:
-                        log.exception("giving up on %s after %d attempts", event.event_id, attempt)
-                        await self._dead_letter(record, f"handler failed: {exc!r}")
-                        return
-                    await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+            if await self._attempt([event for _, event in decoded], whole_poll=True):
+                return
+        log.warning("a poll of %d events failed; applying them one by one", len(decoded))
+        for record, event in decoded:
+            with tracer.start_as_current_span(
+                f"consume {self._topics.logical(record.topic)}",
+                context=extract_context(record.headers),
+                kind=trace.SpanKind.CONSUMER,
+                attributes={"messaging.event_id": str(event.event_id), "group": self._group_id},
+            ):
+                if not await self._attempt([event], whole_poll=False):
+                    await self._dead_letter(record, f"handler failed {self._max_attempts} times")
 
-    async def _dead_letter(self, record: ConsumerRecord[bytes, bytes], reason: str) -> None:
+    async def _attempt(self, events: Sequence[Envelope], *, whole_poll: bool) -> bool:
+        """Apply ``events``: True once done. Transient failures are retried without limit;
+        other failures end at once for a whole poll, or after ``max_attempts``."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                await self._handler(events)
+                return True
+            except self._transient as exc:
+                log.warning("transient failure on %d event(s), retrying: %r", len(events), exc)
+                await asyncio.sleep(min(0.2 * 2**attempt, 10.0))
+            except Exception:
+                log.exception("applying %d event(s) failed (attempt %d)", len(events), attempt)
+                if whole_poll or attempt >= self._max_attempts:
+                    return False
+                await asyncio.sleep(min(0.1 * 2**attempt, 5.0))
+
+    async def _dead_letter(self, record: Record, reason: str) -> None:
         source = self._topics.logical(record.topic)
         headers = [
             *(record.headers or ()),

@@ -1,35 +1,66 @@
 """A projection: state built from events, each applied once, in a transaction with its
-processed-event record."""
+processed-event record.
+
+A projection registers one handler per payload type with ``on``; a handler gets the
+connection and every new event of its type in the batch, already typed
+(``Envelope[MessageReceived]``), so it can apply them with set-based SQL. One poll of the
+consumer is one ``handle_batch``: one transaction, one statement to learn which events are
+new, then one handler call per payload type present, in registration order. Handlers must not
+depend on the order events of different topics are read in (a replay reads them in another
+order than live processing did).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import ClassVar
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, ClassVar, cast
 
-from parley_shared.db import Connection, Pool, first_time
-from parley_shared.events import Envelope
+from parley_shared.db import Connection, Pool, first_seen
+from parley_shared.events import Envelope, P, Payload
+
+Apply = Callable[[Connection, Sequence[Envelope[P]]], Awaitable[None]]
 
 
 class Projection:
-    """Subclasses set ``service`` and implement ``apply``; ``pool`` is set by the subclass."""
+    """Subclasses set ``service`` and register their handlers in ``__init__``."""
 
     service: ClassVar[str]
-    pool: Pool
 
-    async def apply(self, conn: Connection, event: Envelope) -> None:
-        raise NotImplementedError
+    def __init__(self, pool: Pool) -> None:
+        self.pool = pool
+        self._handlers: dict[type[Payload], Apply[Any]] = {}
 
-    def applied(self) -> None:
-        """Called after a transaction that changed state committed (e.g. to wake workers)."""
+    def on(self, kind: type[P], apply: Apply[P]) -> None:
+        self._handlers[kind] = cast("Apply[Any]", apply)
+
+    def wants(self, event: Envelope) -> bool:
+        """Whether an event changes this projection; others are not even recorded."""
+        return type(event.payload) in self._handlers
+
+    def applied(self, events: Sequence[Envelope]) -> None:
+        """Called after a transaction that applied ``events`` committed (e.g. to wake workers)."""
 
     async def handle(self, event: Envelope) -> None:
         await self.handle_batch([event])
 
     async def handle_batch(self, events: Sequence[Envelope]) -> None:
-        """Apply events in one transaction: one commit per batch, not per event, which is
-        what makes replaying a long log fast. A repeat of an applied event is skipped."""
+        wanted = [event for event in events if self.wants(event)]
+        if not wanted:
+            return
         async with self.pool.acquire() as conn, conn.transaction():
-            for event in events:
-                if await first_time(conn, self.service, event.event_id):
-                    await self.apply(conn, event)
-        self.applied()
+            new = await first_seen(conn, self.service, [e.event_id for e in wanted])
+            # A poll can hold the same event twice (a producer retried): apply it once.
+            fresh: dict[Any, Envelope] = {}
+            for event in wanted:
+                if event.event_id in new:
+                    fresh.setdefault(event.event_id, event)
+            await self.apply(conn, list(fresh.values()))
+        if fresh:
+            self.applied(list(fresh.values()))
+
+    async def apply(self, conn: Connection, events: Sequence[Envelope]) -> None:
+        """Apply new events inside the caller's transaction (also used by rebuilds)."""
+        for kind, apply in self._handlers.items():
+            of_kind = [event for event in events if type(event.payload) is kind]
+            if of_kind:
+                await apply(conn, of_kind)

@@ -11,12 +11,15 @@ from typing import TypeVar
 
 import asyncpg
 from fastapi import FastAPI
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from parley_shared.db import Pool, apply_schema, create_pool
+from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, apply_schema, create_pool
 from parley_shared.kafka import EventConsumer, KafkaPublisher, ensure_topics
+from parley_shared.leases import Inbox, LeaseWorker, R, T
+from parley_shared.metrics import REGISTRY
+from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection
 from parley_shared.settings import BusSettings, ProjectionSettings, describe_errors
 from parley_shared.tracing import setup_tracing
@@ -63,6 +66,12 @@ async def keep_running(name: str, loop: Callable[[], Awaitable[None]]) -> None:
 
 
 def health_routes(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
+    """``/healthz`` (alive), ``/readyz`` (can serve) and ``/metrics`` (Prometheus text)."""
+
+    @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
+    async def metrics() -> str:
+        return REGISTRY.render()
+
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
@@ -77,26 +86,49 @@ def health_routes(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
 
 class ProjectionRuntime:
     """What a projection service runs beside its HTTP API: a pool, a publisher, the consumer
-    of its topics and background loops; started in the lifespan and closed at its end."""
+    of its topics, its outbox relay and inbox workers; started in the lifespan, closed at its
+    end. Services and rebuilds build their projections the same way."""
 
     def __init__(self, settings: ProjectionSettings, service: str) -> None:
         self.settings = settings
         self.service = service
         self.tasks: list[asyncio.Task[None]] = []
         self.consumer: EventConsumer | None = None
-        self.pool: Pool | None = None
+        self._pool: Pool | None = None
         self.publisher = KafkaPublisher(settings)
+        self.relay: OutboxRelay | None = None
 
-    async def start(self, schema_ddl: str, pool_size: int = 10) -> tuple[Pool, KafkaPublisher]:
-        self.pool = await create_pool(
-            self.settings.database_url, schema=self.settings.db_schema, max_size=pool_size
+    @property
+    def pool(self) -> Pool:
+        assert self._pool is not None, "start() first"
+        return self._pool
+
+    async def start(self, schema_ddl: str, pool_size: int = 10) -> Pool:
+        self._pool = await create_pool(
+            self.settings.database_url,
+            schema=self.settings.db_schema,
+            max_size=pool_size,
+            name=self.service,
         )
-        await apply_schema(self.pool, self.service, schema_ddl)
+        await apply_schema(self._pool, self.service, schema_ddl)
         await self.publisher.start()
-        return self.pool, self.publisher
+        return self._pool
 
     def background(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
         self.tasks.append(asyncio.create_task(keep_running(f"{self.service} {name}", loop)))
+
+    def outbox(self) -> OutboxRelay:
+        """The relay of this service's outbox, running in the background."""
+        if self.relay is None:
+            self.relay = OutboxRelay(self.pool, self.service, self.publisher)
+            self.background("outbox relay", self.relay.run)
+        return self.relay
+
+    def work(self, inbox: Inbox[T, R], max_in_flight: int) -> LeaseWorker[T, R]:
+        """Inbox workers under leases, running in the background."""
+        worker = LeaseWorker(self.pool, inbox, name=self.service, max_in_flight=max_in_flight)
+        self.background("inbox worker", worker.run)
+        return worker
 
     def consume(
         self, topics: Sequence[str], projection: Projection, first: Sequence[str] = ()
@@ -105,10 +137,10 @@ class ProjectionRuntime:
             self.settings,
             topics=topics,
             group_id=self.settings.kafka_group_id or f"parley-{self.service}",
-            handler=projection.handle,
-            batch_handler=projection.handle_batch,
+            handler=projection.handle_batch,
             publisher=self.publisher,
             first=first,
+            transient=TRANSIENT_DB_ERRORS,
         )
         self.consumer = consumer
 
@@ -120,10 +152,10 @@ class ProjectionRuntime:
 
     async def ready(self) -> bool:
         """Consuming, and the database answers."""
-        if self.pool is None or (self.consumer is not None and not self.consumer.started.is_set()):
+        if self._pool is None or (self.consumer is not None and not self.consumer.started.is_set()):
             return False
         try:
-            await asyncio.wait_for(self.pool.fetchval("SELECT 1"), 2.0)
+            await asyncio.wait_for(self._pool.fetchval("SELECT 1"), 2.0)
         except (OSError, TimeoutError, asyncpg.PostgresError):
             return False
         return True
@@ -135,5 +167,5 @@ class ProjectionRuntime:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.publisher.stop()
-        if self.pool is not None:
-            await self.pool.close()
+        if self._pool is not None:
+            await self._pool.close()

@@ -100,8 +100,7 @@ async def settled_digests(parley: Parley) -> dict[str, dict[str, tuple[int, str]
             pending = await pool.fetchval(
                 "SELECT (SELECT count(*) FROM ai_inbox WHERE state = 'pending') + "
                 "(SELECT count(*) FROM sender_outbound WHERE state IN ('pending', 'sending')) "
-                "+ (SELECT count(*) FROM ai_outbox WHERE published_at IS NULL) "
-                "+ (SELECT count(*) FROM sender_outbox WHERE published_at IS NULL)"
+                "+ (SELECT count(*) FROM ai_outbox) + (SELECT count(*) FROM sender_outbox)"
             )
             if current == previous and pending == 0:
                 return current

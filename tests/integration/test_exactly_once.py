@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -13,14 +14,15 @@ import pytest
 from parley_ai import store as ai_store
 from parley_ai.core import Persona
 from parley_ai.llm import Completion
-from parley_ai.service import AiProjection, AiService
+from parley_ai.service import AiProjection, RepliesInbox
 from parley_dev import sandbox
 from parley_dev.serve import serving
 from parley_sender import store as sender_store
-from parley_sender.service import SenderProjection, SenderService
+from parley_sender.service import OutgoingInbox, SenderProjection
 from parley_sender.twilio_client import TwilioMessaging
-from parley_shared.db import OutboxRelay, Pool, apply_schema, create_pool
+from parley_shared.db import Pool, apply_schema, create_pool
 from parley_shared.events import (
+    ConversationChanged,
     Envelope,
     MessageReceived,
     MessageSent,
@@ -28,22 +30,32 @@ from parley_shared.events import (
     new_envelope,
 )
 from parley_shared.identity import derived_event_id, inbound_event_id
+from parley_shared.leases import LeaseWorker
 from parley_shared.memory import InMemoryBus
+from parley_shared.outbox import OutboxRelay
+from tests.e2e.conftest import eventually
 from tests.helpers import ACCOUNT_SID, AUTH_TOKEN
 
 
 @pytest.fixture
-async def pool(database_url: str) -> AsyncIterator[Pool]:
+async def pool_url(database_url: str) -> AsyncIterator[str]:
     name = f"once_{uuid.uuid4().hex[:12]}"
     admin = await asyncpg.connect(database_url)
     await admin.execute(f'CREATE DATABASE "{name}"')
-    db = await create_pool(database_url.rsplit("/", 1)[0] + f"/{name}")
+    try:
+        yield database_url.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+
+
+@pytest.fixture
+async def pool(pool_url: str) -> AsyncIterator[Pool]:
+    db = await create_pool(pool_url)
     try:
         yield db
     finally:
         await db.close()
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 def inbound(body: str = "hello") -> Envelope:
@@ -85,43 +97,120 @@ class GatedResponder:
         return None
 
 
-async def test_ai_restart_mid_call_still_yields_one_reply(pool: Pool) -> None:
-    await apply_schema(pool, ai_store.SERVICE, ai_store.SCHEMA)
-    bus = InMemoryBus()
-    responder = GatedResponder()
-    service = AiService(
-        pool=pool,
+def replies_inbox(responder: GatedResponder) -> RepliesInbox:
+    return RepliesInbox(
         responder=responder,
-        relay=OutboxRelay(pool, "ai", bus),
         defaults=Persona("p", "m", 100, 0.0),
         numbers={},
         history_turns=10,
         fallback_reply="sorry",
-        max_in_flight=1,
-        projection=AiProjection(pool),
+        deadline_s=5,
+        lease_s=30,
     )
-    event = inbound()
-    await service.handle(event)
-    await service.handle(event)  # redelivered
 
-    # The process "dies" while the model is thinking: the transaction never commits.
-    call = asyncio.create_task(service.answer_one())
+
+async def test_ai_restart_mid_call_still_yields_one_reply(pool: Pool) -> None:
+    await apply_schema(pool, ai_store.SERVICE, ai_store.SCHEMA)
+    bus = InMemoryBus()
+    responder = GatedResponder()
+    projection = AiProjection(pool)
+    inbox = replies_inbox(responder)
+    event = inbound()
+    await projection.handle(event)
+    await projection.handle(event)  # redelivered
+
+    # The process "dies" while the model is thinking: the lease is held, nothing recorded.
+    [claim] = await inbox.claim(pool, 10)
+    call = asyncio.create_task(inbox.perform(claim))
     await responder.called.wait()
     call.cancel()
     with pytest.raises(asyncio.CancelledError):
         await call
+    assert await inbox.claim(pool, 10) == []  # leased: nobody else takes it meanwhile
     assert await pool.fetchval("SELECT count(*) FROM ai_outbox") == 0
 
+    # The lease runs out; another worker answers it.
+    await pool.execute("UPDATE ai_inbox SET due_at = now() - interval '1 second'")
     responder.gate.set()
-    assert await service.answer_one() is True
-    assert await service.answer_one() is False
+    [again] = await inbox.claim(pool, 10)
+    assert again.token != claim.token
+    await inbox.record(pool, again, await inbox.perform(again))
+    # The first worker comes back from the dead with an answer: its lease is gone.
+    await inbox.record(pool, claim, await inbox.perform(claim))
+    assert await inbox.claim(pool, 10) == []
     await OutboxRelay(pool, "ai", bus).publish_pending()
     [reply] = bus.events("reply.generated")
     assert reply.event_id == derived_event_id("reply.generated", event.event_id)
-    assert responder.calls == 2
+    assert responder.calls == 3
     # The reply, seen again on the log, changes nothing.
-    await service.handle(reply)
+    await projection.handle(reply)
     assert await pool.fetchval("SELECT state FROM ai_inbox") == "done"
+
+
+async def test_ai_close_during_the_model_call_means_no_reply(pool: Pool) -> None:
+    await apply_schema(pool, ai_store.SERVICE, ai_store.SCHEMA)
+    responder = GatedResponder()
+    responder.gate.set()
+    projection = AiProjection(pool)
+    inbox = replies_inbox(responder)
+    message = inbound()
+    await projection.handle(message)
+    [claim] = await inbox.claim(pool, 10)
+    outcome = await inbox.perform(claim)
+    close = new_envelope(
+        ConversationChanged(
+            conversation_id=uuid.uuid4(),
+            action="closed",
+            channel="sms",
+            participant="+15550200001",
+            our_address="+15557654321",
+        ),
+        event_id=uuid.uuid4(),
+        conversation_key="cv_once",
+        account_sid=ACCOUNT_SID,
+        occurred_at=datetime.now(UTC),
+    )
+    await projection.handle(close)
+    await inbox.record(pool, claim, outcome)
+    row = await pool.fetchrow("SELECT state, reason FROM ai_inbox")
+    assert row is not None
+    assert (row["state"], row["reason"]) == ("skipped", "closed")
+    assert await pool.fetchval("SELECT count(*) FROM ai_outbox") == 0
+
+
+async def test_a_slow_call_holds_no_connection(pool: Pool, pool_url: str) -> None:
+    """Many model calls in flight on a pool of two connections."""
+    await apply_schema(pool, ai_store.SERVICE, ai_store.SCHEMA)
+    responder = GatedResponder()
+    projection = AiProjection(pool)
+    inbox = replies_inbox(responder)
+    for n in range(40):
+        message = inbound(f"question {n}")
+        await projection.handle(
+            message.model_copy(update={"conversation_key": f"cv_{n}"})  # 40 conversations
+        )
+    small = await create_pool(pool_url, max_size=2)
+    worker = LeaseWorker(small, inbox, name="ai", max_in_flight=100)
+    running = asyncio.create_task(worker.run())
+    try:
+
+        async def all_called() -> bool:
+            return responder.calls == 40
+
+        await eventually(all_called, timeout_s=10)
+        assert worker.in_flight == 40
+        assert small.get_size() <= 2
+        responder.gate.set()
+
+        async def all_answered() -> bool:
+            return bool(await pool.fetchval("SELECT count(*) FROM ai_outbox") == 40)
+
+        await eventually(all_answered, timeout_s=10)
+    finally:
+        running.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await running
+        await small.close()
 
 
 @pytest.fixture
@@ -135,7 +224,25 @@ async def twilio() -> AsyncIterator[tuple[sandbox.Sandbox, TwilioMessaging]]:
             await client.close()
 
 
-async def queued_reply(pool: Pool, service: SenderService, body: str) -> Envelope:
+def outgoing_inbox(client: TwilioMessaging) -> OutgoingInbox:
+    return OutgoingInbox(
+        twilio=client,
+        status_callback="https://parley.test/webhooks/twilio/status",
+        max_attempts=3,
+        call_timeout_s=10,
+        lease_s=30,
+    )
+
+
+async def send_one(pool: Pool, inbox: OutgoingInbox) -> bool:
+    """What the lease worker does for one item; False when nothing was due."""
+    claims = await inbox.claim(pool, 1)
+    for claim in claims:
+        await inbox.record(pool, claim, await inbox.perform(claim))
+    return bool(claims)
+
+
+async def queued_reply(pool: Pool, projection: SenderProjection, body: str) -> Envelope:
     cause = inbound()
     payload = ReplyGenerated(
         in_reply_to=cause.event_id,
@@ -154,7 +261,7 @@ async def queued_reply(pool: Pool, service: SenderService, body: str) -> Envelop
         account_sid=ACCOUNT_SID,
         occurred_at=datetime.now(UTC),
     )
-    await service.handle(reply)
+    await projection.handle(reply)
     return reply
 
 
@@ -165,21 +272,13 @@ async def test_sender_crash_after_twilio_accepted_does_not_send_twice(
     box, client = twilio
     await apply_schema(pool, sender_store.SERVICE, sender_store.SCHEMA)
     bus = InMemoryBus()
-    service = SenderService(
-        pool=pool,
-        twilio=client,
-        relay=OutboxRelay(pool, "sender", bus),
-        status_callback="https://parley.test/webhooks/twilio/status",
-        max_attempts=3,
-        max_in_flight=1,
-        lease_s=30,
-        projection=SenderProjection(pool),
-    )
-    reply = await queued_reply(pool, service, "Your table is booked for 8pm.")
+    projection = SenderProjection(pool)
+    inbox = outgoing_inbox(client)
+    reply = await queued_reply(pool, projection, "Your table is booked for 8pm.")
     # A previous worker marked it sending, called Twilio, and died before recording.
     await pool.execute(
         "UPDATE sender_outbound SET state = 'sending', attempts = 1, sending_since = $1, "
-        "next_attempt_at = now() WHERE reply_event_id = $2",
+        "due_at = now() WHERE reply_event_id = $2",
         datetime.now(UTC) - timedelta(seconds=2),
         reply.event_id,
     )
@@ -193,17 +292,17 @@ async def test_sender_crash_after_twilio_accepted_does_not_send_twice(
         )
     calls_before = box.create_calls
 
-    assert await service.send_one() is True
+    assert await send_one(pool, inbox) is True
     await OutboxRelay(pool, "sender", bus).publish_pending()
     [outcome] = bus.events("message.sent")
     assert len(box.sent) == 1
     assert box.create_calls == calls_before + (0 if accepted_before_crash else 1)
     assert isinstance(outcome.payload, MessageSent)
     assert outcome.payload.message_sid == box.sent[0].sid
-    assert await service.send_one() is False
+    assert await send_one(pool, inbox) is False
     # Redelivered reply after it was sent: not queued again.
-    await service.handle(reply)
-    assert await service.send_one() is False
+    await projection.handle(reply)
+    assert await send_one(pool, inbox) is False
     assert len(box.sent) == 1
 
 
@@ -214,20 +313,11 @@ async def test_sender_refuses_a_reply_to_someone_who_opted_out_meanwhile(
     await apply_schema(pool, sender_store.SERVICE, sender_store.SCHEMA)
     bus = InMemoryBus()
     projection = SenderProjection(pool)
-    service = SenderService(
-        pool=pool,
-        twilio=client,
-        relay=OutboxRelay(pool, "sender", bus),
-        status_callback="https://parley.test/webhooks/twilio/status",
-        max_attempts=3,
-        max_in_flight=1,
-        lease_s=30,
-        projection=projection,
-    )
+    inbox = outgoing_inbox(client)
     # The reply was generated before the STOP arrived, and is due after it.
-    reply = await queued_reply(pool, service, "Here are today's specials.")
+    reply = await queued_reply(pool, projection, "Here are today's specials.")
     await projection.handle(inbound("Stop"))
-    assert await service.send_one() is True
+    assert await send_one(pool, inbox) is True
     await OutboxRelay(pool, "sender", bus).publish_pending()
     [outcome] = bus.events("message.sent")
     assert isinstance(outcome.payload, MessageSent)
@@ -236,6 +326,6 @@ async def test_sender_refuses_a_reply_to_someone_who_opted_out_meanwhile(
     assert box.create_calls == 0
 
     await projection.handle(inbound("START"))
-    await queued_reply(pool, service, "Welcome back.")
-    assert await service.send_one() is True
+    await queued_reply(pool, projection, "Welcome back.")
+    assert await send_one(pool, inbox) is True
     assert [m.body for m in box.sent] == ["Welcome back."]

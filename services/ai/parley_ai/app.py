@@ -14,10 +14,9 @@ from pydantic import TypeAdapter
 from parley_ai import store
 from parley_ai.core import NumberConfig, Persona
 from parley_ai.llm import OfflineResponder, OpenAIResponder, Responder
-from parley_ai.service import AiProjection, AiService
+from parley_ai.service import AiProjection, RepliesInbox
 from parley_ai.settings import AiSettings
 from parley_shared import topics
-from parley_shared.db import OutboxRelay
 from parley_shared.runtime import ProjectionRuntime, health_routes
 
 CONSUMED = [topics.MESSAGE_RECEIVED, topics.REPLY_GENERATED, topics.CONVERSATION_CHANGED]
@@ -48,13 +47,11 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool, publisher = await runtime.start(store.SCHEMA, settings.ai_max_in_flight + 4)
-        relay = OutboxRelay(pool, store.SERVICE, publisher)
+        await runtime.start(store.SCHEMA, settings.ai_pool_size)
         model = responder or build_responder(settings)
-        service = AiService(
-            pool=pool,
+        relay = runtime.outbox()
+        replies = RepliesInbox(
             responder=model,
-            relay=relay,
             defaults=Persona(
                 settings.ai_system_prompt,
                 settings.openai_model,
@@ -64,14 +61,17 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             numbers=load_numbers(settings),
             history_turns=settings.ai_history_turns,
             fallback_reply=settings.ai_fallback_reply,
-            max_in_flight=settings.ai_max_in_flight,
-            projection=AiProjection(pool),
-            settle_s=settings.ai_settle_ms / 1000,
+            deadline_s=settings.ai_deadline_s,
+            lease_s=settings.ai_deadline_s + 30,
+            on_reply=relay.notify,
         )
-        # A close must be known before a message that followed it is answered.
-        runtime.consume(CONSUMED, service.projection, first=[topics.CONVERSATION_CHANGED])
-        runtime.background("workers", service.run_workers)
-        runtime.background("outbox relay", relay.run)
+        worker = runtime.work(replies, settings.ai_max_in_flight)
+        runtime.consume(
+            CONSUMED,
+            AiProjection(runtime.pool, on_work=worker.wake),
+            # A close read in the same poll as a message after it is known when it is claimed.
+            first=[topics.CONVERSATION_CHANGED],
+        )
         try:
             yield {}
         finally:

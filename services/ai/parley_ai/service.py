@@ -1,12 +1,14 @@
-"""Handlers of the ai service: record what the log says, and answer pending messages."""
+"""Handlers of the ai service: the projection records what the log says; the replies inbox
+answers pending messages under leases, one model call per message, no connection held."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from opentelemetry import trace
 
@@ -14,6 +16,7 @@ from parley_ai import store
 from parley_ai.core import (
     NumberConfig,
     Persona,
+    Turn,
     chat_messages,
     persona_for,
     reason_not_to_answer,
@@ -22,7 +25,7 @@ from parley_ai.core import (
 )
 from parley_ai.llm import Completion, Responder, ResponderFailed
 from parley_shared import topics
-from parley_shared.db import Connection, OutboxRelay, Pool, enqueue
+from parley_shared.db import Connection, Pool
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
@@ -34,127 +37,129 @@ from parley_shared.events import (
 )
 from parley_shared.identity import derived_event_id
 from parley_shared.keywords import keyword_of
+from parley_shared.leases import Claim
 from parley_shared.projection import Projection
-from parley_shared.workers import run_workers
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.ai")
 
 
-@dataclass
 class AiProjection(Projection):
     """The consumer side: what the log says, recorded; no model calls, so it also rebuilds."""
 
     service: ClassVar[str] = store.SERVICE
-    pool: Pool
-    work: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def apply(self, conn: Connection, event: Envelope) -> None:
-        payload = event.payload
-        if isinstance(payload, MessageReceived):
-            keyword = keyword_of(payload.body)
-            if keyword in ("opt_out", "opt_in"):
-                await store.record_keyword(conn, event, keyword == "opt_out")
-            # Keywords precede this message on its own partition, so what they decide is
-            # the same live and on a replay; a close (another topic) waits for the worker.
-            opted_out = await store.opted_out_at(conn, event.conversation_key, event.occurred_at)
-            skip = reason_not_to_answer(payload, False, opted_out)
-            await store.record_inbound(
-                conn,
-                event,
-                state="skipped" if skip else "pending",
-                reason=skip,
-                user_text=None if keyword else user_text(payload),
+    def __init__(self, pool: Pool, on_work: Any = None) -> None:
+        super().__init__(pool)
+        self._on_work = on_work
+        self.on(MessageReceived, self.received)
+        self.on(ConversationChanged, self.changed)
+        self.on(ReplyGenerated, self.replied)
+
+    @staticmethod
+    async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+        rows = []
+        for event in events:
+            keyword = keyword_of(event.payload.body)
+            # Keywords precede this message on its own partition, so what they decide is the
+            # same live and on a replay; closes (another topic) are checked by the worker.
+            skip = reason_not_to_answer(event.payload, conversation_closed=False)
+            rows.append(
+                (
+                    event,
+                    f"keyword:{keyword}" if keyword else skip,
+                    None if keyword else user_text(event.payload),
+                )
             )
-        elif isinstance(payload, ReplyGenerated):
-            await store.record_reply(conn, event)
-        elif isinstance(payload, ConversationChanged):
-            await store.record_change(conn, event)
+        await store.record_inbound(conn, rows)
 
-    def applied(self) -> None:
-        self.work.set()
+    @staticmethod
+    async def changed(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
+        await store.record_changes(conn, events)
+
+    @staticmethod
+    async def replied(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
+        await store.record_replies(conn, events)
+
+    def applied(self, events: Sequence[Envelope]) -> None:
+        if self._on_work is not None and any(
+            isinstance(e.payload, MessageReceived) for e in events
+        ):
+            self._on_work()
+
+
+@dataclass(frozen=True)
+class Question:
+    """A leased inbound message and what its answer depends on, read when it was claimed."""
+
+    inbound: Envelope[MessageReceived]
+    history: list[Turn]
+    skip: str | None
 
 
 @dataclass
-class AiService:
-    """The worker side: answers pending messages, at most ``max_in_flight`` at a time."""
+class RepliesInbox:
+    """The worker side (``parley_shared.leases.Inbox``): one reply per inbound message."""
 
-    pool: Pool
     responder: Responder
-    relay: OutboxRelay
     defaults: Persona
     numbers: dict[str, NumberConfig]
     history_turns: int
     fallback_reply: str
-    max_in_flight: int
-    projection: AiProjection
-    settle_s: float = 0.0
+    deadline_s: float
+    lease_s: float
+    on_reply: Any = None
 
-    @property
-    def _work(self) -> asyncio.Event:
-        return self.projection.work
+    async def claim(self, pool: Pool, limit: int) -> list[Claim[Question]]:
+        claims = []
+        for row in await store.claim(pool, limit, self.lease_s, self.history_turns):
+            inbound: Envelope[MessageReceived] = decode(row["event"])  # type: ignore[assignment]
+            skip = reason_not_to_answer(inbound.payload, row["closed"], row["opted_out"])
+            question = Question(inbound, store.history_of(row), skip)
+            claims.append(Claim(row["event_id"], row["lease_token"], question))
+        return claims
 
-    async def handle(self, event: Envelope) -> None:
-        await self.projection.handle(event)
+    async def perform(self, claim: Claim[Question]) -> Envelope[ReplyGenerated] | str:
+        """The reply event, or why there is none (no model call for those)."""
+        question = claim.work
+        if question.skip is not None:
+            return question.skip
+        message = question.inbound.payload
+        persona = persona_for(message.our_address, self.defaults, self.numbers)
+        prompt = chat_messages(persona, message.channel, question.history, user_text(message))
+        with tracer.start_as_current_span("ai.complete", attributes={"model": persona.model}):
+            completion, source = await self._complete(persona, prompt)
+        return self._reply_event(question.inbound, completion, source)
 
-    async def run_workers(self) -> None:
-        await run_workers(self.max_in_flight, self.answer_one, self._work, "answering")
-
-    async def answer_one(self) -> bool:
-        """Answer the oldest answerable message; False when there was none."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await store.claim_next(conn, self.settle_s)
-            if row is None:
-                return False
-            self._work.set()  # there may be more: let another worker look
-            inbound = decode(row["event"])
-            assert isinstance(inbound.payload, MessageReceived)
-            message = inbound.payload
-            closed = await store.closed_at_time(conn, inbound.conversation_key, inbound.occurred_at)
-            opted_out = await store.opted_out_at(
-                conn, inbound.conversation_key, inbound.occurred_at
-            )
-            skip = reason_not_to_answer(message, closed, opted_out)
-            if skip is not None:
-                await store.finish(conn, inbound.event_id, "skipped", skip, None)
-                return True
-            past = await store.history(
-                conn, inbound.conversation_key, inbound.occurred_at, self.history_turns
-            )
-            persona = persona_for(message.our_address, self.defaults, self.numbers)
-            with tracer.start_as_current_span("ai.complete", attributes={"model": persona.model}):
-                completion, source = await self._complete(
-                    persona, chat_messages(persona, message.channel, past, user_text(message))
-                )
-            reply = self._reply_event(inbound, message, completion, source)
-            await enqueue(conn, "ai", topics.REPLY_GENERATED, reply)
-            await store.finish(conn, inbound.event_id, "done", None, reply.event_id)
-            assert isinstance(reply.payload, ReplyGenerated)
-            await store.add_turn(
-                conn,
-                reply.event_id,
-                inbound.conversation_key,
-                inbound.occurred_at,
-                "assistant",
-                reply.payload.body,
-            )
-        self.relay.notify()
-        return True
+    async def record(
+        self, pool: Pool, claim: Claim[Question], outcome: Envelope[ReplyGenerated] | str
+    ) -> float | None:
+        if isinstance(outcome, str):
+            await store.skip(pool, claim.id, claim.token, outcome)
+            return None
+        state = await store.answer(pool, claim.work.inbound, claim.token, outcome)
+        if state is None:
+            log.warning("lease on %s was lost; its new owner answers it", claim.id)
+        elif state == "done" and self.on_reply is not None:
+            self.on_reply()
+        return None
 
     async def _complete(
         self, persona: Persona, messages: list[dict[str, str]]
     ) -> tuple[Completion, ReplySource]:
         try:
-            completion = await self.responder.complete(persona, messages)
-        except ResponderFailed as exc:
-            log.warning("model failed after retries, sending the fallback reply: %s", exc)
+            async with asyncio.timeout(self.deadline_s):
+                completion = await self.responder.complete(persona, messages)
+        except (ResponderFailed, TimeoutError) as exc:
+            log.warning("model failed, sending the fallback reply: %r", exc)
             return Completion(self.fallback_reply, persona.model, 0, 0, 0), "fallback"
         return completion, "offline" if self.responder.offline else "ai"
 
     @staticmethod
     def _reply_event(
-        inbound: Envelope, message: MessageReceived, completion: Completion, source: ReplySource
-    ) -> Envelope:
+        inbound: Envelope[MessageReceived], completion: Completion, source: ReplySource
+    ) -> Envelope[ReplyGenerated]:
+        message = inbound.payload
         body, segments, encoding = shape_reply(completion.text, message.channel)
         payload = ReplyGenerated(
             in_reply_to=inbound.event_id,

@@ -23,12 +23,19 @@ class AiSettings(ProjectionSettings):
     ai_history_turns: int = Field(10, ge=0, le=100)
     ai_timeout_s: float = Field(20.0, gt=0, le=120)
     ai_max_retries: int = Field(3, ge=0, le=10)
-    ai_max_in_flight: int = Field(8, ge=1, le=256)
-    # How long a message waits before it is answered, so that a close the operator made just
-    # before it, on another topic, has been read: the cost is this much reply latency.
-    ai_settle_ms: int = Field(300, ge=0, le=10_000)
+    # Model calls in flight at once. They hold no database connection, so this is bounded by
+    # what the model provider allows, not by the pool.
+    ai_max_in_flight: int = Field(256, ge=1, le=10_000)
+    ai_pool_size: int = Field(8, ge=2, le=100)
     ai_fallback_reply: str = Field(DEFAULT_FALLBACK, min_length=1, max_length=1600)
     # JSON file: {"+15550001": {"system_prompt": …, "model": …, "max_tokens": …, …}}
     ai_number_config: Path | None = None
     ai_host: str = "0.0.0.0"
+
+    @property
+    def ai_deadline_s(self) -> float:
+        """The most one answer may take, retries included; the SDK's own time-out bounds each
+        try, this bounds them all (a server that trickles bytes defeats a read time-out)."""
+        return self.ai_timeout_s * (self.ai_max_retries + 1) + 5.0
+
     ai_port: int = Field(8082, ge=1, le=65535)

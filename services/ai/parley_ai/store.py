@@ -1,20 +1,28 @@
-"""The ai service's tables: an inbox of inbound messages to answer, and conversation turns.
+"""The ai service's tables and SQL: an inbox of inbound messages to answer, conversation turns,
+keywords and closes. Every write is set-based (one statement per kind of change per batch).
 
-The consumer only records events here (fast, and offsets are committed right after); workers
-take the oldest pending message of each conversation with ``FOR UPDATE SKIP LOCKED``, so a
-slow model call for one conversation never holds up another, while one conversation's
-replies stay in order.
+The inbox is a leased queue (``parley_shared.leases``): a claim leases the oldest due message
+of each conversation with no earlier open one and reads what the model call needs in the same
+statement; the outcome is recorded in one statement fenced by the lease token, which checks
+the close and opt-out state again at that moment.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+import json
+from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
 from parley_ai.core import Turn
-from parley_shared.db import Connection
-from parley_shared.events import ConversationChanged, Envelope, ReplyGenerated, encode
+from parley_shared.db import Connection, Pool
+from parley_shared.events import (
+    ConversationChanged,
+    Envelope,
+    MessageReceived,
+    ReplyGenerated,
+    encode,
+)
 from parley_shared.identity import derived_event_id
 from parley_shared.topics import REPLY_GENERATED
 
@@ -30,10 +38,13 @@ CREATE TABLE IF NOT EXISTS ai_inbox (
     state text NOT NULL CHECK (state IN ('pending', 'done', 'skipped')),
     reason text,
     reply_event_id uuid,
+    due_at timestamptz NOT NULL DEFAULT now(),
+    lease_token uuid,
     recorded_at timestamptz NOT NULL DEFAULT clock_timestamp()
 );
-CREATE INDEX IF NOT EXISTS ai_inbox_pending ON ai_inbox (conversation_key, seq)
+CREATE INDEX IF NOT EXISTS ai_inbox_open ON ai_inbox (conversation_key, seq)
     WHERE state = 'pending';
+CREATE INDEX IF NOT EXISTS ai_inbox_queue ON ai_inbox (seq) WHERE state = 'pending';
 CREATE TABLE IF NOT EXISTS ai_turns (
     id uuid PRIMARY KEY,
     conversation_key text NOT NULL,
@@ -54,172 +65,213 @@ CREATE TABLE IF NOT EXISTS ai_closes (
     closed_at timestamptz NOT NULL,
     reopened boolean NOT NULL DEFAULT false
 );
+CREATE INDEX IF NOT EXISTS ai_closes_by_key ON ai_closes (conversation_key, closed_at);
 """
+
+# Whether the participant had opted out (STOP, not yet START) when writing at ``m.occurred_at``.
+OPTED_OUT = """coalesce((SELECT k.opted_out FROM ai_keywords k
+    WHERE k.conversation_key = m.conversation_key AND k.at <= m.occurred_at
+    ORDER BY k.at DESC LIMIT 1), false)"""
+# Whether the conversation a message written at ``m.occurred_at`` belongs to is closed: the
+# first close after it ends that conversation, unless it was reopened.
+CLOSED = """coalesce((SELECT NOT c.reopened FROM ai_closes c
+    WHERE c.conversation_key = m.conversation_key AND c.closed_at > m.occurred_at
+    ORDER BY c.closed_at LIMIT 1), false)"""
 
 
 async def record_inbound(
-    conn: Connection, event: Envelope, state: str, reason: str | None, user_text: str | None
+    conn: Connection, rows: Sequence[tuple[Envelope, str | None, str | None]]
 ) -> None:
-    # On a replay the reply (another topic) may have been read first: then this is answered.
-    reply_id = derived_event_id(REPLY_GENERATED, event.event_id)
-    answered = await conn.fetchval("SELECT 1 FROM ai_turns WHERE id = $1", reply_id)
+    """Queue inbound messages: (event, why it is not answered or None, the model's text of it).
+
+    On a replay the reply (another topic) may have been read first: then it is answered."""
+    keywords = [
+        (e.conversation_key, e.occurred_at, skip == "keyword:opt_out")
+        for e, skip, _ in rows
+        if skip in ("keyword:opt_out", "keyword:opt_in")
+    ]
+    if keywords:
+        await conn.execute(
+            "INSERT INTO ai_keywords SELECT * FROM unnest($1::text[], $2::timestamptz[], "
+            "$3::boolean[]) ON CONFLICT DO NOTHING",
+            *map(list, zip(*keywords, strict=True)),
+        )
     await conn.execute(
-        "INSERT INTO ai_inbox (event_id, conversation_key, occurred_at, event, state, reason, "
-        "reply_event_id) VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING",
-        event.event_id,
-        event.conversation_key,
-        event.occurred_at,
-        encode(event),
-        "done" if answered else state,
-        None if answered else reason,
-        reply_id if answered else None,
+        f"""
+        INSERT INTO ai_inbox (event_id, conversation_key, occurred_at, event, state, reason,
+                              reply_event_id)
+        SELECT m.event_id, m.conversation_key, m.occurred_at, m.event,
+               CASE WHEN t.id IS NOT NULL THEN 'done'
+                    WHEN m.skip IS NOT NULL OR {OPTED_OUT} THEN 'skipped' ELSE 'pending' END,
+               CASE WHEN t.id IS NOT NULL THEN NULL
+                    WHEN m.skip IS NOT NULL THEN split_part(m.skip, ':', 1)
+                    WHEN {OPTED_OUT} THEN 'opted_out' END,
+               t.id
+        FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bytea[], $5::text[],
+                    $6::uuid[]) AS m(event_id, conversation_key, occurred_at, event, skip, reply)
+        LEFT JOIN ai_turns t ON t.id = m.reply
+        ON CONFLICT DO NOTHING
+        """,
+        [e.event_id for e, _, _ in rows],
+        [e.conversation_key for e, _, _ in rows],
+        [e.occurred_at for e, _, _ in rows],
+        [encode(e) for e, _, _ in rows],
+        [skip for _, skip, _ in rows],
+        [reply_id_of(e) for e, _, _ in rows],
     )
-    if user_text:
-        await add_turn(
-            conn, event.event_id, event.conversation_key, event.occurred_at, "user", user_text
+    await add_turns(
+        conn,
+        [
+            (e.event_id, e.conversation_key, e.occurred_at, "user", text)
+            for e, _, text in rows
+            if text
+        ],
+    )
+
+
+def reply_id_of(inbound: Envelope) -> UUID:
+    return derived_event_id(REPLY_GENERATED, inbound.event_id)
+
+
+async def add_turns(conn: Connection, turns: Sequence[tuple[UUID, str, Any, str, str]]) -> None:
+    if turns:
+        await conn.execute(
+            "INSERT INTO ai_turns (id, conversation_key, anchor_at, role, content) "
+            "SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], "
+            "$5::text[]) ON CONFLICT DO NOTHING",
+            *map(list, zip(*turns, strict=True)),
         )
 
 
-async def record_keyword(conn: Connection, event: Envelope, opted_out: bool) -> None:
+async def record_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
+    """Replies on the log (ours, live or replayed): their inbound messages are answered."""
     await conn.execute(
-        "INSERT INTO ai_keywords VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-        event.conversation_key,
-        event.occurred_at,
-        opted_out,
-    )
-
-
-async def opted_out_at(conn: Connection, key: str, at: datetime) -> bool:
-    """Whether the participant had opted out (STOP, not yet START) when they wrote at ``at``."""
-    return bool(
-        await conn.fetchval(
-            "SELECT opted_out FROM ai_keywords WHERE conversation_key = $1 AND at <= $2 "
-            "ORDER BY at DESC LIMIT 1",
-            key,
-            at,
-        )
-    )
-
-
-async def add_turn(
-    conn: Connection, turn_id: UUID, key: str, anchor_at: datetime, role: str, content: str
-) -> None:
-    await conn.execute(
-        "INSERT INTO ai_turns (id, conversation_key, anchor_at, role, content) "
-        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-        turn_id,
-        key,
-        anchor_at,
-        role,
-        content,
-    )
-
-
-async def record_reply(conn: Connection, event: Envelope) -> None:
-    """A reply on the log (ours, live or replayed): the inbound is answered."""
-    assert isinstance(event.payload, ReplyGenerated)
-    await conn.execute(
-        "UPDATE ai_inbox SET state = 'done', reason = NULL, reply_event_id = $2 "
-        "WHERE event_id = $1",
-        event.payload.in_reply_to,
-        event.event_id,
+        "UPDATE ai_inbox SET state = 'done', reason = NULL, reply_event_id = r.id, "
+        "lease_token = NULL FROM unnest($1::uuid[], $2::uuid[]) AS r(inbound, id) "
+        "WHERE ai_inbox.event_id = r.inbound",
+        [e.payload.in_reply_to for e in events],
+        [e.event_id for e in events],
     )
     # Anchored at the answered message's arrival, as the worker does, whatever order the
     # topics are read in.
-    await add_turn(
+    await add_turns(
         conn,
-        event.event_id,
-        event.conversation_key,
-        event.payload.inbound_at,
-        "assistant",
-        event.payload.body,
+        [
+            (e.event_id, e.conversation_key, e.payload.inbound_at, "assistant", e.payload.body)
+            for e in events
+        ],
     )
 
 
-async def record_change(conn: Connection, event: Envelope) -> None:
-    assert isinstance(event.payload, ConversationChanged)
-    if event.payload.action == "closed":
-        await conn.execute(
-            "INSERT INTO ai_closes (conversation_id, conversation_key, closed_at) "
-            "VALUES ($1, $2, $3) ON CONFLICT (conversation_id) DO UPDATE "
-            "SET closed_at = EXCLUDED.closed_at, reopened = false",
-            event.payload.conversation_id,
-            event.conversation_key,
-            event.occurred_at,
+async def record_changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
+    for event in events:
+        if event.payload.action == "closed":
+            await conn.execute(
+                "INSERT INTO ai_closes (conversation_id, conversation_key, closed_at) "
+                "VALUES ($1, $2, $3) ON CONFLICT (conversation_id) DO UPDATE "
+                "SET closed_at = EXCLUDED.closed_at, reopened = false",
+                event.payload.conversation_id,
+                event.conversation_key,
+                event.occurred_at,
+            )
+        else:
+            await conn.execute(
+                "UPDATE ai_closes SET reopened = true WHERE conversation_id = $1",
+                event.payload.conversation_id,
+            )
+
+
+async def claim(pool: Pool, limit: int, lease_s: float, turns: int) -> list[Any]:
+    """Lease due messages and read, for each, whether it may be answered and its history:
+    the last ``turns`` turns of its conversation (since the close before it, if any)."""
+    return await pool.fetch(
+        f"""
+        WITH picked AS (
+            UPDATE ai_inbox i SET due_at = now() + make_interval(secs => $2),
+                lease_token = gen_random_uuid()
+            FROM (
+                SELECT c.event_id FROM ai_inbox c
+                WHERE c.state = 'pending' AND c.due_at <= now()
+                  AND NOT EXISTS (
+                    SELECT 1 FROM ai_inbox e WHERE e.conversation_key = c.conversation_key
+                      AND e.state = 'pending' AND e.seq < c.seq)
+                ORDER BY c.seq LIMIT $1 FOR UPDATE SKIP LOCKED
+            ) due
+            WHERE i.event_id = due.event_id
+            RETURNING i.event_id, i.lease_token, i.event, i.seq, i.conversation_key,
+                i.occurred_at
         )
-    else:
-        await conn.execute(
-            "UPDATE ai_closes SET reopened = true WHERE conversation_id = $1",
-            event.payload.conversation_id,
-        )
-
-
-async def claim_next(conn: Connection, settle_s: float = 0.0) -> Any:
-    """Lock the oldest pending inbound of a conversation with no earlier pending one, once it
-    has been recorded for ``settle_s``."""
-    return await conn.fetchrow(
-        """
-        SELECT i.event_id, i.conversation_key, i.occurred_at, i.event FROM ai_inbox i
-        WHERE i.state = 'pending'
-          AND i.recorded_at <= clock_timestamp() - make_interval(secs => $1)
-          AND NOT EXISTS (
-            SELECT 1 FROM ai_inbox e WHERE e.conversation_key = i.conversation_key
-              AND e.state = 'pending' AND e.seq < i.seq)
-        ORDER BY i.seq LIMIT 1 FOR UPDATE SKIP LOCKED
+        SELECT m.event_id, m.lease_token, m.event, {CLOSED} AS closed, {OPTED_OUT} AS opted_out,
+          (SELECT coalesce(json_agg(json_build_array(h.role, h.content)
+                                    ORDER BY h.anchor_at, h.second), '[]')
+           FROM (SELECT t.role, t.content, t.anchor_at, t.role = 'assistant' AS second
+                 FROM ai_turns t
+                 WHERE t.conversation_key = m.conversation_key AND t.anchor_at < m.occurred_at
+                   AND t.anchor_at > coalesce((
+                       SELECT max(c.closed_at) FROM ai_closes c
+                       WHERE c.conversation_key = m.conversation_key
+                         AND c.closed_at <= m.occurred_at AND NOT c.reopened), '-infinity')
+                 ORDER BY t.anchor_at DESC, second DESC LIMIT $3) h) AS history
+        FROM picked m ORDER BY m.seq
         """,
-        settle_s,
-    )
-
-
-async def closed_at_time(conn: Connection, key: str, at: datetime) -> bool:
-    """Whether the conversation a message sent at ``at`` belongs to has been closed.
-
-    A conversation ends at its close; the first close after ``at`` is the one that ends
-    this message's conversation, unless it was reopened.
-    """
-    row = await conn.fetchrow(
-        "SELECT reopened FROM ai_closes WHERE conversation_key = $1 AND closed_at > $2 "
-        "ORDER BY closed_at LIMIT 1",
-        key,
-        at,
-    )
-    return row is not None and not row["reopened"]
-
-
-async def history(conn: Connection, key: str, before: datetime, limit: int) -> list[Turn]:
-    """The last ``limit`` turns of the conversation a message sent at ``before`` belongs to."""
-    if limit == 0:
-        return []
-    since = await conn.fetchval(
-        "SELECT max(closed_at) FROM ai_closes WHERE conversation_key = $1 "
-        "AND closed_at <= $2 AND NOT reopened",
-        key,
-        before,
-    )
-    rows = await conn.fetch(
-        """
-        SELECT role, content FROM (
-            SELECT role, content, anchor_at, role = 'assistant' AS second FROM ai_turns
-            WHERE conversation_key = $1 AND anchor_at < $2
-              AND ($3::timestamptz IS NULL OR anchor_at > $3)
-            ORDER BY anchor_at DESC, second DESC LIMIT $4
-        ) recent ORDER BY anchor_at, second
-        """,
-        key,
-        before,
-        since,
         limit,
+        lease_s,
+        turns,
     )
-    return [Turn(role=row["role"], content=row["content"]) for row in rows]
 
 
-async def finish(
-    conn: Connection, inbound_id: UUID, state: str, reason: str | None, reply_id: UUID | None
-) -> None:
-    await conn.execute(
-        "UPDATE ai_inbox SET state = $2, reason = $3, reply_event_id = $4 WHERE event_id = $1",
-        inbound_id,
-        state,
+def history_of(row: Any) -> list[Turn]:
+    return [Turn(role=role, content=content) for role, content in json.loads(row["history"])]
+
+
+async def skip(pool: Pool, inbound: UUID, token: UUID, reason: str) -> None:
+    await pool.execute(
+        "UPDATE ai_inbox SET state = 'skipped', reason = $3, lease_token = NULL "
+        "WHERE event_id = $1 AND lease_token = $2 AND state = 'pending'",
+        inbound,
+        token,
         reason,
-        reply_id,
     )
+
+
+async def answer(
+    pool: Pool, inbound: Envelope[MessageReceived], token: UUID, reply: Envelope[ReplyGenerated]
+) -> str | None:
+    """Record a reply, unless the lease was lost or the conversation was closed or the
+    participant opted out meanwhile; one statement. Returns the inbox state it set ('done',
+    'skipped'), or None when the lease was no longer ours."""
+    state: str | None = await pool.fetchval(
+        f"""
+        WITH m AS (SELECT $3::text AS conversation_key, $4::timestamptz AS occurred_at),
+        verdict AS (SELECT {CLOSED} AS closed, {OPTED_OUT} AS opted_out FROM m),
+        recorded AS (
+            UPDATE ai_inbox SET
+                state = CASE WHEN v.closed OR v.opted_out THEN 'skipped' ELSE 'done' END,
+                reason = CASE WHEN v.closed THEN 'closed' WHEN v.opted_out THEN 'opted_out' END,
+                reply_event_id = CASE WHEN v.closed OR v.opted_out THEN NULL ELSE $5::uuid END,
+                lease_token = NULL
+            FROM verdict v
+            WHERE event_id = $1 AND lease_token = $2 AND state = 'pending'
+            RETURNING ai_inbox.state
+        ),
+        turn AS (
+            INSERT INTO ai_turns (id, conversation_key, anchor_at, role, content)
+            SELECT $5, $3, $4, 'assistant', $6 FROM recorded WHERE state = 'done'
+            ON CONFLICT DO NOTHING
+        ),
+        outbox AS (
+            INSERT INTO ai_outbox (topic, event)
+            SELECT $8, $7 FROM recorded WHERE state = 'done'
+        )
+        SELECT state FROM recorded
+        """,
+        inbound.event_id,
+        token,
+        inbound.conversation_key,
+        inbound.occurred_at,
+        reply.event_id,
+        reply.payload.body,
+        encode(reply),
+        REPLY_GENERATED,
+    )
+    return state

@@ -29,8 +29,8 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool, _ = await runtime.start(store.SCHEMA)
-        runtime.consume(CONSUMED, AnalyticsService(pool=pool))
+        pool = await runtime.start(store.SCHEMA)
+        runtime.consume(CONSUMED, AnalyticsService(pool))
         try:
             yield {
                 "pool": pool,

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from typing import ClassVar
 
 from parley_analytics import store
@@ -19,23 +19,44 @@ from parley_shared.keywords import keyword_of
 from parley_shared.projection import Projection
 
 
-@dataclass
 class AnalyticsService(Projection):
+    """Every topic into facts and hourly aggregates."""
+
     service: ClassVar[str] = store.SERVICE
 
-    pool: Pool
+    def __init__(self, pool: Pool) -> None:
+        super().__init__(pool)
+        self.on(MessageReceived, self.received)
+        self.on(ConversationChanged, self.changed)
+        self.on(ReplyGenerated, self.replies)
+        self.on(MessageSent, self.outcomes)
+        self.on(StatusUpdated, self.statuses)
 
-    async def apply(self, conn: Connection, event: Envelope) -> None:
-        p = event.payload
-        if isinstance(p, MessageReceived):
-            await store.add_inbound(conn, event, keyword_of(p.body) == "opt_out")
-        elif isinstance(p, ReplyGenerated):
+    @staticmethod
+    async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+        for event in events:
+            await store.add_inbound(conn, event, keyword_of(event.payload.body) == "opt_out")
+
+    @staticmethod
+    async def replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
+        for event in events:
             await store.add_reply(conn, event)
-        elif isinstance(p, MessageSent):
+
+    @staticmethod
+    async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
+        for event in events:
             await store.add_sent(conn, event)
-        elif isinstance(p, StatusUpdated):
+
+    @staticmethod
+    async def statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:
+        for event in events:
+            p = event.payload
             await store.add_status(conn, p.message_sid, p.status, event.occurred_at, p.error_code)
-        elif isinstance(p, ConversationChanged):
+
+    @staticmethod
+    async def changed(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
+        for event in events:
+            p = event.payload
             if p.action == "closed":
                 await store.close_conversation(
                     conn,

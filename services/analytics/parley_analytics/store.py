@@ -13,7 +13,7 @@ from datetime import datetime
 from uuid import UUID
 
 from parley_analytics.core import bin_of
-from parley_shared.conversations import conversation_at
+from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection
 from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
 from parley_shared.status import fold_statuses
@@ -153,59 +153,60 @@ async def add_inbound(conn: Connection, event: Envelope, opt_out: bool) -> None:
         p.participant,
     )
     await _assign_conversation(
-        conn, event.conversation_key, event.occurred_at, event.event_id, p.channel, p.our_address
+        conn, event.conversation_key, event.occurred_at, p.channel, p.our_address
     )
 
 
 async def _assign_conversation(
-    conn: Connection, key: str, at: datetime, opener: UUID, channel: str, ours: str
+    conn: Connection, key: str, at: datetime, channel: str, ours: str
 ) -> None:
-    await conversation_at(
-        conn, "analytics_conversations", key, at, opener, {"channel": channel, "our_address": ours}
+    await place_all(
+        conn,
+        "analytics_conversations",
+        [(key, at)],
+        {key: {"channel": channel, "our_address": ours}},
     )
 
 
 async def close_conversation(
     conn: Connection, conversation: UUID, key: str, at: datetime, channel: str, ours: str
 ) -> None:
-    updated = await conn.fetchval(
-        "UPDATE analytics_conversations SET closed_at = $2 WHERE id = $1 RETURNING 1",
+    await conn.execute(
+        "INSERT INTO analytics_conversations VALUES ($1, $2, $3, $4, $5, $5) "
+        "ON CONFLICT (id) DO UPDATE SET closed_at = EXCLUDED.closed_at",
         conversation,
-        at,
-    )
-    if not updated:
-        await conn.execute(
-            "INSERT INTO analytics_conversations VALUES ($1, $2, $3, $4, $5, $5)",
-            conversation,
-            key,
-            channel,
-            ours,
-            at,
-        )
-    first_after = await conn.fetchrow(
-        "SELECT id, occurred_at FROM analytics_facts WHERE conversation_key = $1 "
-        "AND direction = 'inbound' AND occurred_at > $2 ORDER BY occurred_at LIMIT 1",
         key,
+        channel,
+        ours,
         at,
     )
-    if first_after is not None:
-        await _assign_conversation(
-            conn, key, first_after["occurred_at"], first_after["id"], channel, ours
-        )
+    await _rewrite(conn, key, channel, ours)
 
 
 async def reopen_conversation(conn: Connection, conversation: UUID) -> None:
     row = await conn.fetchrow(
         "UPDATE analytics_conversations SET closed_at = NULL WHERE id = $1 "
-        "RETURNING conversation_key, opened_at",
+        "RETURNING conversation_key, channel, our_address",
         conversation,
     )
     if row is not None:
-        await conn.execute(
-            "DELETE FROM analytics_conversations WHERE conversation_key = $1 AND opened_at > $2",
-            row["conversation_key"],
-            row["opened_at"],
-        )
+        await _rewrite(conn, row["conversation_key"], row["channel"], row["our_address"])
+
+
+async def _rewrite(conn: Connection, key: str, channel: str, ours: str) -> None:
+    """Conversations are counted from inbound messages only (a reply shares its inbound's)."""
+    anchors = await conn.fetch(
+        "SELECT occurred_at FROM analytics_facts WHERE conversation_key = $1 "
+        "AND direction = 'inbound'",
+        key,
+    )
+    await rewrite_thread(
+        conn,
+        "analytics_conversations",
+        key,
+        [row["occurred_at"] for row in anchors],
+        {"channel": channel, "our_address": ours},
+    )
 
 
 async def add_reply(conn: Connection, event: Envelope) -> None:

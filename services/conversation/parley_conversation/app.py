@@ -13,7 +13,6 @@ from parley_conversation.api import router
 from parley_conversation.service import ConversationService
 from parley_conversation.settings import ConversationSettings
 from parley_shared import topics
-from parley_shared.db import OutboxRelay
 from parley_shared.runtime import ProjectionRuntime, health_routes
 
 CONSUMED = [
@@ -30,11 +29,9 @@ def create_app(settings: ConversationSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool, publisher = await runtime.start(store.SCHEMA)
-        relay = OutboxRelay(pool, store.SERVICE, publisher)
-        service = ConversationService(pool=pool, relay=relay)
+        pool = await runtime.start(store.SCHEMA)
+        service = ConversationService(pool, runtime.outbox())
         runtime.consume(CONSUMED, service)
-        runtime.background("outbox relay", relay.run)
         try:
             yield {"service": service, "api_token": settings.api_token.get_secret_value()}
         finally:

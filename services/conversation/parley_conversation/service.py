@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import ClassVar, Literal
 from uuid import UUID, uuid4
@@ -10,7 +10,7 @@ from uuid import UUID, uuid4
 from parley_conversation import store
 from parley_shared import topics
 from parley_shared.bus import BrokerUnavailable
-from parley_shared.db import Connection, OutboxRelay, Pool, enqueue, first_time
+from parley_shared.db import Connection, Pool, enqueue, first_time
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
@@ -21,6 +21,7 @@ from parley_shared.events import (
     new_envelope,
 )
 from parley_shared.keywords import keyword_of
+from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection
 
 
@@ -32,37 +33,55 @@ class Conflict(RuntimeError):
     pass
 
 
-@dataclass
 class ConversationService(Projection):
+    """Projects every topic into threads, conversations and messages; takes operators'
+    closes and reopens."""
+
     service: ClassVar[str] = store.SERVICE
 
-    pool: Pool
-    relay: OutboxRelay | None
+    def __init__(self, pool: Pool, relay: OutboxRelay | None) -> None:
+        super().__init__(pool)
+        self.relay = relay
+        self.on(MessageReceived, self.received)
+        self.on(ConversationChanged, self.changed)
+        self.on(ReplyGenerated, self.replies)
+        self.on(MessageSent, self.outcomes)
+        self.on(StatusUpdated, self.statuses)
 
-    async def apply(self, conn: Connection, event: Envelope) -> None:
-        p = event.payload
-        if isinstance(p, MessageReceived):
+    @staticmethod
+    async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+        for event in events:
             await store.add_inbound(conn, event)
-            keyword = keyword_of(p.body)
+            keyword = keyword_of(event.payload.body)
             if keyword in ("opt_out", "opt_in"):
                 await store.set_opt_out(
                     conn, event.conversation_key, keyword == "opt_out", event.occurred_at
                 )
-        elif isinstance(p, ReplyGenerated):
-            await store.add_reply(conn, event)
-        elif isinstance(p, MessageSent):
-            await store.record_sent(conn, event)
-        elif isinstance(p, StatusUpdated):
-            await store.record_status(
-                conn, p.message_sid, p.status, event.occurred_at, p.error_code
-            )
-        elif isinstance(p, ConversationChanged):
-            await self._apply_change(conn, event)
 
     @staticmethod
-    async def _apply_change(conn: Connection, event: Envelope) -> None:
+    async def replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
+        for event in events:
+            await store.add_reply(conn, event)
+
+    @staticmethod
+    async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
+        for event in events:
+            await store.record_sent(conn, event)
+
+    @staticmethod
+    async def statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:
+        await store.record_statuses(conn, events)
+
+    @classmethod
+    async def changed(
+        cls, conn: Connection, events: Sequence[Envelope[ConversationChanged]]
+    ) -> None:
+        for event in events:
+            await cls._apply_change(conn, event)
+
+    @staticmethod
+    async def _apply_change(conn: Connection, event: Envelope[ConversationChanged]) -> None:
         p = event.payload
-        assert isinstance(p, ConversationChanged)
         await store.upsert_thread(conn, event, p.channel, p.our_address, p.participant, None)
         if p.action == "closed":
             await store.close(conn, p.conversation_id, event.conversation_key, event.occurred_at)
@@ -112,7 +131,7 @@ class ConversationService(Projection):
             )
             await first_time(conn, store.SERVICE, event.event_id)
             await self._apply_change(conn, event)
-            await enqueue(conn, store.SERVICE, topics.CONVERSATION_CHANGED, event)
+            await enqueue(conn, store.SERVICE, [(topics.CONVERSATION_CHANGED, event)])
         if self.relay is not None:
             # Publish before answering, so the change is on the log before the operator (or
             # the participant) does anything next; the background relay covers a failure here.

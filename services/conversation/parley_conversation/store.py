@@ -10,13 +10,19 @@ conversations as live processing did.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from datetime import datetime
-from typing import Any
 from uuid import UUID
 
-from parley_shared.conversations import conversation_at as shared_conversation_at
+from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection
-from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
+from parley_shared.events import (
+    Envelope,
+    MessageReceived,
+    MessageSent,
+    ReplyGenerated,
+    StatusUpdated,
+)
 from parley_shared.status import fold_statuses
 
 SERVICE = "conversation"
@@ -93,17 +99,16 @@ async def upsert_thread(
     )
 
 
-async def conversation_at(conn: Connection, key: str, at: datetime, opener: UUID) -> UUID:
-    return await shared_conversation_at(conn, "conversation_conversations", key, at, opener)
+async def conversation_at(conn: Connection, key: str, at: datetime) -> UUID:
+    [placed] = await place_all(conn, "conversation_conversations", [(key, at)])
+    return placed
 
 
 async def add_inbound(conn: Connection, event: Envelope) -> None:
     p = event.payload
     assert isinstance(p, MessageReceived)
     await upsert_thread(conn, event, p.channel, p.our_address, p.participant, p.profile_name)
-    conversation = await conversation_at(
-        conn, event.conversation_key, event.occurred_at, event.event_id
-    )
+    conversation = await conversation_at(conn, event.conversation_key, event.occurred_at)
     media = json.dumps([m.model_dump() for m in p.media])
     await conn.execute(
         "INSERT INTO conversation_messages (id, conversation_key, conversation_id, direction, "
@@ -124,7 +129,7 @@ async def add_reply(conn: Connection, event: Envelope) -> None:
     p = event.payload
     assert isinstance(p, ReplyGenerated)
     await upsert_thread(conn, event, p.channel, p.our_address, p.participant, None)
-    conversation = await conversation_at(conn, event.conversation_key, p.inbound_at, p.in_reply_to)
+    conversation = await conversation_at(conn, event.conversation_key, p.inbound_at)
     ai = json.dumps(
         {
             "source": p.source,
@@ -164,9 +169,7 @@ async def record_sent(conn: Connection, event: Envelope) -> None:
     if not exists:
         await upsert_thread(conn, event, p.channel, p.our_address, p.participant, None)
         anchor = p.inbound_at or event.occurred_at
-        conversation = await conversation_at(
-            conn, event.conversation_key, anchor, p.in_reply_to or p.reply_event_id
-        )
+        conversation = await conversation_at(conn, event.conversation_key, anchor)
         await conn.execute(
             "INSERT INTO conversation_messages (id, conversation_key, conversation_id, "
             "direction, anchor_at, occurred_at, body) "
@@ -196,41 +199,50 @@ async def record_sent(conn: Connection, event: Envelope) -> None:
         )
 
 
-async def record_status(
-    conn: Connection, sid: str, status: str, at: datetime, error_code: int | None
-) -> None:
+async def record_statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:
     await conn.execute(
         "INSERT INTO conversation_statuses (message_sid, status, at, error_code) "
-        "VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        sid,
-        status,
-        at,
-        error_code,
+        "SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[]) "
+        "ON CONFLICT DO NOTHING",
+        [e.payload.message_sid for e in events],
+        [e.payload.status for e in events],
+        [e.occurred_at for e in events],
+        [e.payload.error_code for e in events],
     )
-    await refresh_status(conn, sid)
+    await refresh_statuses(conn, list({e.payload.message_sid for e in events}))
 
 
 async def refresh_status(conn: Connection, sid: str) -> None:
-    """Recompute a message's status from every callback seen, in the order Twilio sent them."""
-    message = await conn.fetchrow(
-        "SELECT id, initial_status FROM conversation_messages WHERE message_sid = $1", sid
+    await refresh_statuses(conn, [sid])
+
+
+async def refresh_statuses(conn: Connection, sids: Sequence[str]) -> None:
+    """Recompute messages' status from every callback seen, in the order Twilio sent them.
+    A callback that beat its message.sent is applied when that arrives."""
+    rows = await conn.fetch(
+        "SELECT m.id, m.initial_status, "
+        "array_agg(s.status ORDER BY s.at, s.status) AS seen, "
+        "array_agg(s.error_code ORDER BY s.at, s.status) AS errors "
+        "FROM conversation_messages m JOIN conversation_statuses s USING (message_sid) "
+        "WHERE m.message_sid = ANY($1::text[]) GROUP BY m.id, m.initial_status",
+        list(sids),
     )
-    if message is None:
-        return  # the callback beat message.sent; applied when that arrives
-    seen = await conn.fetch(
-        "SELECT status, error_code FROM conversation_statuses WHERE message_sid = $1 "
-        "ORDER BY at, status",
-        sid,
-    )
-    status = fold_statuses(message["initial_status"], (row["status"] for row in seen))
-    error = next((row["error_code"] for row in seen if row["status"] == status), None)
-    await conn.execute(
-        "UPDATE conversation_messages SET status = $2, "
-        "error_code = coalesce($3, error_code) WHERE id = $1",
-        message["id"],
-        status,
-        error,
-    )
+    updates = []
+    for row in rows:
+        status = fold_statuses(row["initial_status"], row["seen"])
+        error = next(
+            (code for seen, code in zip(row["seen"], row["errors"], strict=True) if seen == status),
+            None,
+        )
+        updates.append((row["id"], status, error))
+    if updates:
+        await conn.execute(
+            "UPDATE conversation_messages m SET status = u.status, "
+            "error_code = coalesce(u.error, m.error_code) "
+            "FROM unnest($1::uuid[], $2::text[], $3::int[]) AS u(id, status, error) "
+            "WHERE m.id = u.id",
+            *map(list, zip(*updates, strict=True)),
+        )
 
 
 async def set_opt_out(conn: Connection, key: str, opted_out: bool, at: datetime) -> None:
@@ -244,82 +256,42 @@ async def set_opt_out(conn: Connection, key: str, opted_out: bool, at: datetime)
 
 
 async def close(conn: Connection, conversation: UUID, key: str, at: datetime) -> None:
-    """Close at ``at``; messages that arrived after it open the thread's next conversation."""
-    row = await conn.fetchrow(
-        "UPDATE conversation_conversations SET closed_at = $2 WHERE id = $1 "
-        "RETURNING conversation_key",
-        conversation,
-        at,
-    )
-    if row is None:
-        # A replay delivered the close before the messages (another topic): keep it as a
-        # conversation that its first message will extend back to where it opened.
-        await conn.execute(
-            "INSERT INTO conversation_conversations (id, conversation_key, opened_at, closed_at)"
-            " VALUES ($1, $2, $3, $3)",
-            conversation,
-            key,
-            at,
-        )
-        return
-    later = await conn.fetch(
-        "SELECT id, direction, ai FROM conversation_messages WHERE conversation_id = $1 "
-        "AND anchor_at > $2 ORDER BY anchor_at, direction, id",
-        conversation,
-        at,
-    )
-    if not later:
-        return
-    first = later[0]
-    opener = (
-        UUID(json.loads(first["ai"])["in_reply_to"])
-        if first["direction"] == "outbound" and first["ai"]
-        else UUID(str(first["id"]))
-    )
-    moved_to = await conversation_at(
-        conn, row["conversation_key"], await _anchor(conn, first["id"]), opener
-    )
+    """Close at ``at``; messages after it belong to the thread's next conversation. A close
+    read before the conversation's messages (a replay, another topic) is kept as a
+    conversation that they extend back to where it opened."""
     await conn.execute(
-        "UPDATE conversation_messages SET conversation_id = $2 WHERE conversation_id = $1 "
-        "AND anchor_at > $3",
+        "INSERT INTO conversation_conversations (id, conversation_key, opened_at, closed_at) "
+        "VALUES ($1, $2, $3, $3) ON CONFLICT (id) DO UPDATE SET closed_at = EXCLUDED.closed_at",
         conversation,
-        moved_to,
+        key,
         at,
     )
-
-
-async def _anchor(conn: Connection, message: Any) -> datetime:
-    value: datetime = await conn.fetchval(
-        "SELECT anchor_at FROM conversation_messages WHERE id = $1", message
-    )
-    return value
+    await _rewrite(conn, key)
 
 
 async def reopen(conn: Connection, conversation: UUID) -> None:
-    """Undo a close: later conversations of the thread (if a replay made any) merge back."""
-    row = await conn.fetchrow(
+    """Undo a close: the conversations after it (if a replay made any) merge back into it."""
+    key = await conn.fetchval(
         "UPDATE conversation_conversations SET closed_at = NULL WHERE id = $1 "
-        "RETURNING conversation_key, opened_at",
+        "RETURNING conversation_key",
         conversation,
     )
-    if row is None:
-        return
-    later = [
-        r["id"]
-        for r in await conn.fetch(
-            "SELECT id FROM conversation_conversations WHERE conversation_key = $1 "
-            "AND opened_at > $2",
-            row["conversation_key"],
-            row["opened_at"],
-        )
-    ]
-    if later:
+    if key is not None:
+        await _rewrite(conn, key)
+
+
+async def _rewrite(conn: Connection, key: str) -> None:
+    messages = await conn.fetch(
+        "SELECT id, anchor_at FROM conversation_messages WHERE conversation_key = $1", key
+    )
+    placed = await rewrite_thread(
+        conn, "conversation_conversations", key, [m["anchor_at"] for m in messages]
+    )
+    if messages:
         await conn.execute(
-            "UPDATE conversation_messages SET conversation_id = $1 "
-            "WHERE conversation_id = ANY($2::uuid[])",
-            conversation,
-            later,
-        )
-        await conn.execute(
-            "DELETE FROM conversation_conversations WHERE id = ANY($1::uuid[])", later
+            "UPDATE conversation_messages m SET conversation_id = x.conversation "
+            "FROM unnest($1::uuid[], $2::uuid[]) AS x(id, conversation) "
+            "WHERE m.id = x.id AND m.conversation_id <> x.conversation",
+            [m["id"] for m in messages],
+            placed,
         )

@@ -9,11 +9,10 @@ from typing import Any
 from fastapi import FastAPI
 
 from parley_sender import store
-from parley_sender.service import SenderProjection, SenderService
+from parley_sender.service import OutgoingInbox, SenderProjection
 from parley_sender.settings import SenderSettings
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared import topics
-from parley_shared.db import OutboxRelay
 from parley_shared.runtime import ProjectionRuntime, health_routes
 
 CONSUMED = [topics.REPLY_GENERATED, topics.MESSAGE_SENT, topics.MESSAGE_RECEIVED]
@@ -24,27 +23,26 @@ def create_app(settings: SenderSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool, publisher = await runtime.start(store.SCHEMA, settings.sender_max_in_flight + 4)
-        relay = OutboxRelay(pool, store.SERVICE, publisher)
+        await runtime.start(store.SCHEMA, settings.sender_pool_size)
         twilio = TwilioMessaging(
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),
             str(settings.twilio_api_base_url),
             settings.sender_timeout_s,
         )
-        service = SenderService(
-            pool=pool,
+        relay = runtime.outbox()
+        # An attempt is at most a look-up and a send, each bounded by the time-out.
+        call_timeout_s = settings.sender_timeout_s * 2
+        outgoing = OutgoingInbox(
             twilio=twilio,
-            relay=relay,
             status_callback=str(settings.public_base_url).rstrip("/") + "/webhooks/twilio/status",
             max_attempts=settings.sender_max_attempts,
-            max_in_flight=settings.sender_max_in_flight,
-            lease_s=settings.sender_timeout_s * 2,
-            projection=SenderProjection(pool),
+            call_timeout_s=call_timeout_s,
+            lease_s=call_timeout_s + 30,
+            on_settled=relay.notify,
         )
-        runtime.consume(CONSUMED, service.projection)
-        runtime.background("workers", service.run_workers)
-        runtime.background("outbox relay", relay.run)
+        worker = runtime.work(outgoing, settings.sender_max_in_flight)
+        runtime.consume(CONSUMED, SenderProjection(runtime.pool, on_work=worker.wake))
         try:
             yield {}
         finally:

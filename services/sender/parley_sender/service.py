@@ -13,7 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import ClassVar
 
@@ -23,7 +24,7 @@ from parley_sender import store
 from parley_sender.core import OPTED_OUT_CODE, Outcome, backoff_s, classify_error
 from parley_sender.twilio_client import MessagingPort, SendError
 from parley_shared import topics
-from parley_shared.db import Connection, OutboxRelay, Pool, enqueue
+from parley_shared.db import Connection, Pool
 from parley_shared.events import (
     Envelope,
     MessageReceived,
@@ -34,115 +35,174 @@ from parley_shared.events import (
 )
 from parley_shared.identity import derived_event_id
 from parley_shared.keywords import keyword_of
+from parley_shared.leases import Claim
 from parley_shared.projection import Projection
-from parley_shared.workers import run_workers
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.sender")
 
 
-@dataclass
 class SenderProjection(Projection):
     """The consumer side: replies to send, outcomes and opt-outs; never calls Twilio."""
 
     service: ClassVar[str] = store.SERVICE
-    pool: Pool
-    work: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def apply(self, conn: Connection, event: Envelope) -> None:
-        payload = event.payload
-        if isinstance(payload, ReplyGenerated):
-            await store.add_reply(conn, event)
-        elif isinstance(payload, MessageSent):
-            await store.record_outcome_from_log(conn, event)
-        elif isinstance(payload, MessageReceived):
-            keyword = keyword_of(payload.body)
-            if keyword in ("opt_out", "opt_in"):
-                await store.set_opt_out(
-                    conn, event.conversation_key, keyword == "opt_out", event.occurred_at
-                )
+    def __init__(self, pool: Pool, on_work: Callable[[], None] | None = None) -> None:
+        super().__init__(pool)
+        self._on_work = on_work
+        self.on(ReplyGenerated, self.replies)
+        self.on(MessageSent, self.outcomes)
+        self.on(MessageReceived, self.keywords)
 
-    def applied(self) -> None:
-        self.work.set()
+    def wants(self, event: Envelope) -> bool:
+        # Of the inbound messages only opt-out and opt-in keywords matter here.
+        if isinstance(event.payload, MessageReceived):
+            return keyword_of(event.payload.body) in ("opt_out", "opt_in")
+        return super().wants(event)
+
+    @staticmethod
+    async def replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
+        await store.add_replies(conn, events)
+
+    @staticmethod
+    async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
+        await store.record_outcomes_from_log(conn, events)
+
+    @staticmethod
+    async def keywords(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+        await store.set_opt_outs(
+            conn,
+            [
+                (e.conversation_key, keyword_of(e.payload.body) == "opt_out", e.occurred_at)
+                for e in events
+            ],
+        )
+
+    def applied(self, events: Sequence[Envelope]) -> None:
+        if self._on_work is not None and any(isinstance(e.payload, ReplyGenerated) for e in events):
+            self._on_work()
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A leased reply: the event, and what the claim learned about it."""
+
+    reply: Envelope[ReplyGenerated]
+    attempts: int
+    maybe_sent: bool  # an earlier attempt may have reached Twilio
+    sending_since: datetime | None
+    opted_out: bool
 
 
 @dataclass
-class SenderService:
-    """The worker side: sends due replies, at most ``max_in_flight`` at a time."""
+class OutgoingInbox:
+    """The worker side (``parley_shared.leases.Inbox``): each reply sent once through Twilio."""
 
-    pool: Pool
     twilio: MessagingPort
-    relay: OutboxRelay
     status_callback: str
     max_attempts: int
-    max_in_flight: int
+    call_timeout_s: float
     lease_s: float
-    projection: SenderProjection
+    on_settled: Callable[[], None] | None = None
 
-    @property
-    def _work(self) -> asyncio.Event:
-        return self.projection.work
+    async def claim(self, pool: Pool, limit: int) -> list[Claim[Delivery]]:
+        rows = sorted(await store.claim(pool, limit, self.lease_s), key=lambda r: r["seq"])
+        return [
+            Claim(
+                row["reply_event_id"],
+                row["lease_token"],
+                Delivery(
+                    reply=decode(row["event"]),  # type: ignore[arg-type]
+                    attempts=row["attempts"],
+                    maybe_sent=row["was"] == "sending",
+                    sending_since=row["sending_since"],
+                    opted_out=row["opted_out"],
+                ),
+            )
+            for row in rows
+        ]
 
-    async def handle(self, event: Envelope) -> None:
-        await self.projection.handle(event)
+    async def perform(self, claim: Claim[Delivery]) -> Outcome:
+        delivery = claim.work
+        if delivery.opted_out:
+            return Outcome(
+                "failed",
+                status="canceled",
+                error_code=OPTED_OUT_CODE,
+                error_message="recipient opted out (STOP); not sent",
+            )
+        try:
+            # The twilio SDK's async client ignores its own time-out: this one is real.
+            async with asyncio.timeout(self.call_timeout_s):
+                return await self._attempt(delivery)
+        except TimeoutError:
+            return Outcome("retry", error_message="Twilio did not answer in time")
 
-    async def run_workers(self) -> None:
-        await run_workers(self.max_in_flight, self.send_one, self._work, "sending")
+    async def record(self, pool: Pool, claim: Claim[Delivery], outcome: Outcome) -> float | None:
+        delivery = claim.work
+        if outcome.kind == "retry" and delivery.attempts < self.max_attempts:
+            delay = backoff_s(delivery.attempts)
+            kept = await store.retry_later(
+                pool,
+                claim.id,
+                claim.token,
+                delay,
+                outcome.error_code,
+                outcome.error_message,
+                maybe_sent=outcome.error_code != 20429,
+            )
+            return delay if kept else None
+        reply = delivery.reply
+        status = outcome.status or ("queued" if outcome.kind == "sent" else "failed")
+        state = (
+            "sent" if outcome.kind == "sent" else "skipped" if status == "canceled" else "failed"
+        )
+        sent = caused_by(
+            reply,
+            MessageSent(
+                reply_event_id=reply.event_id,
+                in_reply_to=reply.payload.in_reply_to,
+                inbound_at=reply.payload.inbound_at,
+                channel=reply.payload.channel,
+                participant=reply.payload.participant,
+                our_address=reply.payload.our_address,
+                body=reply.payload.body,
+                message_sid=outcome.message_sid,
+                status=status,
+                error_code=outcome.error_code,
+                error_message=outcome.error_message,
+                segments=reply.payload.segments,
+                attempts=delivery.attempts,
+            ),
+            event_id=derived_event_id(topics.MESSAGE_SENT, reply.event_id),
+            occurred_at=datetime.now(UTC),
+        )
+        opt_out = (
+            (reply.conversation_key, reply.occurred_at)
+            if outcome.error_code == OPTED_OUT_CODE
+            else None
+        )
+        if not await store.settle(
+            pool, claim.id, claim.token, state=state, sent=sent, opt_out=opt_out
+        ):
+            log.warning("lease on %s was lost before its outcome was recorded", claim.id)
+        elif self.on_settled is not None:
+            self.on_settled()
+        return None
 
-    async def send_one(self) -> bool:
-        async with self.pool.acquire() as conn:
-            async with conn.transaction():
-                row = await store.claim_next(conn, self.lease_s)
-                if row is None:
-                    return False
-                reply = decode(row["event"])
-                assert isinstance(reply.payload, ReplyGenerated)
-                if await store.is_opted_out(conn, reply.conversation_key):
-                    await self._settle(
-                        conn,
-                        reply,
-                        Outcome(
-                            "failed",
-                            status="canceled",
-                            error_code=OPTED_OUT_CODE,
-                            error_message="recipient opted out (STOP); not sent",
-                        ),
-                        row["attempts"],
-                    )
-                    return True
-                maybe_sent = row["state"] == "sending"
-                since = await store.mark_sending(conn, reply.event_id)
-            self._work.set()
-            # The lease is committed: no other worker takes this reply while we call Twilio.
-            outcome = await self._attempt(reply, maybe_sent, since)
-            async with conn.transaction():
-                attempts = row["attempts"] + 1
-                if outcome.kind == "retry" and attempts < self.max_attempts:
-                    await store.retry_later(
-                        conn,
-                        reply.event_id,
-                        backoff_s(attempts),
-                        outcome.error_code,
-                        outcome.error_message,
-                        maybe_sent=outcome.error_code is None or outcome.error_code != 20429,
-                    )
-                else:
-                    await self._settle(conn, reply, outcome, attempts)
-        return True
-
-    async def _attempt(self, reply: Envelope, maybe_sent: bool, since: datetime) -> Outcome:
-        p = reply.payload
-        assert isinstance(p, ReplyGenerated)
+    async def _attempt(self, delivery: Delivery) -> Outcome:
+        p = delivery.reply.payload
+        since = delivery.sending_since or datetime.now(UTC)
         with tracer.start_as_current_span("twilio.send"):
             try:
-                if maybe_sent:
+                if delivery.maybe_sent:
                     found = await self.twilio.find_sent(
                         to=p.participant, body=p.body, since=since - timedelta(seconds=5)
                     )
                     if found is not None:
                         log.warning(
                             "reply %s was already accepted as %s; not resending",
-                            reply.event_id,
+                            delivery.reply.event_id,
                             found,
                         )
                         return Outcome("sent", message_sid=found, status="queued")
@@ -158,57 +218,4 @@ class SenderService:
                 if outcome.kind == "retry" and exc.http_status == 429:
                     return Outcome("retry", error_code=20429, error_message=exc.message)
                 return outcome
-        return Outcome(
-            "sent",
-            message_sid=accepted.message_sid,
-            status=accepted.status,
-            error_code=None,
-            error_message=None,
-        )
-
-    async def _settle(
-        self, conn: Connection, reply: Envelope, outcome: Outcome, attempts: int
-    ) -> None:
-        p = reply.payload
-        assert isinstance(p, ReplyGenerated)
-        status = outcome.status or ("queued" if outcome.kind == "sent" else "failed")
-        state = (
-            "sent" if outcome.kind == "sent" else "skipped" if status == "canceled" else "failed"
-        )
-        await store.settle(
-            conn,
-            reply.event_id,
-            state,
-            outcome.message_sid,
-            outcome.error_code,
-            outcome.error_message,
-        )
-        if outcome.error_code == OPTED_OUT_CODE:
-            await store.set_opt_out(conn, reply.conversation_key, True, reply.occurred_at)
-        sent = MessageSent(
-            reply_event_id=reply.event_id,
-            in_reply_to=p.in_reply_to,
-            inbound_at=p.inbound_at,
-            channel=p.channel,
-            participant=p.participant,
-            our_address=p.our_address,
-            body=p.body,
-            message_sid=outcome.message_sid,
-            status=status,
-            error_code=outcome.error_code,
-            error_message=outcome.error_message,
-            segments=p.segments,
-            attempts=attempts,
-        )
-        await enqueue(
-            conn,
-            store.SERVICE,
-            topics.MESSAGE_SENT,
-            caused_by(
-                reply,
-                sent,
-                event_id=derived_event_id(topics.MESSAGE_SENT, reply.event_id),
-                occurred_at=datetime.now(UTC),
-            ),
-        )
-        self.relay.notify()
+        return Outcome("sent", message_sid=accepted.message_sid, status=accepted.status)

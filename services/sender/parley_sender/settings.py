@@ -10,7 +10,9 @@ class SenderSettings(ProjectionSettings):
     twilio_auth_token: SecretStr = Field(min_length=1)
     twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
     public_base_url: AnyHttpUrl
-    sender_max_in_flight: int = Field(8, ge=1, le=256)
+    # Sends in flight at once; they hold no database connection.
+    sender_max_in_flight: int = Field(256, ge=1, le=10_000)
+    sender_pool_size: int = Field(8, ge=2, le=100)
     sender_max_attempts: int = Field(6, ge=1, le=50)
     sender_timeout_s: float = Field(15.0, gt=0, le=120)
     sender_host: str = "0.0.0.0"

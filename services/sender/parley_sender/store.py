@@ -1,13 +1,21 @@
-"""The sender's tables: replies to send (with their attempt state) and opt-outs."""
+"""The sender's tables and SQL: replies to send (a leased queue with attempt state), opt-outs.
+
+A claim leases the oldest due reply of each conversation with no earlier open one, marks it
+'sending' (committed before Twilio is called, so a crash after Twilio accepted it is known to
+be ambiguous) and says whether the participant has opted out, in one statement. Outcomes are
+recorded in one statement fenced by the lease token.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from parley_shared.db import Connection
+from parley_shared.db import Connection, Pool
 from parley_shared.events import Envelope, MessageSent, ReplyGenerated, encode
+from parley_shared.topics import MESSAGE_SENT
 
 SERVICE = "sender"
 
@@ -20,13 +28,16 @@ CREATE TABLE IF NOT EXISTS sender_outbound (
     event bytea,
     state text NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
     attempts int NOT NULL DEFAULT 0,
-    next_attempt_at timestamptz NOT NULL DEFAULT now(),
+    due_at timestamptz NOT NULL DEFAULT now(),
+    lease_token uuid,
     sending_since timestamptz,
     message_sid text,
     error_code int,
     error_message text
 );
 CREATE INDEX IF NOT EXISTS sender_outbound_open ON sender_outbound (conversation_key, seq)
+    WHERE state IN ('pending', 'sending');
+CREATE INDEX IF NOT EXISTS sender_outbound_queue ON sender_outbound (seq)
     WHERE state IN ('pending', 'sending');
 CREATE TABLE IF NOT EXISTS sender_optouts (
     conversation_key text PRIMARY KEY,
@@ -36,132 +47,166 @@ CREATE TABLE IF NOT EXISTS sender_optouts (
 """
 
 
-async def add_reply(conn: Connection, event: Envelope) -> None:
-    assert isinstance(event.payload, ReplyGenerated)
-    # ON CONFLICT covers both keys: a second reply for the same inbound is never queued.
+async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
+    # Conflicts on either key: a reply seen again, or its outcome read first (another topic),
+    # is never queued a second time.
     await conn.execute(
         "INSERT INTO sender_outbound (reply_event_id, in_reply_to, conversation_key, event, state)"
-        " VALUES ($1, $2, $3, $4, 'pending') ON CONFLICT (reply_event_id) DO UPDATE "
+        " SELECT r.id, r.inbound, r.key, r.event, 'pending' FROM unnest($1::uuid[], $2::uuid[],"
+        " $3::text[], $4::bytea[]) AS r(id, inbound, key, event) "
+        "ON CONFLICT (reply_event_id) DO UPDATE "
         "SET event = EXCLUDED.event, in_reply_to = EXCLUDED.in_reply_to "
         "WHERE sender_outbound.event IS NULL",
-        event.event_id,
-        event.payload.in_reply_to,
-        event.conversation_key,
-        encode(event),
+        [e.event_id for e in events],
+        [e.payload.in_reply_to for e in events],
+        [e.conversation_key for e in events],
+        [encode(e) for e in events],
     )
 
 
-async def record_outcome_from_log(conn: Connection, event: Envelope) -> None:
+def state_of(sent: MessageSent) -> str:
+    if sent.status == "canceled":
+        return "skipped"
+    return "failed" if sent.message_sid is None else "sent"
+
+
+async def record_outcomes_from_log(
+    conn: Connection, events: Sequence[Envelope[MessageSent]]
+) -> None:
     """Our own ``message.sent`` seen on the log: that reply is settled, even on a rebuild."""
-    assert isinstance(event.payload, MessageSent)
-    p = event.payload
-    state = "skipped" if p.status == "canceled" else "failed" if p.message_sid is None else "sent"
     await conn.execute(
         "INSERT INTO sender_outbound (reply_event_id, conversation_key, state, message_sid, "
-        "error_code, error_message, attempts) VALUES ($1, $2, $3, $4, $5, $6, $7) "
+        "error_code, error_message, attempts) SELECT * FROM unnest($1::uuid[], $2::text[], "
+        "$3::text[], $4::text[], $5::int[], $6::text[], $7::int[]) "
         "ON CONFLICT (reply_event_id) DO UPDATE SET state = EXCLUDED.state, "
         "message_sid = EXCLUDED.message_sid, error_code = EXCLUDED.error_code, "
-        "error_message = EXCLUDED.error_message, attempts = EXCLUDED.attempts",
-        p.reply_event_id,
-        event.conversation_key,
-        state,
-        p.message_sid,
-        p.error_code,
-        p.error_message,
-        p.attempts,
+        "error_message = EXCLUDED.error_message, attempts = EXCLUDED.attempts, "
+        "lease_token = NULL",
+        [e.payload.reply_event_id for e in events],
+        [e.conversation_key for e in events],
+        [state_of(e.payload) for e in events],
+        [e.payload.message_sid for e in events],
+        [e.payload.error_code for e in events],
+        [e.payload.error_message for e in events],
+        [e.payload.attempts for e in events],
     )
 
 
-async def set_opt_out(conn: Connection, key: str, opted_out: bool, at: datetime) -> None:
+async def set_opt_outs(conn: Connection, changes: Sequence[tuple[str, bool, datetime]]) -> None:
     # Only a newer keyword wins, so replaying in any order ends in the same state.
-    await conn.execute(
-        "INSERT INTO sender_optouts (conversation_key, opted_out, changed_at) VALUES ($1, $2, $3)"
-        " ON CONFLICT (conversation_key) DO UPDATE SET opted_out = EXCLUDED.opted_out, "
-        "changed_at = EXCLUDED.changed_at WHERE sender_optouts.changed_at <= EXCLUDED.changed_at",
-        key,
-        opted_out,
-        at,
-    )
-
-
-async def is_opted_out(conn: Connection, key: str) -> bool:
-    return bool(
-        await conn.fetchval("SELECT opted_out FROM sender_optouts WHERE conversation_key = $1", key)
-    )
-
-
-async def claim_next(conn: Connection, lease_s: float) -> Any:
-    """Lock the next reply due, oldest first per conversation, and lease it to this worker."""
-    row = await conn.fetchrow(
-        """
-        SELECT o.reply_event_id, o.event, o.state, o.attempts, o.sending_since
-        FROM sender_outbound o
-        WHERE o.state IN ('pending', 'sending') AND o.event IS NOT NULL
-          AND o.next_attempt_at <= now()
-          AND NOT EXISTS (SELECT 1 FROM sender_outbound e
-                          WHERE e.conversation_key = o.conversation_key
-                            AND e.state IN ('pending', 'sending') AND e.seq < o.seq)
-        ORDER BY o.seq LIMIT 1 FOR UPDATE SKIP LOCKED
-        """
-    )
-    if row is not None:
+    for key, opted_out, at in changes:
         await conn.execute(
-            "UPDATE sender_outbound SET next_attempt_at = now() + make_interval(secs => $2) "
-            "WHERE reply_event_id = $1",
-            row["reply_event_id"],
-            lease_s,
+            "INSERT INTO sender_optouts (conversation_key, opted_out, changed_at) "
+            "VALUES ($1, $2, $3) ON CONFLICT (conversation_key) DO UPDATE "
+            "SET opted_out = EXCLUDED.opted_out, changed_at = EXCLUDED.changed_at "
+            "WHERE sender_optouts.changed_at <= EXCLUDED.changed_at",
+            key,
+            opted_out,
+            at,
         )
-    return row
 
 
-async def mark_sending(conn: Connection, reply_id: UUID) -> datetime:
-    at: datetime = await conn.fetchval(
-        "UPDATE sender_outbound SET state = 'sending', attempts = attempts + 1, "
-        "sending_since = coalesce(sending_since, now()) WHERE reply_event_id = $1 "
-        "RETURNING sending_since",
-        reply_id,
+async def claim(pool: Pool, limit: int, lease_s: float) -> list[Any]:
+    """Lease due replies; each comes back with its state before the claim ('sending' means an
+    earlier attempt may have reached Twilio) and whether its participant opted out."""
+    return await pool.fetch(
+        """
+        WITH due AS (
+            SELECT o.reply_event_id, o.state AS was, o.attempts, o.sending_since,
+                   coalesce((SELECT x.opted_out FROM sender_optouts x
+                             WHERE x.conversation_key = o.conversation_key), false) AS opted_out
+            FROM sender_outbound o
+            WHERE o.state IN ('pending', 'sending') AND o.event IS NOT NULL
+              AND o.due_at <= now()
+              AND NOT EXISTS (SELECT 1 FROM sender_outbound e
+                              WHERE e.conversation_key = o.conversation_key
+                                AND e.state IN ('pending', 'sending') AND e.seq < o.seq)
+            ORDER BY o.seq LIMIT $1 FOR UPDATE OF o SKIP LOCKED
+        )
+        UPDATE sender_outbound o SET
+            due_at = now() + make_interval(secs => $2), lease_token = gen_random_uuid(),
+            state = CASE WHEN due.opted_out THEN o.state ELSE 'sending' END,
+            attempts = o.attempts + CASE WHEN due.opted_out THEN 0 ELSE 1 END,
+            sending_since = CASE WHEN due.opted_out THEN o.sending_since
+                                 ELSE coalesce(o.sending_since, now()) END
+        FROM due WHERE o.reply_event_id = due.reply_event_id
+        RETURNING o.reply_event_id, o.lease_token, o.event, due.was, o.attempts,
+                  o.sending_since, due.opted_out, o.seq
+        """,
+        limit,
+        lease_s,
     )
-    return at
 
 
 async def settle(
-    conn: Connection,
+    pool: Pool,
     reply_id: UUID,
+    token: UUID,
+    *,
     state: str,
-    message_sid: str | None,
-    error_code: int | None,
-    error_message: str | None,
-) -> None:
-    await conn.execute(
-        "UPDATE sender_outbound SET state = $2, message_sid = $3, error_code = $4, "
-        "error_message = $5 WHERE reply_event_id = $1",
-        reply_id,
-        state,
-        message_sid,
-        error_code,
-        error_message,
+    sent: Envelope[MessageSent],
+    opt_out: tuple[str, datetime] | None,
+) -> bool:
+    """Record the final outcome and queue its ``message.sent``, if the lease is still ours;
+    a 21610 answer also records the opt-out. One statement."""
+    p = sent.payload
+    return bool(
+        await pool.fetchval(
+            """
+            WITH settled AS (
+                UPDATE sender_outbound SET state = $3, message_sid = $4, error_code = $5,
+                    error_message = $6, lease_token = NULL
+                WHERE reply_event_id = $1 AND lease_token = $2 RETURNING 1
+            ),
+            optout AS (
+                INSERT INTO sender_optouts (conversation_key, opted_out, changed_at)
+                SELECT $9, true, $10::timestamptz FROM settled WHERE $9::text IS NOT NULL
+                ON CONFLICT (conversation_key) DO UPDATE SET opted_out = true,
+                    changed_at = EXCLUDED.changed_at
+                WHERE sender_optouts.changed_at <= EXCLUDED.changed_at
+            ),
+            outbox AS (
+                INSERT INTO sender_outbox (topic, event) SELECT $7, $8 FROM settled
+            )
+            SELECT count(*) FROM settled
+            """,
+            reply_id,
+            token,
+            state,
+            p.message_sid,
+            p.error_code,
+            p.error_message,
+            MESSAGE_SENT,
+            encode(sent),
+            opt_out[0] if opt_out else None,
+            opt_out[1] if opt_out else None,
+        )
     )
 
 
 async def retry_later(
-    conn: Connection,
+    pool: Pool,
     reply_id: UUID,
+    token: UUID,
     delay_s: float,
     error_code: int | None,
     error_message: str | None,
     *,
     maybe_sent: bool,
-) -> None:
+) -> bool:
     """Schedule another attempt. When Twilio may have accepted this one (time-out, network
     error, 5xx) the row stays 'sending', so the next attempt first looks for the message."""
-    await conn.execute(
-        "UPDATE sender_outbound SET state = CASE WHEN $5 THEN 'sending' ELSE 'pending' END, "
-        "sending_since = CASE WHEN $5 THEN sending_since END, "
-        "next_attempt_at = now() + make_interval(secs => $2), error_code = $3, "
-        "error_message = $4 WHERE reply_event_id = $1",
-        reply_id,
-        delay_s,
-        error_code,
-        error_message,
-        maybe_sent,
+    return bool(
+        await pool.fetchval(
+            "UPDATE sender_outbound SET state = CASE WHEN $6 THEN 'sending' ELSE 'pending' END,"
+            " sending_since = CASE WHEN $6 THEN sending_since END, lease_token = NULL, "
+            "due_at = now() + make_interval(secs => $3), error_code = $4, error_message = $5 "
+            "WHERE reply_event_id = $1 AND lease_token = $2 RETURNING true",
+            reply_id,
+            token,
+            delay_s,
+            error_code,
+            error_message,
+            maybe_sent,
+        )
     )

@@ -1,0 +1,152 @@
+"""Inbox work under leases: slow calls (a model, Twilio) that hold no database resources.
+
+A service's inbox table is a queue. The worker claims items in one short statement that
+leases them (an expiry and a fencing token, committed at once), runs the slow call for each
+with no connection held, at most ``max_in_flight`` at a time, and records each outcome in one
+short statement that only succeeds while the lease is still this worker's. An outcome whose
+lease was lost (it expired, another worker took the item) is dropped; the deterministic
+event ids make the other worker's result the same event anyway.
+
+No polling on the hot path: the claimer wakes when the consumer records work (``wake()``),
+when a call finishes (its conversation's next item may now be due), at the earliest retry this
+process scheduled, and on a slow sweep that picks up what other replicas or crashed workers
+left behind (expired leases).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
+from uuid import UUID
+
+from parley_shared.db import TRANSIENT_DB_ERRORS, Pool
+from parley_shared.metrics import REGISTRY
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+
+@dataclass(frozen=True)
+class Claim(Generic[T]):
+    """One leased item: what the queue needs to do the work, and the fencing token."""
+
+    id: UUID
+    token: UUID
+    work: T
+
+
+class Inbox(Protocol[T, R]):
+    """A service's queue: how to claim, what the slow call is, how to record an outcome."""
+
+    async def claim(self, pool: Pool, limit: int) -> list[Claim[T]]:
+        """Lease up to ``limit`` due items (oldest first, one per conversation) in one
+        short statement; returns them with what the call needs (context read then)."""
+        ...
+
+    async def perform(self, claim: Claim[T]) -> R:
+        """The slow call. Holds no connection; must end within the lease (own time-outs)."""
+        ...
+
+    async def record(self, pool: Pool, claim: Claim[T], outcome: R) -> float | None:
+        """Record the outcome, fenced by ``claim.token``; returns seconds until a retry is
+        due when the item was rescheduled, else None."""
+        ...
+
+
+class LeaseWorker(Generic[T, R]):
+    def __init__(
+        self,
+        pool: Pool,
+        inbox: Inbox[T, R],
+        *,
+        name: str,
+        max_in_flight: int,
+        sweep_s: float = 2.0,
+    ) -> None:
+        self._pool = pool
+        self._inbox = inbox
+        self._name = name
+        self._max_in_flight = max_in_flight
+        self._sweep_s = sweep_s
+        self._wake = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._next_retry: float | None = None
+
+    def wake(self) -> None:
+        self._wake.set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    async def run(self) -> None:
+        try:
+            while True:
+                free = self._max_in_flight - len(self._in_flight)
+                full = False
+                if free > 0:
+                    self._wake.clear()
+                    claims = await self._claim(free)
+                    for claim in claims:
+                        task = asyncio.create_task(self._work(claim))
+                        self._in_flight.add(task)
+                        task.add_done_callback(self._in_flight.discard)
+                    full = len(claims) == free
+                if full and len(self._in_flight) < self._max_in_flight:
+                    continue  # there may be more due right now
+                await self._sleep()
+        finally:
+            for task in self._in_flight:
+                task.cancel()
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    async def _claim(self, limit: int) -> list[Claim[T]]:
+        try:
+            claims = await self._inbox.claim(self._pool, limit)
+        except TRANSIENT_DB_ERRORS as exc:
+            log.warning("%s cannot claim work yet: %r", self._name, exc)
+            await asyncio.sleep(1.0)
+            return []
+        if claims:
+            REGISTRY.inc("parley_inbox_claims_total", len(claims), "Items leased", inbox=self._name)
+        return claims
+
+    async def _sleep(self) -> None:
+        timeout = self._sweep_s
+        if self._next_retry is not None:
+            timeout = max(0.0, min(timeout, self._next_retry - time.monotonic()))
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._wake.wait(), timeout)
+        if self._next_retry is not None and self._next_retry <= time.monotonic():
+            self._next_retry = None
+
+    async def _work(self, claim: Claim[T]) -> None:
+        try:
+            outcome = await self._inbox.perform(claim)
+        except Exception:
+            # The lease runs out and the item is tried again: a bug here must not lose it.
+            log.exception(
+                "%s: work on %s failed; it is retried when its lease ends", self._name, claim.id
+            )
+            return
+        delay = 0.5
+        while True:
+            try:
+                retry_in = await self._inbox.record(self._pool, claim, outcome)
+                break
+            except TRANSIENT_DB_ERRORS as exc:
+                log.warning("%s cannot record %s yet: %r", self._name, claim.id, exc)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 10.0)
+        REGISTRY.inc("parley_inbox_records_total", 1, "Outcomes recorded", inbox=self._name)
+        if retry_in is not None:
+            due = time.monotonic() + retry_in + 0.05  # the database clock may run behind
+            self._next_retry = due if self._next_retry is None else min(self._next_retry, due)
+        # This conversation's next item may be due now, and a slot is free.
+        self._wake.set()
