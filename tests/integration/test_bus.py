@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from opentelemetry import trace
@@ -59,8 +60,8 @@ async def test_consumer_dead_letters_garbage_and_goes_on(bus_settings: BusSettin
         await publisher.publish(topics.STATUS_UPDATED, status(2))
         seen: list[Envelope] = []
 
-        async def handle(event: Envelope) -> None:
-            seen.append(event)
+        async def handle(events: Sequence[Envelope]) -> None:
+            seen.extend(events)
 
         consumer = EventConsumer(
             bus_settings,
@@ -97,8 +98,8 @@ async def test_offsets_are_committed_only_after_the_handler_succeeds(
     await publisher.publish(topics.STATUS_UPDATED, event)
     attempts: list[uuid.UUID] = []
 
-    async def flaky(received: Envelope) -> None:
-        attempts.append(received.event_id)
+    async def flaky(received: Sequence[Envelope]) -> None:
+        attempts.extend(e.event_id for e in received)
         if len(attempts) == 1:
             raise ConnectionError("database went away")
 
@@ -120,8 +121,8 @@ async def test_offsets_are_committed_only_after_the_handler_succeeds(
     # A new consumer of the same group starts after the committed offset: nothing redelivered.
     again: list[Envelope] = []
 
-    async def record(received: Envelope) -> None:
-        again.append(received)
+    async def record(received: Sequence[Envelope]) -> None:
+        again.extend(received)
 
     second = EventConsumer(
         bus_settings,
