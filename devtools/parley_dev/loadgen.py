@@ -109,20 +109,27 @@ class Traffic:
         path = "/webhooks/twilio/messages"
         signature = self._validator.compute_signature(self.public + path, params)
         self.posted[marker] = time.perf_counter()
-        try:
-            async with http.post(
-                self.target + path,
-                data=urlencode(params),
-                headers={
-                    "X-Twilio-Signature": signature,
-                    "Content-Type": "application/x-www-form-urlencoded",
-                },
-            ) as response:
-                status = response.status
-                await response.read()
-        except (aiohttp.ClientError, TimeoutError):
-            self.refused += 1
-            return False
+        for attempt in range(2):
+            try:
+                async with http.post(
+                    self.target + path,
+                    data=urlencode(params),
+                    headers={
+                        "X-Twilio-Signature": signature,
+                        "Content-Type": "application/x-www-form-urlencoded",
+                    },
+                ) as response:
+                    status = response.status
+                    await response.read()
+                break
+            except aiohttp.ServerDisconnectedError:
+                # A kept-alive connection the server had just closed; Twilio retries too.
+                if attempt:
+                    self.refused += 1
+                    return False
+            except (aiohttp.ClientError, TimeoutError):
+                self.refused += 1
+                return False
         if status != 200:
             self.refused += 1
             return False

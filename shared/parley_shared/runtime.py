@@ -36,6 +36,12 @@ def load_settings(cls: type[S]) -> S:
         raise SystemExit(2) from None
 
 
+def access_log() -> bool:
+    """Whether uvicorn logs every request (``ACCESS_LOG=1``). Off by default: at hundreds of
+    webhooks a second it is a real share of the gateway's CPU, and ingress logs them anyway."""
+    return os.environ.get("ACCESS_LOG", "").lower() in ("1", "true", "yes")
+
+
 def configure(service: str, settings: BusSettings) -> None:
     logging.basicConfig(
         level=os.environ.get("LOG_LEVEL", "INFO").upper(),

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from openai import AsyncOpenAI
+from openai import AsyncOpenAI, DefaultAioHttpClient
 from pydantic import TypeAdapter
 
 from parley_ai import store
@@ -38,6 +38,9 @@ def build_responder(settings: AiSettings) -> Responder:
             base_url=settings.openai_base_url or None,
             timeout=settings.ai_timeout_s,
             max_retries=settings.ai_max_retries,
+            # aiohttp underneath: httpx's own pool costs CPU in proportion to the hundreds of
+            # calls in flight.
+            http_client=DefaultAioHttpClient(timeout=settings.ai_timeout_s),
         )
     )
 

@@ -6,14 +6,17 @@ import uvicorn
 
 from parley_conversation.app import create_app
 from parley_conversation.settings import ConversationSettings
-from parley_shared.runtime import configure, load_settings
+from parley_shared.runtime import access_log, configure, load_settings
 
 
 def main() -> None:
     settings = load_settings(ConversationSettings)
     configure("conversation", settings)
     uvicorn.run(
-        create_app(settings), host=settings.conversation_host, port=settings.conversation_port
+        create_app(settings),
+        access_log=access_log(),
+        host=settings.conversation_host,
+        port=settings.conversation_port,
     )
 
 

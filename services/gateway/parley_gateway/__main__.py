@@ -6,7 +6,7 @@ import uvicorn
 
 from parley_gateway.app import create_app
 from parley_gateway.settings import GatewaySettings
-from parley_shared.runtime import configure, load_settings
+from parley_shared.runtime import access_log, configure, load_settings
 
 
 def main() -> None:
@@ -17,6 +17,7 @@ def main() -> None:
         host=settings.gateway_host,
         port=settings.gateway_port,
         log_level="info",
+        access_log=access_log(),
         proxy_headers=True,
         forwarded_allow_ips="*",
     )
