@@ -27,5 +27,4 @@ class Publisher(Protocol):
         ...
 
 
-Handler = Callable[[Envelope], Awaitable[None]]
 BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None]]
