@@ -5,12 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import asyncpg
 import httpx
 import pytest
 
@@ -34,19 +32,6 @@ PUBLIC = "https://parley.test"
 BOT_SMS = "+15557654321"
 BOT_WHATSAPP = "whatsapp:+14155238886"
 T = TypeVar("T")
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[str]:
-    """A fresh database per test, dropped afterwards."""
-    name = f"e2e_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield database_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @dataclass

@@ -8,7 +8,6 @@ import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 
 from parley_ai import store as ai_store
@@ -38,20 +37,8 @@ from tests.helpers import ACCOUNT_SID, AUTH_TOKEN
 
 
 @pytest.fixture
-async def pool_url(database_url: str) -> AsyncIterator[str]:
-    name = f"once_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield database_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
-
-
-@pytest.fixture
-async def pool(pool_url: str) -> AsyncIterator[Pool]:
-    db = await create_pool(pool_url)
+async def pool(database: str) -> AsyncIterator[Pool]:
+    db = await create_pool(database)
     try:
         yield db
     finally:
@@ -178,7 +165,7 @@ async def test_ai_close_during_the_model_call_means_no_reply(pool: Pool) -> None
     assert await pool.fetchval("SELECT count(*) FROM ai_outbox") == 0
 
 
-async def test_a_slow_call_holds_no_connection(pool: Pool, pool_url: str) -> None:
+async def test_a_slow_call_holds_no_connection(pool: Pool, database: str) -> None:
     """Many model calls in flight on a pool of two connections."""
     await apply_schema(pool, ai_store.SERVICE, ai_store.SCHEMA)
     responder = GatedResponder()
@@ -189,7 +176,7 @@ async def test_a_slow_call_holds_no_connection(pool: Pool, pool_url: str) -> Non
         await projection.handle(
             message.model_copy(update={"conversation_key": f"cv_{n}"})  # 40 conversations
         )
-    small = await create_pool(pool_url, max_size=2)
+    small = await create_pool(database, max_size=2)
     worker = LeaseWorker(small, inbox, name="ai", max_in_flight=100)
     running = asyncio.create_task(worker.run())
     try:

@@ -11,10 +11,8 @@ from __future__ import annotations
 
 import random
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
-import asyncpg
 import pytest
 
 from parley_dev.digest import digest
@@ -198,18 +196,6 @@ def interleave(streams: list[list[Envelope]], rng: random.Random) -> list[list[E
         polls.append(merged[:size])
         merged = merged[size:]
     return polls
-
-
-@pytest.fixture
-async def database(database_url: str) -> AsyncIterator[str]:
-    name = f"order_{uuid.uuid4().hex[:12]}"
-    admin = await asyncpg.connect(database_url)
-    await admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield database_url.rsplit("/", 1)[0] + f"/{name}"
-    finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
 
 
 @pytest.mark.parametrize("service", sorted(PROJECTIONS))
