@@ -4,8 +4,11 @@ projection rebuilt from the log and every analytics endpoint timed over that vol
     ./dev bench                      # 1,000,000 messages (5 events each)
     ./dev bench --messages 20000     # a quicker run
 
-Prints figures; asserts nothing about speed. Uses KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL
-when set, else starts a Tansu broker and a PostgreSQL cluster of its own.
+Prints figures; asserts nothing about speed. "Overall" includes joining the consumer group
+(a new group waits out part of its session time-out before its first assignment); "after the
+first poll" is the steady rate of consuming and applying events. Uses
+KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL when set, else starts a Tansu broker and a PostgreSQL
+cluster of its own.
 """
 
 from __future__ import annotations
@@ -27,7 +30,7 @@ from aiokafka import AIOKafkaProducer
 from parley_analytics.app import create_app
 from parley_analytics.settings import AnalyticsSettings
 from parley_dev.infra import Postgres, Tansu
-from parley_dev.rebuild import PROJECTIONS, rebuild
+from parley_dev.rebuild import PROJECTIONS, Progress, rebuild
 from parley_dev.serve import serving
 from parley_shared import topics
 from parley_shared.events import (
@@ -252,6 +255,7 @@ async def main(args: argparse.Namespace) -> None:
         tag = uuid.uuid4().hex[:6]
         for service in args.services or list(PROJECTIONS):
             began = time.monotonic()
+            progress = Progress(service, sys.stdout if args.progress else None)
             done = await rebuild(
                 service,
                 database_url=database,
@@ -259,11 +263,14 @@ async def main(args: argparse.Namespace) -> None:
                 schema=f"{service}_bench",
                 group_id=f"bench-{service}-{tag}",
                 out=sys.stdout if args.progress else None,
+                progress=progress,
             )
             elapsed = time.monotonic() - began
+            steady = progress.steady_rate()
             print(
                 f"replay {service:<13} {done} events in {elapsed:7.1f}s: "
-                f"{done / elapsed:8,.0f} events/s"
+                f"{done / elapsed:8,.0f} events/s overall, "
+                + (f"{steady:8,.0f} events/s after the first poll" if steady else "")
             )
         print(f"({events} events on the log)")
         if not args.services or "analytics" in args.services:

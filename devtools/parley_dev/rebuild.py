@@ -89,11 +89,16 @@ class Progress:
         self.out = out
         self.done = 0
         self.started = time.monotonic()
+        # After the first poll: the group has its partitions (a new group first waits out
+        # part of its session time-out) and consumption runs at its steady rate.
+        self.first_poll: tuple[float, int] | None = None
         self.last_print = 0.0
         self.targets: dict[object, int] | None = None
 
     async def caught_up(self, consumer: AIOKafkaConsumer, events: int) -> bool:
         self.done += events
+        if self.first_poll is None and events:
+            self.first_poll = (time.monotonic(), self.done)
         assignment = consumer.assignment()
         if self.targets is None and assignment:
             self.targets = await consumer.end_offsets(list(assignment))
@@ -107,6 +112,14 @@ class Progress:
                 remaining += end
         self._report(remaining)
         return remaining == 0
+
+    def steady_rate(self) -> float | None:
+        """Events per second from the end of the first poll to now."""
+        if self.first_poll is None:
+            return None
+        at, done = self.first_poll
+        elapsed = time.monotonic() - at
+        return (self.done - done) / elapsed if elapsed > 0 and self.done > done else None
 
     def _report(self, remaining: int, force: bool = False) -> None:
         now = time.monotonic()
@@ -131,12 +144,13 @@ async def rebuild(
     group_id: str | None = None,
     follow: bool = False,
     out: TextIO | None = sys.stderr,
+    progress: Progress | None = None,
 ) -> int:
     """Rebuild one service's projection; returns how many events it consumed."""
     projection = PROJECTIONS[service]
     pool = await create_pool(database_url, schema=schema, name=f"{service}-rebuild")
     publisher = KafkaPublisher(bus)
-    progress = Progress(service, out)
+    progress = progress or Progress(service, out)
     try:
         await wipe(pool, service)
         await apply_schema(pool, service, projection.schema_ddl)

@@ -110,6 +110,13 @@ async def first_time(conn: Connection, service: str, event_id: UUID) -> bool:
     return bool(await first_seen(conn, service, [event_id]))
 
 
+def columns(rows: Sequence[Sequence[Any]], width: int) -> list[list[Any]]:
+    """Rows as the column arrays that ``unnest($1::t1[], $2::t2[], …)`` takes."""
+    return (
+        [list(column) for column in zip(*rows, strict=True)] if rows else [[] for _ in range(width)]
+    )
+
+
 async def enqueue(conn: Connection, service: str, items: Iterable[tuple[str, Envelope]]) -> int:
     """Write outbox rows (topic, event) in one statement; returns how many."""
     rows = [(topic, encode(event)) for topic, event in items]

@@ -34,24 +34,26 @@ class AnalyticsService(Projection):
 
     @staticmethod
     async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
-        for event in events:
-            await store.add_inbound(conn, event, keyword_of(event.payload.body) == "opt_out")
+        opt_outs = [keyword_of(e.payload.body) == "opt_out" for e in events]
+        await store.add_inbound(conn, events, opt_outs)
 
     @staticmethod
     async def replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
-        for event in events:
-            await store.add_reply(conn, event)
+        await store.add_replies(conn, events)
 
     @staticmethod
     async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
-        for event in events:
-            await store.add_sent(conn, event)
+        await store.add_sent(conn, events)
 
     @staticmethod
     async def statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:
-        for event in events:
-            p = event.payload
-            await store.add_status(conn, p.message_sid, p.status, event.occurred_at, p.error_code)
+        await store.add_statuses(
+            conn,
+            [
+                (e.payload.message_sid, e.payload.status, e.occurred_at, e.payload.error_code)
+                for e in events
+            ],
+        )
 
     @staticmethod
     async def changed(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:

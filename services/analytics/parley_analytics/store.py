@@ -5,18 +5,22 @@ over few rows. Facts whose parts come from different topics (a reply's text and 
 ``reply.generated``, its Twilio SID from ``message.sent``, its delivery from
 ``status.updated``) are assembled in whatever order the topics deliver them; each derived
 figure is counted once, when its last part arrives.
+
+Every write takes a whole batch of events of one type and is a handful of set-based
+statements however many events there are; aggregates are summed per key in the statement
+(``GROUP BY``) so a batch touching one hour many times updates its row once.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from parley_analytics.core import bin_of
+from parley_analytics.funnel import add_latencies, settle_facts
 from parley_shared.conversations import place_all, rewrite_thread
-from parley_shared.db import Connection
+from parley_shared.db import Connection, columns
 from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
-from parley_shared.status import fold_statuses
 
 SERVICE = "analytics"
 
@@ -92,79 +96,64 @@ CREATE INDEX IF NOT EXISTS analytics_conversations_key
 CREATE INDEX IF NOT EXISTS analytics_conversations_opened ON analytics_conversations (opened_at);
 """
 
-HOUR = "date_trunc('hour', $1::timestamptz)"
 
-
-async def bump_hourly(
-    conn: Connection, at: datetime, channel: str, ours: str, column: str, by: int = 1
+async def add_inbound(
+    conn: Connection, events: Sequence[Envelope[MessageReceived]], opt_outs: Sequence[bool]
 ) -> None:
-    assert column in ("messages_in", "messages_out", "opt_outs")
-    await conn.execute(
-        f"INSERT INTO analytics_hourly (bucket, channel, our_address, {column}) "
-        f"VALUES ({HOUR}, $2, $3, $4) ON CONFLICT (bucket, channel, our_address) "
-        f"DO UPDATE SET {column} = analytics_hourly.{column} + EXCLUDED.{column}",
-        at,
-        channel,
-        ours,
-        by,
-    )
-
-
-async def add_latency(
-    conn: Connection, at: datetime, channel: str, ours: str, metric: str, ms: float
-) -> None:
-    await conn.execute(
-        f"INSERT INTO analytics_latency VALUES ({HOUR}, $2, $3, $4, $5, 1, $6) "
-        "ON CONFLICT (bucket, channel, our_address, metric, bin) DO UPDATE SET "
-        "count = analytics_latency.count + 1, sum_ms = analytics_latency.sum_ms + $6",
-        at,
-        channel,
-        ours,
-        metric,
-        bin_of(ms),
-        round(ms),
-    )
-
-
-async def add_inbound(conn: Connection, event: Envelope, opt_out: bool) -> None:
-    p = event.payload
-    assert isinstance(p, MessageReceived)
+    rows = [
+        (
+            e.event_id,
+            e.conversation_key,
+            e.payload.channel,
+            e.payload.our_address,
+            e.payload.participant,
+            e.occurred_at,
+            e.payload.body,
+            e.payload.message_sid,
+            opt_out,
+        )
+        for e, opt_out in zip(events, opt_outs, strict=True)
+    ]
+    cols = columns(rows, 9)
     await conn.execute(
         "INSERT INTO analytics_facts (id, conversation_key, channel, our_address, participant, "
         "direction, occurred_at, body, message_sid, status) "
-        "VALUES ($1, $2, $3, $4, $5, 'inbound', $6, $7, $8, 'received')",
-        event.event_id,
-        event.conversation_key,
-        p.channel,
-        p.our_address,
-        p.participant,
-        event.occurred_at,
-        p.body,
-        p.message_sid,
+        "SELECT id, key, channel, ours, participant, 'inbound', at, body, sid, 'received' "
+        "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], "
+        "$6::timestamptz[], $7::text[], $8::text[]) "
+        "AS u(id, key, channel, ours, participant, at, body, sid)",
+        *cols[:8],
     )
-    await bump_hourly(conn, event.occurred_at, p.channel, p.our_address, "messages_in")
-    if opt_out:
-        await bump_hourly(conn, event.occurred_at, p.channel, p.our_address, "opt_outs")
     await conn.execute(
-        f"INSERT INTO analytics_active VALUES ({HOUR}, $2, $3, $4) ON CONFLICT DO NOTHING",
-        event.occurred_at,
-        p.channel,
-        p.our_address,
-        p.participant,
+        "INSERT INTO analytics_hourly (bucket, channel, our_address, messages_in, opt_outs) "
+        "SELECT date_trunc('hour', at), channel, ours, count(*), count(*) FILTER (WHERE opt) "
+        "FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bool[]) "
+        "AS u(channel, ours, at, opt) GROUP BY 1, 2, 3 "
+        "ON CONFLICT (bucket, channel, our_address) DO UPDATE SET "
+        "messages_in = analytics_hourly.messages_in + EXCLUDED.messages_in, "
+        "opt_outs = analytics_hourly.opt_outs + EXCLUDED.opt_outs",
+        cols[2],
+        cols[3],
+        cols[5],
+        cols[8],
     )
-    await _assign_conversation(
-        conn, event.conversation_key, event.occurred_at, p.channel, p.our_address
+    await conn.execute(
+        "INSERT INTO analytics_active SELECT DISTINCT date_trunc('hour', at), channel, ours, "
+        "participant FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[]) "
+        "AS u(at, channel, ours, participant) ON CONFLICT DO NOTHING",
+        cols[5],
+        cols[2],
+        cols[3],
+        cols[4],
     )
-
-
-async def _assign_conversation(
-    conn: Connection, key: str, at: datetime, channel: str, ours: str
-) -> None:
     await place_all(
         conn,
         "analytics_conversations",
-        [(key, at)],
-        {key: {"channel": channel, "our_address": ours}},
+        [(e.conversation_key, e.occurred_at) for e in events],
+        {
+            e.conversation_key: {"channel": e.payload.channel, "our_address": e.payload.our_address}
+            for e in events
+        },
     )
 
 
@@ -209,166 +198,131 @@ async def _rewrite(conn: Connection, key: str, channel: str, ours: str) -> None:
     )
 
 
-async def add_reply(conn: Connection, event: Envelope) -> None:
-    p = event.payload
-    assert isinstance(p, ReplyGenerated)
+async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
+    rows = [
+        (
+            e.event_id,
+            e.conversation_key,
+            e.payload.channel,
+            e.payload.our_address,
+            e.payload.participant,
+            e.occurred_at,
+            e.payload.body,
+            e.payload.inbound_at,
+            e.payload.source,
+            e.payload.model or "unknown",
+            e.payload.prompt_tokens,
+            e.payload.completion_tokens,
+            e.payload.latency_ms,
+            e.payload.segments,
+        )
+        for e in events
+    ]
+    cols = columns(rows, 14)
     await conn.execute(
         "INSERT INTO analytics_facts (id, conversation_key, channel, our_address, participant, "
         "direction, occurred_at, body, inbound_at, source, model, prompt_tokens, "
-        "completion_tokens, ai_latency_ms, segments) VALUES ($1, $2, $3, $4, $5, 'outbound', "
-        "$6, $7, $8, $9, $10, $11, $12, $13, $14) ON CONFLICT (id) DO UPDATE SET "
+        "completion_tokens, ai_latency_ms, segments) "
+        "SELECT id, key, channel, ours, participant, 'outbound', at, body, inbound_at, source, "
+        "model, prompt, completion, latency, segments FROM unnest($1::uuid[], $2::text[], "
+        "$3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::timestamptz[], "
+        "$9::text[], $10::text[], $11::int[], $12::int[], $13::int[], $14::int[]) AS u(id, key, "
+        "channel, ours, participant, at, body, inbound_at, source, model, prompt, completion, "
+        "latency, segments) ON CONFLICT (id) DO UPDATE SET "
         "occurred_at = EXCLUDED.occurred_at, inbound_at = EXCLUDED.inbound_at, "
         "source = EXCLUDED.source, model = EXCLUDED.model, "
         "prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,"
         " ai_latency_ms = EXCLUDED.ai_latency_ms, segments = EXCLUDED.segments",
-        event.event_id,
-        event.conversation_key,
-        p.channel,
-        p.our_address,
-        p.participant,
-        event.occurred_at,
-        p.body,
-        p.inbound_at,
-        p.source,
-        p.model or "unknown",
-        p.prompt_tokens,
-        p.completion_tokens,
-        p.latency_ms,
-        p.segments,
+        *cols,
     )
     await conn.execute(
-        f"INSERT INTO analytics_ai VALUES ({HOUR}, $2, $3, $4, $5, 1, $6, $7) "
-        "ON CONFLICT (bucket, channel, our_address, model, source) DO UPDATE SET "
-        "replies = analytics_ai.replies + 1, "
+        "INSERT INTO analytics_ai SELECT date_trunc('hour', inbound_at), channel, ours, model, "
+        "source, count(*), sum(prompt), sum(completion) FROM unnest($1::timestamptz[], "
+        "$2::text[], $3::text[], $4::text[], $5::text[], $6::int[], $7::int[]) "
+        "AS u(inbound_at, channel, ours, model, source, prompt, completion) "
+        "GROUP BY 1, 2, 3, 4, 5 ON CONFLICT (bucket, channel, our_address, model, source) "
+        "DO UPDATE SET replies = analytics_ai.replies + EXCLUDED.replies, "
         "prompt_tokens = analytics_ai.prompt_tokens + EXCLUDED.prompt_tokens, "
         "completion_tokens = analytics_ai.completion_tokens + EXCLUDED.completion_tokens",
-        p.inbound_at,
-        p.channel,
-        p.our_address,
-        p.model or "unknown",
-        p.source,
-        p.prompt_tokens,
-        p.completion_tokens,
+        cols[7],
+        cols[2],
+        cols[3],
+        cols[9],
+        cols[8],
+        cols[10],
+        cols[11],
     )
-    if p.source == "ai":
-        await add_latency(conn, p.inbound_at, p.channel, p.our_address, "ai", p.latency_ms)
-    await settle_metrics(conn, event.event_id)
+    await add_latencies(
+        conn,
+        [
+            (
+                e.payload.inbound_at,
+                e.payload.channel,
+                e.payload.our_address,
+                "ai",
+                e.payload.latency_ms,
+                1,
+            )
+            for e in events
+            if e.payload.source == "ai"
+        ],
+    )
+    await settle_facts(conn, ids=[e.event_id for e in events])
 
 
-async def add_sent(conn: Connection, event: Envelope) -> None:
-    p = event.payload
-    assert isinstance(p, MessageSent)
+async def add_sent(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
+    # One outcome per reply: a repeat in the same batch would touch a row twice in one statement.
+    latest = {e.payload.reply_event_id: e for e in events}
+    rows = [
+        (
+            e.payload.reply_event_id,
+            e.conversation_key,
+            e.payload.channel,
+            e.payload.our_address,
+            e.payload.participant,
+            e.occurred_at,
+            e.payload.body,
+            e.payload.message_sid,
+            e.payload.status,
+            e.payload.error_code,
+        )
+        for e in latest.values()
+    ]
     await conn.execute(
         "INSERT INTO analytics_facts (id, conversation_key, channel, our_address, participant, "
-        "direction, occurred_at, body, sent_at, message_sid, status, error_code) VALUES "
-        "($1, $2, $3, $4, $5, 'outbound', $6, $7, $6, $8, $9, $10) ON CONFLICT (id) DO UPDATE "
+        "direction, occurred_at, body, sent_at, message_sid, status, error_code) "
+        "SELECT id, key, channel, ours, participant, 'outbound', at, body, at, sid, status, error "
+        "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], "
+        "$6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[]) AS u(id, key, "
+        "channel, ours, participant, at, body, sid, status, error) ON CONFLICT (id) DO UPDATE "
         "SET sent_at = EXCLUDED.sent_at, message_sid = EXCLUDED.message_sid, "
         "status = EXCLUDED.status, error_code = EXCLUDED.error_code",
-        p.reply_event_id,
-        event.conversation_key,
-        p.channel,
-        p.our_address,
-        p.participant,
-        event.occurred_at,
-        p.body,
-        p.message_sid,
-        p.status,
-        p.error_code,
+        *columns(rows, 10),
     )
-    if p.message_sid:
-        await bump_hourly(conn, event.occurred_at, p.channel, p.our_address, "messages_out")
-    await refresh_delivery(conn, p.reply_event_id)
-
-
-async def add_status(
-    conn: Connection, sid: str, status: str, at: datetime, error_code: int | None
-) -> None:
-    await conn.execute(
-        "INSERT INTO analytics_statuses VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
-        sid,
-        status,
-        at,
-        error_code,
-    )
-    fact = await conn.fetchval("SELECT id FROM analytics_facts WHERE message_sid = $1", sid)
-    if fact is not None:
-        await refresh_delivery(conn, fact)
-
-
-async def refresh_delivery(conn: Connection, fact_id: UUID) -> None:
-    """Move the message in the delivery funnel to its current status."""
-    fact = await conn.fetchrow(
-        "SELECT message_sid, status, error_code, sent_at, channel, our_address, funnel_status,"
-        " funnel_error FROM analytics_facts WHERE id = $1",
-        fact_id,
-    )
-    if fact is None or fact["sent_at"] is None:
-        return
-    seen = (
-        await conn.fetch(
-            "SELECT status, at, error_code FROM analytics_statuses WHERE message_sid = $1 "
-            "ORDER BY at, status",
-            fact["message_sid"],
-        )
-        if fact["message_sid"]
-        else []
-    )
-    status = fold_statuses(fact["status"], (r["status"] for r in seen)) or "failed"
-    error = next((r["error_code"] for r in seen if r["status"] == status), None)
-    error = error if error is not None else fact["error_code"]
-    delivered_at = min(
-        (r["at"] for r in seen if r["status"] in ("delivered", "read")), default=None
-    )
-    funnel_error = error or 0
-    if (fact["funnel_status"], fact["funnel_error"]) != (status, funnel_error):
-        args = (fact["sent_at"], fact["channel"], fact["our_address"])
-        if fact["funnel_status"] is not None:
-            # A row that drops to zero goes, so the table does not depend on the path taken.
-            key = (*args, fact["funnel_status"], fact["funnel_error"])
-            match = (
-                f"bucket = {HOUR} AND channel = $2 AND our_address = $3 AND status = $4 "
-                "AND error_code = $5"
-            )
-            await conn.execute(
-                f"UPDATE analytics_delivery SET count = count - 1 WHERE {match}", *key
-            )
-            await conn.execute(f"DELETE FROM analytics_delivery WHERE {match} AND count = 0", *key)
+    handed = [
+        (e.occurred_at, e.payload.channel, e.payload.our_address)
+        for e in events
+        if e.payload.message_sid
+    ]
+    if handed:
         await conn.execute(
-            f"INSERT INTO analytics_delivery VALUES ({HOUR}, $2, $3, $4, $5, 1) ON CONFLICT "
-            "(bucket, channel, our_address, status, error_code) DO UPDATE SET "
-            "count = analytics_delivery.count + 1",
-            *args,
-            status,
-            funnel_error,
+            "INSERT INTO analytics_hourly (bucket, channel, our_address, messages_out) "
+            "SELECT date_trunc('hour', at), channel, ours, count(*) "
+            "FROM unnest($1::timestamptz[], $2::text[], $3::text[]) AS u(at, channel, ours) "
+            "GROUP BY 1, 2, 3 ON CONFLICT (bucket, channel, our_address) DO UPDATE SET "
+            "messages_out = analytics_hourly.messages_out + EXCLUDED.messages_out",
+            *columns(handed, 3),
         )
+    await settle_facts(conn, ids=list(latest))
+
+
+async def add_statuses(
+    conn: Connection, statuses: Sequence[tuple[str, str, datetime, int | None]]
+) -> None:
+    """(message SID, status, time, error code) callbacks."""
     await conn.execute(
-        "UPDATE analytics_facts SET funnel_status = $2, funnel_error = $3, delivered_at = $4 "
-        "WHERE id = $1",
-        fact_id,
-        status,
-        funnel_error,
-        delivered_at,
+        "INSERT INTO analytics_statuses SELECT * FROM unnest($1::text[], $2::text[], "
+        "$3::timestamptz[], $4::int[]) ON CONFLICT DO NOTHING",
+        *columns(statuses, 4),
     )
-    await settle_metrics(conn, fact_id)
-
-
-async def settle_metrics(conn: Connection, fact_id: UUID) -> None:
-    """Count reply and delivery times once each, as soon as both of their ends are known."""
-    fact = await conn.fetchrow(
-        "SELECT inbound_at, sent_at, delivered_at, message_sid, channel, our_address, "
-        "counted_reply, counted_delivery FROM analytics_facts WHERE id = $1",
-        fact_id,
-    )
-    if fact is None or fact["inbound_at"] is None:
-        return
-    where = (fact["inbound_at"], fact["channel"], fact["our_address"])
-    # (metric, the time it ends at, the flag that says it was counted)
-    ends = (
-        ("reply", fact["sent_at"] if fact["message_sid"] else None, "counted_reply"),
-        ("delivered", fact["delivered_at"], "counted_delivery"),
-    )
-    for metric, end, flag in ends:
-        if end is not None and not fact[flag]:
-            ms = (end - fact["inbound_at"]).total_seconds() * 1000
-            await add_latency(conn, *where, metric, ms)
-            await conn.execute(f"UPDATE analytics_facts SET {flag} = true WHERE id = $1", fact_id)
+    await settle_facts(conn, sids=list({sid for sid, *_ in statuses}))

@@ -50,8 +50,8 @@ class ConversationService(Projection):
 
     @staticmethod
     async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+        await store.add_inbound(conn, events)
         for event in events:
-            await store.add_inbound(conn, event)
             keyword = keyword_of(event.payload.body)
             if keyword in ("opt_out", "opt_in"):
                 await store.set_opt_out(
@@ -60,13 +60,11 @@ class ConversationService(Projection):
 
     @staticmethod
     async def replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
-        for event in events:
-            await store.add_reply(conn, event)
+        await store.add_replies(conn, events)
 
     @staticmethod
     async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
-        for event in events:
-            await store.record_sent(conn, event)
+        await store.record_sent(conn, events)
 
     @staticmethod
     async def statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:
@@ -82,7 +80,7 @@ class ConversationService(Projection):
     @staticmethod
     async def _apply_change(conn: Connection, event: Envelope[ConversationChanged]) -> None:
         p = event.payload
-        await store.upsert_thread(conn, event, p.channel, p.our_address, p.participant, None)
+        await store.upsert_threads(conn, [store.thread_of(event)])
         if p.action == "closed":
             await store.close(conn, p.conversation_id, event.conversation_key, event.occurred_at)
         else:

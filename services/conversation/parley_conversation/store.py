@@ -15,8 +15,9 @@ from datetime import datetime
 from uuid import UUID
 
 from parley_shared.conversations import place_all, rewrite_thread
-from parley_shared.db import Connection
+from parley_shared.db import Connection, columns
 from parley_shared.events import (
+    ConversationChanged,
     Envelope,
     MessageReceived,
     MessageSent,
@@ -77,60 +78,71 @@ CREATE TABLE IF NOT EXISTS conversation_statuses (
 """
 
 
-async def upsert_thread(
-    conn: Connection,
-    event: Envelope,
-    channel: str,
-    our_address: str,
-    participant: str,
-    profile_name: str | None,
-) -> None:
-    await conn.execute(
-        "INSERT INTO conversation_threads (conversation_key, account_sid, channel, our_address,"
-        " participant, profile_name) VALUES ($1, $2, $3, $4, $5, $6) "
-        "ON CONFLICT (conversation_key) DO UPDATE SET profile_name = "
-        "coalesce(EXCLUDED.profile_name, conversation_threads.profile_name)",
+Thread = tuple[str, str, str, str, str, str | None]
+"""(conversation key, account SID, channel, our address, participant, profile name)"""
+
+
+def thread_of(
+    event: Envelope[MessageReceived | ReplyGenerated | MessageSent | ConversationChanged],
+    profile_name: str | None = None,
+) -> Thread:
+    p = event.payload
+    return (
         event.conversation_key,
         event.account_sid,
-        channel,
-        our_address,
-        participant,
+        p.channel,
+        p.our_address,
+        p.participant,
         profile_name,
     )
 
 
-async def conversation_at(conn: Connection, key: str, at: datetime) -> UUID:
-    [placed] = await place_all(conn, "conversation_conversations", [(key, at)])
-    return placed
-
-
-async def add_inbound(conn: Connection, event: Envelope) -> None:
-    p = event.payload
-    assert isinstance(p, MessageReceived)
-    await upsert_thread(conn, event, p.channel, p.our_address, p.participant, p.profile_name)
-    conversation = await conversation_at(conn, event.conversation_key, event.occurred_at)
-    media = json.dumps([m.model_dump() for m in p.media])
+async def upsert_threads(conn: Connection, threads: Sequence[Thread]) -> None:
+    """Create threads not seen before; a known profile name replaces an older one."""
+    latest: dict[str, Thread] = {}
+    for thread in threads:
+        known = latest.get(thread[0])
+        # As if applied one by one: the last name given wins, no name keeps the one known.
+        latest[thread[0]] = thread if known is None or thread[5] is not None else known
     await conn.execute(
-        "INSERT INTO conversation_messages (id, conversation_key, conversation_id, direction, "
-        "anchor_at, occurred_at, body, media, message_sid, initial_status, status) "
-        "VALUES ($1, $2, $3, 'inbound', $4, $4, $5, $6::jsonb, $7, 'received', 'received') "
-        "ON CONFLICT DO NOTHING",
-        event.event_id,
-        event.conversation_key,
-        conversation,
-        event.occurred_at,
-        p.body,
-        media,
-        p.message_sid,
+        "INSERT INTO conversation_threads (conversation_key, account_sid, channel, our_address,"
+        " participant, profile_name) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
+        "$4::text[], $5::text[], $6::text[]) ON CONFLICT (conversation_key) DO UPDATE SET "
+        "profile_name = coalesce(EXCLUDED.profile_name, conversation_threads.profile_name)",
+        *columns(sorted(latest.values()), 6),
     )
 
 
-async def add_reply(conn: Connection, event: Envelope) -> None:
-    p = event.payload
-    assert isinstance(p, ReplyGenerated)
-    await upsert_thread(conn, event, p.channel, p.our_address, p.participant, None)
-    conversation = await conversation_at(conn, event.conversation_key, p.inbound_at)
-    ai = json.dumps(
+async def add_inbound(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+    await upsert_threads(conn, [thread_of(e, e.payload.profile_name) for e in events])
+    placed = await place_all(
+        conn, "conversation_conversations", [(e.conversation_key, e.occurred_at) for e in events]
+    )
+    rows = [
+        (
+            e.event_id,
+            e.conversation_key,
+            conversation,
+            e.occurred_at,
+            e.payload.body,
+            json.dumps([m.model_dump() for m in e.payload.media]),
+            e.payload.message_sid,
+        )
+        for e, conversation in zip(events, placed, strict=True)
+    ]
+    await conn.execute(
+        "INSERT INTO conversation_messages (id, conversation_key, conversation_id, direction, "
+        "anchor_at, occurred_at, body, media, message_sid, initial_status, status) "
+        "SELECT id, key, conversation, 'inbound', at, at, body, media::jsonb, sid, 'received', "
+        "'received' FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], "
+        "$5::text[], $6::text[], $7::text[]) AS u(id, key, conversation, at, body, media, sid) "
+        "ON CONFLICT DO NOTHING",
+        *columns(rows, 7),
+    )
+
+
+def _ai(p: ReplyGenerated) -> str:
+    return json.dumps(
         {
             "source": p.source,
             "model": p.model,
@@ -142,61 +154,99 @@ async def add_reply(conn: Connection, event: Envelope) -> None:
             "in_reply_to": str(p.in_reply_to),
         }
     )
+
+
+async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
+    await upsert_threads(conn, [thread_of(e) for e in events])
+    placed = await place_all(
+        conn,
+        "conversation_conversations",
+        [(e.conversation_key, e.payload.inbound_at) for e in events],
+    )
+    rows = [
+        (
+            e.event_id,
+            e.conversation_key,
+            conversation,
+            e.payload.inbound_at,
+            e.occurred_at,
+            e.payload.body,
+            _ai(e.payload),
+        )
+        for e, conversation in zip(events, placed, strict=True)
+    ]
     await conn.execute(
         "INSERT INTO conversation_messages (id, conversation_key, conversation_id, direction, "
         "anchor_at, occurred_at, body, ai, initial_status, status) "
-        "VALUES ($1, $2, $3, 'outbound', $4, $5, $6, $7::jsonb, 'generated', 'generated') "
+        "SELECT id, key, conversation, 'outbound', anchor, at, body, ai::jsonb, 'generated', "
+        "'generated' FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], "
+        "$5::timestamptz[], $6::text[], $7::text[]) "
+        "AS u(id, key, conversation, anchor, at, body, ai) "
         "ON CONFLICT (id) DO UPDATE SET conversation_id = EXCLUDED.conversation_id, "
         "anchor_at = EXCLUDED.anchor_at, occurred_at = EXCLUDED.occurred_at, "
         "body = EXCLUDED.body, ai = EXCLUDED.ai",
-        event.event_id,
-        event.conversation_key,
-        conversation,
-        p.inbound_at,
-        event.occurred_at,
-        p.body,
-        ai,
+        *columns(rows, 7),
     )
 
 
-async def record_sent(conn: Connection, event: Envelope) -> None:
-    """The send outcome; may arrive before the reply itself on a replay (other topic)."""
-    p = event.payload
-    assert isinstance(p, MessageSent)
-    exists = await conn.fetchval(
-        "SELECT 1 FROM conversation_messages WHERE id = $1", p.reply_event_id
-    )
-    if not exists:
-        await upsert_thread(conn, event, p.channel, p.our_address, p.participant, None)
-        anchor = p.inbound_at or event.occurred_at
-        conversation = await conversation_at(conn, event.conversation_key, anchor)
+async def record_sent(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
+    """Send outcomes; one may arrive before its reply on a replay (another topic), and then
+    stands in for it until the reply comes."""
+    latest = {e.payload.reply_event_id: e for e in events}
+    known = {
+        row["id"]
+        for row in await conn.fetch(
+            "SELECT id FROM conversation_messages WHERE id = ANY($1::uuid[])", list(latest)
+        )
+    }
+    early = [e for e in latest.values() if e.payload.reply_event_id not in known]
+    if early:
+        await upsert_threads(conn, [thread_of(e) for e in early])
+        anchors = [e.payload.inbound_at or e.occurred_at for e in early]
+        placed = await place_all(
+            conn,
+            "conversation_conversations",
+            [(e.conversation_key, at) for e, at in zip(early, anchors, strict=True)],
+        )
+        rows = [
+            (
+                e.payload.reply_event_id,
+                e.conversation_key,
+                conversation,
+                at,
+                e.occurred_at,
+                e.payload.body,
+            )
+            for e, conversation, at in zip(early, placed, anchors, strict=True)
+        ]
         await conn.execute(
             "INSERT INTO conversation_messages (id, conversation_key, conversation_id, "
-            "direction, anchor_at, occurred_at, body) "
-            "VALUES ($1, $2, $3, 'outbound', $4, $5, $6)",
-            p.reply_event_id,
-            event.conversation_key,
-            conversation,
-            anchor,
-            event.occurred_at,
-            p.body,
+            "direction, anchor_at, occurred_at, body) SELECT id, key, conversation, 'outbound', "
+            "anchor, at, body FROM unnest($1::uuid[], $2::text[], $3::uuid[], "
+            "$4::timestamptz[], $5::timestamptz[], $6::text[]) "
+            "AS u(id, key, conversation, anchor, at, body)",
+            *columns(rows, 6),
         )
+    outcomes = [
+        (
+            e.payload.reply_event_id,
+            e.payload.message_sid,
+            e.payload.status,
+            e.payload.error_code,
+        )
+        for e in latest.values()
+    ]
+    # Without a SID (Twilio refused it) no callback will come: the outcome is the status.
     await conn.execute(
-        "UPDATE conversation_messages SET message_sid = $2, initial_status = $3, "
-        "error_code = $4 WHERE id = $1",
-        p.reply_event_id,
-        p.message_sid,
-        p.status,
-        p.error_code,
+        "UPDATE conversation_messages m SET message_sid = u.sid, initial_status = u.status, "
+        "error_code = u.error, status = CASE WHEN u.sid IS NULL THEN u.status ELSE m.status END "
+        "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[]) AS u(id, sid, status, error) "
+        "WHERE m.id = u.id",
+        *columns(outcomes, 4),
     )
-    if p.message_sid:
-        await refresh_status(conn, p.message_sid)
-    else:
-        await conn.execute(
-            "UPDATE conversation_messages SET status = $2 WHERE id = $1",
-            p.reply_event_id,
-            p.status,
-        )
+    sids = [sid for _, sid, _, _ in outcomes if sid]
+    if sids:
+        await refresh_statuses(conn, sids)
 
 
 async def record_statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:
@@ -210,10 +260,6 @@ async def record_statuses(conn: Connection, events: Sequence[Envelope[StatusUpda
         [e.payload.error_code for e in events],
     )
     await refresh_statuses(conn, list({e.payload.message_sid for e in events}))
-
-
-async def refresh_status(conn: Connection, sid: str) -> None:
-    await refresh_statuses(conn, [sid])
 
 
 async def refresh_statuses(conn: Connection, sids: Sequence[str]) -> None:
