@@ -18,11 +18,11 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TextIO
 
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from parley_ai import store as ai_store
 from parley_ai.app import CONSUMED as AI_TOPICS
@@ -93,23 +93,29 @@ class Progress:
         # part of its session time-out) and consumption runs at its steady rate.
         self.first_poll: tuple[float, int] | None = None
         self.last_print = 0.0
-        self.targets: dict[object, int] | None = None
+        self.targets: dict[TopicPartition, int] | None = None
+        self.starts: dict[TopicPartition, int] = {}
+        # Where this rebuild has applied each partition up to (its next offset).
+        self.applied: dict[TopicPartition, int] = {}
 
-    async def caught_up(self, consumer: AIOKafkaConsumer, events: int) -> bool:
+    async def caught_up(
+        self, consumer: AIOKafkaConsumer, applied: Mapping[TopicPartition, int], events: int
+    ) -> bool:
         self.done += events
         if self.first_poll is None and events:
             self.first_poll = (time.monotonic(), self.done)
+        self.applied.update(applied)
         assignment = consumer.assignment()
         if self.targets is None and assignment:
-            self.targets = await consumer.end_offsets(list(assignment))
+            partitions = list(assignment)
+            self.targets = await consumer.end_offsets(partitions)
+            self.starts = await consumer.beginning_offsets(partitions)
         if not self.targets:
             return False
-        remaining = 0
-        for partition, end in self.targets.items():
-            try:
-                remaining += max(end - await consumer.position(partition), 0)
-            except Exception:  # not ours any more, or no position yet
-                remaining += end
+        remaining = sum(
+            max(end - self.applied.get(partition, self.starts.get(partition, 0)), 0)
+            for partition, end in self.targets.items()
+        )
         self._report(remaining)
         return remaining == 0
 
@@ -158,8 +164,10 @@ async def rebuild(
         await publisher.start()
         consumer: EventConsumer
 
-        async def on_poll(kafka: AIOKafkaConsumer, events: int) -> None:
-            if await progress.caught_up(kafka, events) and not follow:
+        async def on_poll(
+            kafka: AIOKafkaConsumer, applied: Mapping[TopicPartition, int], events: int
+        ) -> None:
+            if await progress.caught_up(kafka, applied, events) and not follow:
                 consumer.stop()
 
         consumer = EventConsumer(

@@ -14,7 +14,8 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 from datetime import UTC, datetime
-from typing import Any, ClassVar, Generic, Literal
+from functools import cache
+from typing import Any, ClassVar, Generic, Literal, cast
 from uuid import UUID
 
 from pydantic import (
@@ -23,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     SerializeAsAny,
+    StrictInt,
     ValidationError,
     field_validator,
 )
@@ -240,7 +242,33 @@ def encode(envelope: Envelope) -> bytes:
     return envelope.model_dump_json().encode("utf-8")
 
 
+class _Head(BaseModel):
+    model_config = ConfigDict(extra="ignore")
+
+    event_type: str = ""
+    schema_version: StrictInt = 0
+
+
+@cache
+def _typed(payload_type: type[Payload]) -> type[Envelope]:
+    envelope: type[Envelope] = cast(Any, Envelope)[payload_type]
+    return envelope
+
+
 def decode(raw: bytes) -> Envelope:
+    # The common case, an event of the current version, is parsed and validated in one pass
+    # by pydantic-core; anything else takes the careful path, which upcasts or says why not.
+    try:
+        head = _Head.model_validate_json(raw)
+        payload_type = PAYLOAD_TYPES.get(head.event_type)
+        if payload_type is not None and head.schema_version == payload_type.SCHEMA_VERSION:
+            return _typed(payload_type).model_validate_json(raw)
+    except ValidationError:
+        pass
+    return _decode_document(raw)
+
+
+def _decode_document(raw: bytes) -> Envelope:
     try:
         document = json.loads(raw)
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:

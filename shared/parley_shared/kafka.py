@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from aiokafka import (
@@ -190,6 +191,49 @@ TRANSIENT: tuple[type[Exception], ...] = (
 Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
 
 
+@dataclass(frozen=True)
+class _Poll:
+    """Fetched records, decoded: what to apply, what to dead-letter, where to commit after."""
+
+    events: list[tuple[Record, Envelope]] = field(default_factory=list)
+    undecodable: list[tuple[Record, str]] = field(default_factory=list)
+    offsets: dict[TopicPartition, int] = field(default_factory=dict)
+    size: int = 0
+
+    def merged(self, later: _Poll) -> _Poll:
+        return _Poll(
+            [*self.events, *later.events],
+            [*self.undecodable, *later.undecodable],
+            {**self.offsets, **later.offsets},
+            self.size + later.size,
+        )
+
+
+class _Fetched:
+    """What the fetch stage has decoded while the apply stage was busy, taken as one poll:
+    under load polls grow (fewer, larger transactions); idle, a record is taken at once."""
+
+    def __init__(self, limit: int) -> None:
+        self._poll = _Poll()
+        self._limit = limit
+        self.ready = asyncio.Event()
+        self._room = asyncio.Event()
+        self._room.set()
+
+    async def add(self, poll: _Poll) -> None:
+        await self._room.wait()
+        self._poll = self._poll.merged(poll)
+        self.ready.set()
+        if self._poll.size >= self._limit:
+            self._room.clear()
+
+    def take(self) -> _Poll:
+        poll, self._poll = self._poll, _Poll()
+        self.ready.clear()
+        self._room.set()
+        return poll
+
+
 class EventConsumer:
     """Consumes topics in a consumer group and hands every poll's events to ``handler`` at once.
 
@@ -214,7 +258,8 @@ class EventConsumer:
         transient: tuple[type[Exception], ...] = (),
         max_attempts: int = 5,
         from_beginning: bool = False,
-        on_poll: Callable[[AIOKafkaConsumer, int], Awaitable[None]] | None = None,
+        on_poll: Callable[[AIOKafkaConsumer, Mapping[TopicPartition, int], int], Awaitable[None]]
+        | None = None,
     ) -> None:
         self._settings = settings
         self._topics = Topics(settings.kafka_topic_prefix)
@@ -249,40 +294,70 @@ class EventConsumer:
             self._physical,
             listener=_SeekToBeginning(consumer) if self._from_beginning else None,
         )
+        # Two stages: while one poll is applied (mostly waiting on the database), the next
+        # is fetched and decoded. Offsets are still committed poll by poll, after the apply.
+        fetched = _Fetched(self._settings.kafka_max_poll_records)
         try:
             await consumer.start()
             self.started.set()
-            while not self._stopping.is_set():
-                batches = await consumer.getmany(timeout_ms=200)
-                records = [
-                    record
-                    for _, part in sorted(
-                        batches.items(), key=lambda item: item[0].topic not in self._first
-                    )
-                    for record in part
-                ]
-                if records:
-                    await self._process(records)
-                    try:
-                        await consumer.commit(
-                            {partition: part[-1].offset + 1 for partition, part in batches.items()}
-                        )
-                    except CommitFailedError as exc:
-                        # A rebalance took partitions away; their new owner redelivers and
-                        # handlers drop what was already done.
-                        log.warning("commit failed: %s", exc)
-                if self._on_poll is not None:
-                    await self._on_poll(consumer, len(records))
+            fetching = asyncio.create_task(self._fetch(consumer, fetched))
+            try:
+                while not self._stopping.is_set():
+                    poll = await self._next(fetched, fetching)
+                    if poll is None:
+                        break
+                    await self._apply(poll)
+                    if poll.offsets:
+                        try:
+                            await consumer.commit(poll.offsets)
+                        except CommitFailedError as exc:
+                            # A rebalance took partitions away; their new owner redelivers
+                            # and handlers drop what was already done.
+                            log.warning("commit failed: %s", exc)
+                    if self._on_poll is not None:
+                        # The offsets applied, not the consumer's position: that is ahead.
+                        await self._on_poll(consumer, poll.offsets, poll.size)
+            finally:
+                fetching.cancel()
+                await asyncio.gather(fetching, return_exceptions=True)
         finally:
             await consumer.stop()
 
-    async def _process(self, records: Sequence[Record]) -> None:
-        decoded: list[tuple[Record, Envelope]] = []
-        for record in records:
-            try:
-                decoded.append((record, decode(record.value or b"")))
-            except DecodeError as exc:
-                await self._dead_letter(record, f"undecodable: {exc}")
+    async def _next(self, fetched: _Fetched, fetching: asyncio.Task[None]) -> _Poll | None:
+        """The next poll, or None once stopping; a failed fetch stage fails the consumer."""
+        getting = asyncio.ensure_future(fetched.ready.wait())
+        stopping = asyncio.ensure_future(self._stopping.wait())
+        try:
+            await asyncio.wait([getting, stopping, fetching], return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            stopping.cancel()
+        if getting.done():
+            return fetched.take()
+        getting.cancel()
+        if fetching.done():
+            fetching.result()
+        return None
+
+    async def _fetch(self, consumer: AIOKafkaConsumer, fetched: _Fetched) -> None:
+        while True:
+            batches = await consumer.getmany(timeout_ms=200)
+            records = [record for part in batches.values() for record in part]
+            decoded: list[tuple[Record, Envelope]] = []
+            undecodable: list[tuple[Record, str]] = []
+            for record in records:
+                try:
+                    decoded.append((record, decode(record.value or b"")))
+                except DecodeError as exc:
+                    undecodable.append((record, f"undecodable: {exc}"))
+            offsets = {
+                partition: part[-1].offset + 1 for partition, part in batches.items() if part
+            }
+            await fetched.add(_Poll(decoded, undecodable, offsets, len(records)))
+
+    async def _apply(self, poll: _Poll) -> None:
+        for record, reason in poll.undecodable:
+            await self._dead_letter(record, reason)
+        decoded = sorted(poll.events, key=lambda item: item[0].topic not in self._first)
         if not decoded:
             return
         with tracer.start_as_current_span(
