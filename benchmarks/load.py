@@ -115,8 +115,13 @@ def report(name: str, figures: dict[str, object], model_s: float) -> None:
             f"transactions {float(window['transactions']) / per:.1f}, "  # type: ignore[arg-type]
             f"pool acquisitions {float(window['acquisitions']) / per:.1f}"  # type: ignore[arg-type]
         )
-        for calls, query in window["top"]:  # type: ignore[attr-defined]
-            print(f"  {calls / per:6.2f}/msg  {query}")
+        print("  statements by execution time (calls and ms per message):")
+        for calls, ms, query in window["top"]:  # type: ignore[attr-defined]
+            print(f"  {calls / per:6.2f} {ms / per:6.3f} ms  {query}")
+    if figures.get("hops"):
+        print("per hop (ms):")
+        for hop, p50, p99 in figures["hops"]:  # type: ignore[attr-defined]
+            print(f"  {hop:<50} p50 {p50:7.1f}   p99 {p99:7.1f}")
 
 
 async def acquisitions(ports: dict[str, int]) -> float:
@@ -237,13 +242,15 @@ async def main(args: argparse.Namespace) -> None:
 
                     async def on_window(starting: bool) -> dict[str, object] | None:
                         if starting:
+                            marks["since"] = time.time()
                             await admin.execute("SELECT pg_stat_statements_reset()")
                             marks["xacts"] = await _xacts(admin)
                             marks["acq"] = await acquisitions(ports)
                             return None
                         top = await admin.fetch(
-                            "SELECT calls, left(regexp_replace(query, '\\s+', ' ', 'g'), 110) q "
-                            "FROM pg_stat_statements ORDER BY calls DESC LIMIT 12"
+                            "SELECT calls, total_exec_time, "
+                            "left(regexp_replace(query, '\\s+', ' ', 'g'), 100) q "
+                            "FROM pg_stat_statements ORDER BY total_exec_time DESC LIMIT 12"
                         )
                         return {
                             "statements": await admin.fetchval(
@@ -251,10 +258,11 @@ async def main(args: argparse.Namespace) -> None:
                             ),
                             "transactions": await _xacts(admin) - marks["xacts"],
                             "acquisitions": await acquisitions(ports) - marks["acq"],
-                            "top": [(r["calls"], r["q"]) for r in top],
+                            "top": [(r["calls"], r["total_exec_time"], r["q"]) for r in top],
                         }
 
                     figures["parley"] = await drive(traffic, args, probe, on_window)
+                    figures["parley"]["hops"] = await hops(admin, marks["since"])
                 report("Parley", figures["parley"], model_s)
             if not args.skip_reference:
                 figures["reference"] = await run_reference(
@@ -273,6 +281,25 @@ async def main(args: argparse.Namespace) -> None:
             stop_pid(fake.pid)
         broker.stop()
         cluster.destroy()
+
+
+async def hops(admin: asyncpg.Connection, since: float) -> list[tuple[str, float, float]]:
+    """Where the time between webhook and send goes, from the analytics facts of messages
+    answered since ``since`` (epoch seconds): (hop, p50 ms, p99 ms)."""
+    rows = await admin.fetch(
+        "WITH f AS (SELECT extract(epoch FROM occurred_at - inbound_at) * 1000 - ai_latency_ms "
+        "AS to_reply, ai_latency_ms AS model, extract(epoch FROM sent_at - occurred_at) * 1000 "
+        "AS to_sent FROM analytics_facts WHERE direction = 'outbound' AND source = 'ai' "
+        "AND sent_at IS NOT NULL AND inbound_at >= to_timestamp($1)) "
+        "SELECT hop, percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, "
+        "percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99 FROM f, LATERAL (VALUES "
+        "(1, 'webhook -> reply recorded, less the model call', to_reply), "
+        "(2, 'model call', model), "
+        "(3, 'reply recorded -> Twilio accepted the send', to_sent)) AS v(n, hop, ms) "
+        "GROUP BY n, hop ORDER BY n",
+        since,
+    )
+    return [(r["hop"], r["p50"], r["p99"]) for r in rows]
 
 
 async def _xacts(admin: asyncpg.Connection) -> float:

@@ -61,6 +61,15 @@ async def test_a_repeated_webhook_still_gets_one_reply(parley: Parley) -> None:
     sent = await replies_to(parley, "+15550100003", 2)
     assert [m.body for m in sent] == ["AI says: Hello?", "AI says: Still there?"]
     assert len(parley.openai.requests) == 2
+    # The second question is asked with the first exchange before it, as chat turns.
+    second = parley.openai.requests[1]
+    assert [(m["role"], m["content"]) for m in second["messages"][1:]] == [
+        ("user", "Hello?"),
+        ("assistant", "AI says: Hello?"),
+        ("user", "Still there?"),
+    ]
+    assert second["messages"][0]["role"] == "system"
+    assert isinstance(second["model"], str) and second["max_tokens"] > 0
     history = await parley.history_of("+15550100003")
     assert [m["direction"] for m in history] == ["inbound", "outbound"] * 2
 
