@@ -115,6 +115,12 @@ def report(name: str, figures: dict[str, object], model_s: float) -> None:
             f"transactions {float(window['transactions']) / per:.1f}, "  # type: ignore[arg-type]
             f"pool acquisitions {float(window['acquisitions']) / per:.1f}"  # type: ignore[arg-type]
         )
+        peaks = window.get("peaks") or {}
+        print(
+            "most calls in flight at once, each service on its pool of AI_POOL_SIZE / "
+            "SENDER_POOL_SIZE connections (8): "
+            + ", ".join(f"{inbox} {n:.0f}" for inbox, n in sorted(peaks.items()))  # type: ignore[attr-defined]
+        )
         print("  statements by execution time (calls and ms per message):")
         for calls, ms, query in window["top"]:  # type: ignore[attr-defined]
             print(f"  {calls / per:6.2f} {ms / per:6.3f} ms  {query}")
@@ -124,21 +130,23 @@ def report(name: str, figures: dict[str, object], model_s: float) -> None:
             print(f"  {hop:<50} p50 {p50:7.1f}   p99 {p99:7.1f}")
 
 
-async def acquisitions(ports: dict[str, int]) -> float:
-    total = 0.0
+async def scrape(ports: dict[str, int]) -> dict[str, float]:
+    """Every service's /metrics series, summed by series name."""
+    series: dict[str, float] = {}
     async with httpx.AsyncClient(timeout=5) as http:
         for port in ports.values():
             with contextlib.suppress(httpx.HTTPError):
                 response = await http.get(f"http://127.0.0.1:{port}/metrics")
-                if response.status_code != 200:
-                    continue
-                text = response.text
-                total += sum(
-                    v
-                    for k, v in parse(text).items()
-                    if k.startswith("parley_db_pool_acquisitions_total")
-                )
-    return total
+                if response.status_code == 200:
+                    for name, value in parse(response.text).items():
+                        series[name] = series.get(name, 0.0) + value
+    return series
+
+
+async def acquisitions(ports: dict[str, int]) -> float:
+    return sum(
+        v for k, v in (await scrape(ports)).items() if k.startswith("parley_db_pool_acquisitions")
+    )
 
 
 @contextlib.asynccontextmanager
@@ -259,6 +267,11 @@ async def main(args: argparse.Namespace) -> None:
                             "transactions": await _xacts(admin) - marks["xacts"],
                             "acquisitions": await acquisitions(ports) - marks["acq"],
                             "top": [(r["calls"], r["total_exec_time"], r["q"]) for r in top],
+                            "peaks": {
+                                k.split('"')[1]: v
+                                for k, v in (await scrape(ports)).items()
+                                if k.startswith("parley_inbox_in_flight_peak")
+                            },
                         }
 
                     figures["parley"] = await drive(traffic, args, probe, on_window)

@@ -122,8 +122,9 @@ class Traffic:
                     status = response.status
                     await response.read()
                 break
-            except aiohttp.ServerDisconnectedError:
-                # A kept-alive connection the server had just closed; Twilio retries too.
+            except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+                # A kept-alive connection the server had just closed (idle past uvicorn's
+                # keep-alive time-out while the user waited for a reply); Twilio retries too.
                 if attempt:
                     self.refused += 1
                     return False

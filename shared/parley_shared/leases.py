@@ -77,6 +77,16 @@ class LeaseWorker(Generic[T, R]):
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
         self._next_retry: float | None = None
+        self.peak_in_flight = 0
+        REGISTRY.gauge(
+            "parley_inbox_in_flight", lambda: len(self._in_flight), "Calls in flight", inbox=name
+        )
+        REGISTRY.gauge(
+            "parley_inbox_in_flight_peak",
+            lambda: self.peak_in_flight,
+            "Most calls in flight at once since start",
+            inbox=name,
+        )
 
     def wake(self) -> None:
         self._wake.set()
@@ -97,6 +107,7 @@ class LeaseWorker(Generic[T, R]):
                         task = asyncio.create_task(self._work(claim))
                         self._in_flight.add(task)
                         task.add_done_callback(self._in_flight.discard)
+                    self.peak_in_flight = max(self.peak_in_flight, len(self._in_flight))
                     full = len(claims) == free
                 if full and len(self._in_flight) < self._max_in_flight:
                     continue  # there may be more due right now

@@ -16,7 +16,7 @@ Labels = tuple[tuple[str, str], ...]
 class Registry:
     def __init__(self) -> None:
         self._counters: dict[str, dict[Labels, float]] = defaultdict(dict)
-        self._gauges: dict[str, Callable[[], float]] = {}
+        self._gauges: dict[str, dict[Labels, Callable[[], float]]] = defaultdict(dict)
         self._help: dict[str, str] = {}
 
     def inc(self, name: str, by: float = 1.0, help_text: str = "", **labels: str) -> None:
@@ -26,8 +26,10 @@ class Registry:
         if help_text:
             self._help.setdefault(name, help_text)
 
-    def gauge(self, name: str, read: Callable[[], float], help_text: str = "") -> None:
-        self._gauges[name] = read
+    def gauge(
+        self, name: str, read: Callable[[], float], help_text: str = "", **labels: str
+    ) -> None:
+        self._gauges[name][tuple(sorted(labels.items()))] = read
         if help_text:
             self._help[name] = help_text
 
@@ -37,16 +39,17 @@ class Registry:
     def render(self) -> str:
         lines: list[str] = []
         for name, series in sorted(self._counters.items()):
-            lines.append(f"# HELP {name} {self._help.get(name, name)}")
-            lines.append(f"# TYPE {name} counter")
-            for labels, value in sorted(series.items()):
-                rendered = ",".join(f'{k}="{v}"' for k, v in labels)
-                lines.append(f"{name}{{{rendered}}} {value:g}" if rendered else f"{name} {value:g}")
-        for name, read in sorted(self._gauges.items()):
-            lines.append(f"# HELP {name} {self._help.get(name, name)}")
-            lines.append(f"# TYPE {name} gauge")
-            lines.append(f"{name} {read():g}")
+            lines += self._family(name, "counter", sorted(series.items()))
+        for name, reads in sorted(self._gauges.items()):
+            lines += self._family(name, "gauge", [(k, read()) for k, read in sorted(reads.items())])
         return "\n".join(lines) + "\n"
+
+    def _family(self, name: str, kind: str, series: list[tuple[Labels, float]]) -> list[str]:
+        lines = [f"# HELP {name} {self._help.get(name, name)}", f"# TYPE {name} {kind}"]
+        for labels, value in series:
+            rendered = ",".join(f'{k}="{v}"' for k, v in labels)
+            lines.append(f"{name}{{{rendered}}} {value:g}" if rendered else f"{name} {value:g}")
+        return lines
 
 
 def parse(text: str) -> dict[str, float]:

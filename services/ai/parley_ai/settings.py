@@ -25,7 +25,7 @@ class AiSettings(ProjectionSettings):
     ai_max_retries: int = Field(3, ge=0, le=10)
     # Model calls in flight at once. They hold no database connection, so this is bounded by
     # what the model provider allows, not by the pool.
-    ai_max_in_flight: int = Field(256, ge=1, le=10_000)
+    ai_max_in_flight: int = Field(512, ge=1, le=10_000)
     ai_pool_size: int = Field(8, ge=2, le=100)
     ai_fallback_reply: str = Field(DEFAULT_FALLBACK, min_length=1, max_length=1600)
     # JSON file: {"+15550001": {"system_prompt": …, "model": …, "max_tokens": …, …}}
