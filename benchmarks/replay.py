@@ -51,6 +51,7 @@ from parley_shared.identity import (
     status_event_id,
 )
 from parley_shared.kafka import ensure_topics
+from parley_shared.runtime import tune_gc
 from parley_shared.settings import BusSettings
 
 ACCOUNT = "AC" + "b" * 32
@@ -252,6 +253,7 @@ async def main(args: argparse.Namespace) -> None:
             kafka_topic_partitions=args.partitions,
         )
         events = await load(bus, args.messages)
+        tune_gc()  # as every service and ./dev rebuild do
         tag = uuid.uuid4().hex[:6]
         for service in args.services or list(PROJECTIONS):
             began = time.monotonic()

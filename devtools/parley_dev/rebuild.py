@@ -39,6 +39,7 @@ from parley_sender.service import SenderProjection
 from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, apply_schema, create_pool
 from parley_shared.kafka import EventConsumer, KafkaPublisher
 from parley_shared.projection import Projection as ProjectionBase
+from parley_shared.runtime import tune_gc
 from parley_shared.settings import BusSettings
 
 
@@ -198,6 +199,7 @@ async def _main(args: argparse.Namespace) -> None:
     from parley_shared.settings import ProjectionSettings
 
     settings = ProjectionSettings()
+    tune_gc()
     jobs: list[Awaitable[int]] = []
     for service in _targets(args.service):
         schema = f"{service}_{args.schema}" if args.schema else settings.db_schema

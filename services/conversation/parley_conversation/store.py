@@ -64,6 +64,8 @@ CREATE TABLE IF NOT EXISTS conversation_messages (
     error_code int,
     ai jsonb
 );
+-- Room in each page, so a status change (no indexed column) is a HOT update.
+ALTER TABLE conversation_messages SET (fillfactor = 70);
 CREATE INDEX IF NOT EXISTS conversation_messages_by_conversation
     ON conversation_messages (conversation_id, anchor_at, direction, id);
 CREATE INDEX IF NOT EXISTS conversation_messages_by_key
