@@ -22,7 +22,7 @@ from parley_shared.db import Pool
 MAX_RANGE = timedelta(days=3660)
 
 
-def get_pool(request: Request) -> Pool:
+async def get_pool(request: Request) -> Pool:
     pool: Pool = request.state.pool
     return pool
 
@@ -56,7 +56,7 @@ def _aware(value: datetime) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
-def filters(
+async def filters(
     start: Annotated[
         datetime | None,
         Query(alias="from", description="inclusive, ISO 8601; default 30 days before `to`"),

@@ -15,7 +15,7 @@ from parley_conversation.service import Conflict, ConversationService, NotFound
 from parley_shared.auth import require_token
 
 
-def get_service(request: Request) -> ConversationService:
+async def get_service(request: Request) -> ConversationService:
     service: ConversationService = request.state.service
     return service
 

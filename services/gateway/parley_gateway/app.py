@@ -98,7 +98,7 @@ class Gateway:
         return Response(EMPTY_TWIML, media_type="text/xml")
 
 
-def get_gateway(request: Request) -> Gateway:
+async def get_gateway(request: Request) -> Gateway:
     gateway: Gateway = request.state.gateway
     return gateway
 
