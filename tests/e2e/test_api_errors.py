@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import uuid
 
 import httpx
@@ -81,6 +83,9 @@ async def test_conversation_pages_cover_everything_once(parley: Parley) -> None:
         "channel=fax",
         "our_number=DROP%20TABLE",
         "from=1900-01-01T00:00:00Z&to=2026-01-01T00:00:00Z",
+        # 30 days before this is before year 1: was a 500
+        "to=0001-01-05T00:00:00Z",
+        "from=9999-12-31T00:00:00Z",
     ],
 )
 async def test_analytics_rejects_bad_ranges_and_filters(parley: Parley, query: str) -> None:
@@ -110,3 +115,18 @@ async def test_openapi_documents_the_operator_endpoints(parley: Parley) -> None:
         "/v1/ai-usage",
         "/v1/export/messages.csv",
     } <= set(analytics["paths"])
+
+
+async def test_exported_bodies_never_start_a_spreadsheet_formula(parley: Parley) -> None:
+    await parley.text("+15550100099", '=HYPERLINK("http://evil.example","click")')
+
+    async def exported() -> list[list[str]] | None:
+        response = await parley.analytics.get("/v1/export/messages.csv")
+        header, *rows = list(csv.reader(io.StringIO(response.text)))
+        body, direction = header.index("body"), header.index("direction")
+        mine = [r for r in rows if "evil.example" in r[body] and r[direction] == "inbound"]
+        return mine or None
+
+    [row] = await eventually(exported)
+    assert '\'=HYPERLINK("http://evil.example","click")' in row
+    assert "+15550100099" in row  # the sender's number is exported as it is

@@ -9,6 +9,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from parley_ai.core import NumberConfig, Persona, persona_for, reason_not_to_answer, shape_reply
+from parley_analytics.core import spreadsheet_safe
 from parley_conversation.core import BadCursor, decode_cursor, encode_cursor
 from parley_sender.core import backoff_s, classify_error
 from parley_shared.events import Location, Media, MessageReceived
@@ -152,3 +153,22 @@ def test_twilio_errors_split_into_retry_and_permanent() -> None:
     assert classify_error(500, 63016, "outside the window").kind == "failed"
     assert [backoff_s(n) for n in (1, 2, 3)] == [0.5, 1.0, 2.0]
     assert backoff_s(30) == 60.0
+
+
+@pytest.mark.parametrize(
+    ("cell", "exported"),
+    [
+        ('=HYPERLINK("http://x.example","hi")', '\'=HYPERLINK("http://x.example","hi")'),
+        ("+1+cmd|' /C calc'!A0", "'+1+cmd|' /C calc'!A0"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tindented", "'\tindented"),
+        ("+15551230001", "+15551230001"),  # a phone number stays as it is
+        ("whatsapp:+15551230001", "whatsapp:+15551230001"),
+        ("hello = world", "hello = world"),
+        (42, 42),
+        (None, None),
+    ],
+)
+def test_exported_cells_never_start_a_formula(cell: object, exported: object) -> None:
+    assert spreadsheet_safe(cell) == exported

@@ -14,12 +14,15 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from fastapi.responses import StreamingResponse
 
-from parley_analytics.core import cost_usd, percentile
+from parley_analytics.core import cost_usd, percentile, spreadsheet_safe
 from parley_analytics.settings import ModelPrice
 from parley_shared.auth import require_token
 from parley_shared.db import Pool
 
 MAX_RANGE = timedelta(days=3660)
+# Dates outside these are mistakes, and arithmetic on them overflows Python's datetime.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9999, 1, 1, tzinfo=UTC)
 
 
 async def get_pool(request: Request) -> Pool:
@@ -65,6 +68,9 @@ async def filters(
     channel: Literal["sms", "whatsapp"] | None = None,
     our_number: Annotated[str | None, Query(pattern=r"^(whatsapp:)?\+?[0-9]{3,20}$")] = None,
 ) -> Filters:
+    for given in (start, end):
+        if given is not None and not EARLIEST <= _aware(given) <= LATEST:
+            raise HTTPException(422, "`from` and `to` must lie between 1970 and 9999")
     end = _aware(end) if end else datetime.now(UTC)
     start = _aware(start) if start else end - timedelta(days=30)
     if start >= end:
@@ -344,7 +350,7 @@ async def export_messages(f: Range, pool: PoolDep) -> StreamingResponse:
         writer.writerow(EXPORT_COLUMNS)
         async with pool.acquire() as conn, conn.transaction(readonly=True):
             async for record in conn.cursor(query, *args, prefetch=1000):
-                writer.writerow([record[c] for c in EXPORT_COLUMNS])
+                writer.writerow([spreadsheet_safe(record[c]) for c in EXPORT_COLUMNS])
                 if buffer.tell() > 64_000:
                     yield buffer.getvalue()
                     buffer.seek(0)

@@ -4,6 +4,7 @@ through the delivery funnel."""
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -126,3 +127,16 @@ def settle(fact: Fact, seen: Sequence[Seen]) -> Settled:
 
 def _ms(start: datetime, end: datetime) -> float:
     return (end - start).total_seconds() * 1000
+
+
+_FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+_PHONE = re.compile(r"\+[0-9]{3,20}")
+
+
+def spreadsheet_safe(cell: object) -> object:
+    """A CSV cell that a spreadsheet will not run as a formula (OWASP's advice: a leading
+    quote). Message bodies are written by anyone who can text the number; phone numbers are
+    the one legitimate value starting with ``+`` and stay as they are."""
+    if isinstance(cell, str) and cell.startswith(_FORMULA_STARTS) and not _PHONE.fullmatch(cell):
+        return "'" + cell
+    return cell
