@@ -1,7 +1,9 @@
-"""Carrier keywords (opt-out, opt-in, help), matched only when they are the whole message."""
+"""Carrier keywords (opt-out, opt-in, help), matched only when they are the whole message,
+give or take punctuation and emoji around the word ("Stop.", "STOP!", "stop 🙏")."""
 
 from __future__ import annotations
 
+import re
 from typing import Literal
 
 Keyword = Literal["opt_out", "opt_in", "help"]
@@ -11,8 +13,15 @@ OPT_IN = frozenset({"START", "UNSTOP", "YES"})
 HELP = frozenset({"HELP", "INFO"})
 
 
+# One word, with anything but letters and digits around it.
+_ONE_WORD = re.compile(r"[\W_]*([^\W_]+)[\W_]*")
+
+
 def keyword_of(body: str) -> Keyword | None:
-    word = body.strip().upper()
+    match = _ONE_WORD.fullmatch(body)
+    if match is None:
+        return None
+    word = match.group(1).upper()
     if word in OPT_OUT:
         return "opt_out"
     if word in OPT_IN:

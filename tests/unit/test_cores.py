@@ -67,6 +67,14 @@ def test_sms_replies_aim_at_320_and_whatsapp_at_1600() -> None:
         ("HELP", "help"),
         ("please stop", None),
         ("stopping", None),
+        ("Stop.", "opt_out"),  # punctuation and emoji around the word do not hide it
+        ("STOP!", "opt_out"),
+        ("stop 🙏", "opt_out"),
+        ("¡Start!", "opt_in"),
+        ("stop, please", None),
+        ("S.T.O.P", None),
+        ("", None),
+        ("!!!", None),
     ],
 )
 def test_keywords_only_as_the_whole_message(body: str, keyword: str | None) -> None:
