@@ -88,6 +88,12 @@ def test_pool_number_keys_on_the_messaging_service() -> None:
         ({"From": ""}, "missing required parameter From"),
         ({"AccountSid": "XX123"}, "not a Twilio SID"),
         ({"MessageSid": "nope"}, "not a Twilio SID"),
+        # A Twilio SID is its prefix and 32 hex digits, nothing longer or else.
+        ({"MessageSid": "SM" + "a" * 31}, "not a Twilio SID"),
+        ({"MessageSid": "SM" + "a" * 33}, "not a Twilio SID"),
+        ({"MessageSid": "SM" + "g" * 32}, "not a Twilio SID"),
+        ({"MessageSid": "SMforgedbutalphanumeric1234567890xyz"}, "not a Twilio SID"),
+        ({"AccountSid": "AC" + "1" * 31}, "not a Twilio SID"),
         ({"NumMedia": "two"}, "NumMedia must be an integer"),
         ({"NumMedia": "3"}, "MediaUrl0 is missing"),
         ({"NumMedia": "-1"}, "between 0 and 10"),

@@ -7,6 +7,7 @@ either returns an event or raises InvalidWebhook with a message a human can act 
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from urllib.parse import parse_qsl
@@ -114,8 +115,13 @@ def _location(params: Params) -> Location | None:
     )
 
 
+# Twilio's SIDs: a two-letter prefix and 32 hex digits. The signed string has no separators
+# between parameters, so only a strict shape keeps a forged SID from riding a valid signature.
+_SID = re.compile(r"[A-Z]{2}[0-9a-fA-F]{32}")
+
+
 def _check_sid(name: str, value: str, prefixes: tuple[str, ...]) -> str:
-    if not value.startswith(prefixes) or len(value) > 64 or not value.isalnum():
+    if not value.startswith(prefixes) or not _SID.fullmatch(value):
         raise InvalidWebhook(f"{name} {value!r} is not a Twilio SID")
     return value
 
