@@ -15,7 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from parley_ai.core import Turn
-from parley_shared.db import Connection, Pool
+from parley_shared.db import Connection, Pool, columns
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
@@ -94,7 +94,7 @@ async def record_inbound(
         await conn.execute(
             "INSERT INTO ai_keywords SELECT * FROM unnest($1::text[], $2::timestamptz[], "
             "$3::boolean[]) ON CONFLICT DO NOTHING",
-            *map(list, zip(*keywords, strict=True)),
+            *columns(keywords, 3),
         )
     await conn.execute(
         f"""
@@ -139,7 +139,7 @@ async def add_turns(conn: Connection, turns: Sequence[tuple[UUID, str, Any, str,
             "INSERT INTO ai_turns (id, conversation_key, anchor_at, role, content) "
             "SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], "
             "$5::text[]) ON CONFLICT DO NOTHING",
-            *map(list, zip(*turns, strict=True)),
+            *columns(turns, 5),
         )
 
 

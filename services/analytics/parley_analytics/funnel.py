@@ -5,10 +5,54 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from parley_analytics.core import Fact, Seen, bin_of, settle
 from parley_shared.db import Connection, columns
+
+
+async def _add_signed(
+    conn: Connection,
+    table: str,
+    keys: Sequence[tuple[str, str]],
+    sums: Sequence[tuple[str, str]],
+    rows: Sequence[tuple[Any, ...]],
+) -> None:
+    """Add rows (time, channel, our address, *keys, +1 or -1, *sums) to an hourly table keyed
+    by (bucket, channel, our_address, *keys) with a ``count`` and further sums. A row that
+    drops to zero goes, so the table does not depend on the path its counts took."""
+    if not rows:
+        return
+    names = [name for name, _ in keys]
+    key_types = [f"{sql}[]" for _, sql in keys]
+    types = ["timestamptz[]", "text[]", "text[]", *key_types, "int[]", *(f"{t}[]" for _, t in sums)]
+    params = ", ".join(f"${i}::{t}" for i, t in enumerate(types, start=1))
+    alias = ", ".join(["at", "channel", "ours", *names, "delta", *(n for n, _ in sums)])
+    group = ", ".join(str(i) for i in range(1, 4 + len(keys)))
+    added = ", ".join(["sum(delta)", *(f"sum({n})" for n, _ in sums)])
+    columns_of_key = ", ".join(["bucket", "channel", "our_address", *names])
+    updates = ", ".join(
+        f"{c} = {table}.{c} + EXCLUDED.{c}" for c in ["count", *(n for n, _ in sums)]
+    )
+    cols = columns(rows, len(types))
+    await conn.execute(
+        f"INSERT INTO {table} ({columns_of_key}, count{''.join(', ' + n for n, _ in sums)}) "
+        f"SELECT date_trunc('hour', at), channel, ours, {', '.join(names)}, {added} "
+        f"FROM unnest({params}) AS u({alias}) GROUP BY {group} "
+        f"ON CONFLICT ({columns_of_key}) DO UPDATE SET {updates}",
+        *cols,
+    )
+    if any(row[3 + len(keys)] < 0 for row in rows):
+        key_params = ", ".join(f"${i}::{t}" for i, t in enumerate(types[: 3 + len(keys)], start=1))
+        matches = " ".join(f"AND t.{n} = u.{n}" for n in names)
+        await conn.execute(
+            f"DELETE FROM {table} t USING unnest({key_params}) "
+            f"AS u(at, channel, ours, {', '.join(names)}) "
+            "WHERE t.count = 0 AND t.bucket = date_trunc('hour', u.at) "
+            f"AND t.channel = u.channel AND t.our_address = u.ours {matches}",
+            *cols[: 3 + len(keys)],
+        )
 
 
 async def add_latencies(
@@ -16,33 +60,16 @@ async def add_latencies(
 ) -> None:
     """(time, channel, our address, metric, milliseconds, +1 to add / -1 to take back)
     samples into the hourly histograms."""
-    rows = [
-        (at, channel, ours, metric, bin_of(ms), round(ms) * delta, delta)
-        for at, channel, ours, metric, ms, delta in samples
-    ]
-    if not rows:
-        return
-    cols = columns(rows, 7)
-    await conn.execute(
-        "INSERT INTO analytics_latency SELECT date_trunc('hour', at), channel, ours, metric, "
-        "bin, sum(delta), sum(ms) FROM unnest($1::timestamptz[], $2::text[], $3::text[], "
-        "$4::text[], $5::int[], $6::bigint[], $7::int[]) "
-        "AS u(at, channel, ours, metric, bin, ms, delta) GROUP BY 1, 2, 3, 4, 5 "
-        "ON CONFLICT (bucket, channel, our_address, metric, bin) DO UPDATE SET "
-        "count = analytics_latency.count + EXCLUDED.count, "
-        "sum_ms = analytics_latency.sum_ms + EXCLUDED.sum_ms",
-        *cols,
+    await _add_signed(
+        conn,
+        "analytics_latency",
+        [("metric", "text"), ("bin", "int")],
+        [("sum_ms", "bigint")],
+        [
+            (at, channel, ours, metric, bin_of(ms), delta, round(ms) * delta)
+            for at, channel, ours, metric, ms, delta in samples
+        ],
     )
-    if any(delta < 0 for *_, delta in rows):
-        # A bin emptied by a recount goes, so the table does not depend on the path taken.
-        await conn.execute(
-            "DELETE FROM analytics_latency l USING unnest($1::timestamptz[], $2::text[], "
-            "$3::text[], $4::text[], $5::int[]) AS u(at, channel, ours, metric, bin) "
-            "WHERE l.count = 0 AND l.bucket = date_trunc('hour', u.at) "
-            "AND l.channel = u.channel AND l.our_address = u.ours AND l.metric = u.metric "
-            "AND l.bin = u.bin",
-            *cols[:5],
-        )
 
 
 async def settle_facts(
@@ -119,24 +146,6 @@ async def _move_funnel(
     conn: Connection, moves: Sequence[tuple[datetime, str, str, str, int, int]]
 ) -> None:
     """(sent at, channel, our address, status, error code, +1/-1) into the funnel counts."""
-    if not moves:
-        return
-    cols = columns(moves, 6)
-    await conn.execute(
-        "INSERT INTO analytics_delivery SELECT date_trunc('hour', at), channel, ours, status, "
-        "error, sum(delta) FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[], "
-        "$5::int[], $6::int[]) AS u(at, channel, ours, status, error, delta) "
-        "GROUP BY 1, 2, 3, 4, 5 "
-        "ON CONFLICT (bucket, channel, our_address, status, error_code) DO UPDATE SET "
-        "count = analytics_delivery.count + EXCLUDED.count",
-        *cols,
+    await _add_signed(
+        conn, "analytics_delivery", [("status", "text"), ("error_code", "int")], [], moves
     )
-    if any(delta < 0 for *_, delta in moves):
-        # A row that drops to zero goes, so the table does not depend on the path taken.
-        await conn.execute(
-            "DELETE FROM analytics_delivery d USING unnest($1::timestamptz[], $2::text[], "
-            "$3::text[], $4::text[], $5::int[]) AS u(at, channel, ours, status, error) "
-            "WHERE d.count = 0 AND d.bucket = date_trunc('hour', u.at) AND d.channel = u.channel "
-            "AND d.our_address = u.ours AND d.status = u.status AND d.error_code = u.error",
-            *cols[:5],
-        )

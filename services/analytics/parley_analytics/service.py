@@ -28,22 +28,14 @@ class AnalyticsService(Projection):
         super().__init__(pool)
         self.on(MessageReceived, self.received)
         self.on(ConversationChanged, self.changed)
-        self.on(ReplyGenerated, self.replies)
-        self.on(MessageSent, self.outcomes)
+        self.on(ReplyGenerated, store.add_replies)
+        self.on(MessageSent, store.add_sent)
         self.on(StatusUpdated, self.statuses)
 
     @staticmethod
     async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         opt_outs = [keyword_of(e.payload.body) == "opt_out" for e in events]
         await store.add_inbound(conn, events, opt_outs)
-
-    @staticmethod
-    async def replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
-        await store.add_replies(conn, events)
-
-    @staticmethod
-    async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
-        await store.add_sent(conn, events)
 
     @staticmethod
     async def statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:

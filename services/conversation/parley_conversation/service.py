@@ -44,9 +44,9 @@ class ConversationService(Projection):
         self.relay = relay
         self.on(MessageReceived, self.received)
         self.on(ConversationChanged, self.changed)
-        self.on(ReplyGenerated, self.replies)
-        self.on(MessageSent, self.outcomes)
-        self.on(StatusUpdated, self.statuses)
+        self.on(ReplyGenerated, store.add_replies)
+        self.on(MessageSent, store.record_sent)
+        self.on(StatusUpdated, store.record_statuses)
 
     @staticmethod
     async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
@@ -57,18 +57,6 @@ class ConversationService(Projection):
                 await store.set_opt_out(
                     conn, event.conversation_key, keyword == "opt_out", event.occurred_at
                 )
-
-    @staticmethod
-    async def replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
-        await store.add_replies(conn, events)
-
-    @staticmethod
-    async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
-        await store.record_sent(conn, events)
-
-    @staticmethod
-    async def statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:
-        await store.record_statuses(conn, events)
 
     @classmethod
     async def changed(

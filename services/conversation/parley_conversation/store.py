@@ -289,7 +289,7 @@ async def refresh_statuses(conn: Connection, sids: Sequence[str]) -> None:
             "error_code = coalesce(u.error, m.error_code) "
             "FROM unnest($1::uuid[], $2::text[], $3::int[]) AS u(id, status, error) "
             "WHERE m.id = u.id",
-            *map(list, zip(*updates, strict=True)),
+            *columns(updates, 3),
         )
 
 
