@@ -83,7 +83,9 @@ class AiProjection(Projection):
 
     def applied(self, events: Sequence[Envelope]) -> None:
         if self._on_work is not None and any(
-            isinstance(e.payload, MessageReceived) for e in events
+            isinstance(e.payload, MessageReceived)
+            or (isinstance(e.payload, ConversationChanged) and e.payload.action == "reopened")
+            for e in events
         ):
             self._on_work()
 

@@ -179,6 +179,14 @@ async def record_changes(conn: Connection, events: Sequence[Envelope[Conversatio
                 "UPDATE ai_closes SET reopened = true WHERE conversation_id = $1",
                 event.payload.conversation_id,
             )
+            # A reopen undoes the close: messages skipped because of it are answered after
+            # all, whether the close was seen before their claim or during their model call
+            # (the claim checks again, so those still in a closed conversation stay skipped).
+            await conn.execute(
+                "UPDATE ai_inbox SET state = 'pending', reason = NULL, due_at = now() "
+                "WHERE conversation_key = $1 AND state = 'skipped' AND reason = 'closed'",
+                event.conversation_key,
+            )
 
 
 async def claim(pool: Pool, limit: int, lease_s: float, turns: int) -> list[Any]:
