@@ -199,6 +199,11 @@ class DecodeError(ValueError):
     """Raised when bytes on a topic are not an event this reader can understand."""
 
 
+class NewerVersion(DecodeError):
+    """A valid-looking event of a version this reader does not know yet: written by a newer
+    release (a rolling deploy is under way). Not poison: it must wait for a newer reader."""
+
+
 Q = TypeVar("Q", bound=Payload)
 
 
@@ -283,7 +288,7 @@ def _decode_document(raw: bytes) -> Envelope:
     if not isinstance(version, int) or version < 1:
         raise DecodeError(f"bad schema version {version!r}")
     if version > payload_type.SCHEMA_VERSION:
-        raise DecodeError(
+        raise NewerVersion(
             f"{event_type} v{version} is newer than this reader (v{payload_type.SCHEMA_VERSION})"
         )
     payload = document.get("payload")

@@ -25,7 +25,8 @@ from aiokafka.errors import CommitFailedError, KafkaError
 from opentelemetry import trace
 
 from parley_shared.bus import BatchHandler, BrokerUnavailable
-from parley_shared.events import DecodeError, Envelope, decode, encode
+from parley_shared.events import DecodeError, Envelope, NewerVersion, decode, encode
+from parley_shared.metrics import REGISTRY
 from parley_shared.settings import BusSettings
 from parley_shared.topics import Topics
 from parley_shared.tracing import extract_context, inject_headers
@@ -199,6 +200,8 @@ class _Poll:
     undecodable: list[tuple[Record, str]] = field(default_factory=list)
     offsets: dict[TopicPartition, int] = field(default_factory=dict)
     size: int = 0
+    # Events of a version this reader does not know: not applied, not dead-lettered.
+    too_new: list[tuple[Record, str]] = field(default_factory=list)
 
     def merged(self, later: _Poll) -> _Poll:
         return _Poll(
@@ -206,6 +209,7 @@ class _Poll:
             [*self.undecodable, *later.undecodable],
             {**self.offsets, **later.offsets},
             self.size + later.size,
+            [*self.too_new, *later.too_new],
         )
 
 
@@ -275,6 +279,14 @@ class EventConsumer:
         self._on_poll = on_poll
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
+        # Why consumption is on hold, when it is: readiness reports it.
+        self.held: str | None = None
+        REGISTRY.gauge(
+            "parley_consumer_held",
+            lambda: 0.0 if self.held is None else 1.0,
+            help_text="1 while a consumer waits for a newer release to read an event version",
+            group=group_id,
+        )
 
     def stop(self) -> None:
         self._stopping.set()
@@ -305,6 +317,9 @@ class EventConsumer:
                 while not self._stopping.is_set():
                     poll = await self._next(fetched, fetching)
                     if poll is None:
+                        break
+                    if poll.too_new:
+                        await self._hold(poll.too_new)
                         break
                     await self._apply(poll)
                     if poll.offsets:
@@ -344,15 +359,31 @@ class EventConsumer:
             records = [record for part in batches.values() for record in part]
             decoded: list[tuple[Record, Envelope]] = []
             undecodable: list[tuple[Record, str]] = []
+            too_new: list[tuple[Record, str]] = []
             for record in records:
                 try:
                     decoded.append((record, decode(record.value or b"")))
+                except NewerVersion as exc:
+                    too_new.append((record, str(exc)))
                 except DecodeError as exc:
                     undecodable.append((record, f"undecodable: {exc}"))
             offsets = {
                 partition: part[-1].offset + 1 for partition, part in batches.items() if part
             }
-            await fetched.add(_Poll(decoded, undecodable, offsets, len(records)))
+            await fetched.add(_Poll(decoded, undecodable, offsets, len(records), too_new))
+
+    async def _hold(self, too_new: Sequence[tuple[Record, str]]) -> None:
+        """Stop short of an event written by a newer release, committing nothing past it.
+
+        During a rolling deploy an old replica can read what a new one wrote: dead-lettering
+        it would lose a valid event, and skipping it would reorder a conversation. So this
+        consumer holds (not ready, the gauge set) until it is replaced by a release that
+        knows the version; the new owner of the partition reads the poll again.
+        """
+        record, reason = too_new[0]
+        self.held = f"{record.topic}/{record.partition}/{record.offset}: {reason}"
+        log.error("holding consumption until a newer release takes over: %s", self.held)
+        await self._stopping.wait()
 
     async def _apply(self, poll: _Poll) -> None:
         for record, reason in poll.undecodable:

@@ -169,7 +169,10 @@ class ProjectionRuntime:
 
     async def ready(self) -> bool:
         """Consuming, and the database answers."""
-        if self._pool is None or (self.consumer is not None and not self.consumer.started.is_set()):
+        consumer = self.consumer
+        if self._pool is None or (
+            consumer is not None and (not consumer.started.is_set() or consumer.held is not None)
+        ):
             return False
         try:
             await asyncio.wait_for(self._pool.fetchval("SELECT 1"), 2.0)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import uuid
 from collections.abc import Sequence
 from datetime import UTC, datetime
@@ -88,6 +89,53 @@ async def test_consumer_dead_letters_garbage_and_goes_on(bus_settings: BusSettin
         assert headers["parley-dlq-group"] == b"g1"
     finally:
         await publisher.stop()
+
+
+async def test_an_event_of_a_newer_version_holds_the_consumer_instead_of_dead_lettering(
+    bus_settings: BusSettings,
+) -> None:
+    """A rolling deploy: an old reader meets an event a new release wrote. It must neither
+    dead-letter it nor commit past it; the next owner of the group reads it again."""
+    publisher = KafkaPublisher(bus_settings)
+    physical = Topics(bus_settings.kafka_topic_prefix).name(topics.STATUS_UPDATED)
+    newer = status(3).model_dump(mode="json") | {"schema_version": 99}
+    await publisher.publish_raw(physical, key=b"cv_0", value=json.dumps(newer).encode())
+    await publisher.publish(topics.STATUS_UPDATED, status(4))
+    seen: list[Envelope] = []
+
+    async def handle(events: Sequence[Envelope]) -> None:
+        seen.extend(events)
+
+    def consumer() -> EventConsumer:
+        return EventConsumer(
+            bus_settings,
+            topics=[topics.STATUS_UPDATED],
+            group_id="g-upgrade",
+            handler=handle,
+            publisher=publisher,
+        )
+
+    old = consumer()
+    task = asyncio.create_task(old.run())
+    for _ in range(200):
+        if old.held is not None:
+            break
+        await asyncio.sleep(0.05)
+    old.stop()
+    await task
+    assert old.held is not None and "newer than this reader" in old.held
+    assert await read_topic(bus_settings, "status.updated.dlq", expect=1, timeout_s=1.0) == []
+    # Nothing was committed: the group's next consumer (here the same code) starts over.
+    again = consumer()
+    task = asyncio.create_task(again.run())
+    for _ in range(200):
+        if again.held is not None:
+            break
+        await asyncio.sleep(0.05)
+    again.stop()
+    await task
+    await publisher.stop()
+    assert again.held == old.held
 
 
 async def test_offsets_are_committed_only_after_the_handler_succeeds(
