@@ -2,7 +2,7 @@
 
 Rows are rendered as text and sorted, so physical order does not matter. Left out: outbox
 tables (transport, not state) and columns that record when this copy did its work rather
-than what the log says (processing times, serial numbers, retry leases).
+than what the log says (processing and migration times, serial numbers, retry leases).
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 from parley_shared.db import Pool
 
 VOLATILE_COLUMNS = frozenset(
-    {"processed_at", "recorded_at", "seq", "due_at", "lease_token", "sending_since"}
+    {"processed_at", "recorded_at", "applied_at", "seq", "due_at", "lease_token", "sending_since"}
 )
 
 

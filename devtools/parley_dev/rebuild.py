@@ -18,7 +18,7 @@ import argparse
 import asyncio
 import sys
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TextIO
 
@@ -36,8 +36,10 @@ from parley_conversation.service import ConversationService
 from parley_sender import store as sender_store
 from parley_sender.app import CONSUMED as SENDER_TOPICS
 from parley_sender.service import SenderProjection
-from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, apply_schema, create_pool
+from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, create_pool
 from parley_shared.kafka import EventConsumer, KafkaPublisher
+from parley_shared.migrations import Migration, migrate
+from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection as ProjectionBase
 from parley_shared.runtime import tune_gc
 from parley_shared.settings import BusSettings
@@ -46,7 +48,7 @@ from parley_shared.settings import BusSettings
 @dataclass(frozen=True)
 class Projection:
     service: str
-    schema_ddl: str
+    migrations: Sequence[Migration]
     topics: list[str]
     build: Callable[[Pool], ProjectionBase]
 
@@ -56,15 +58,15 @@ PROJECTIONS = {
     for p in (
         Projection(
             "conversation",
-            conversation_store.SCHEMA,
+            conversation_store.MIGRATIONS,
             CONVERSATION_TOPICS,
             lambda pool: ConversationService(pool, relay=None),
         ),
-        Projection("ai", ai_store.SCHEMA, AI_TOPICS, AiProjection),
-        Projection("sender", sender_store.SCHEMA, SENDER_TOPICS, SenderProjection),
+        Projection("ai", ai_store.MIGRATIONS, AI_TOPICS, AiProjection),
+        Projection("sender", sender_store.MIGRATIONS, SENDER_TOPICS, SenderProjection),
         Projection(
             "analytics",
-            analytics_store.SCHEMA,
+            analytics_store.MIGRATIONS,
             ANALYTICS_TOPICS,
             AnalyticsService,
         ),
@@ -80,6 +82,22 @@ async def wipe(pool: Pool, service: str) -> None:
     async with pool.acquire() as conn, conn.transaction():
         for row in tables:
             await conn.execute(f'DROP TABLE IF EXISTS "{row["tablename"]}" CASCADE')
+
+
+async def drain_outbox(pool: Pool, service: str, publisher: KafkaPublisher) -> int:
+    """Publish what the service committed but had not published yet, before a wipe.
+
+    An outbox row is an outcome that exists nowhere else (e.g. a reply Twilio accepted):
+    dropped with the tables, the replay would not know it and the sender would send again.
+    Published, it is on the log the rebuild replays. Raises if the broker does not take it,
+    and then nothing is wiped."""
+    if await pool.fetchval("SELECT to_regclass($1)", f"{service}_outbox") is None:
+        return 0
+    relay = OutboxRelay(pool, service, publisher)
+    published = 0
+    while moved := await relay.publish_pending():
+        published += moved
+    return published
 
 
 class Progress:
@@ -159,10 +177,11 @@ async def rebuild(
     publisher = KafkaPublisher(bus)
     progress = progress or Progress(service, out)
     try:
-        await wipe(pool, service)
-        await apply_schema(pool, service, projection.schema_ddl)
-        state = projection.build(pool)
         await publisher.start()
+        await drain_outbox(pool, service, publisher)
+        await wipe(pool, service)
+        await migrate(pool, service, projection.migrations)
+        state = projection.build(pool)
         consumer: EventConsumer
 
         async def on_poll(

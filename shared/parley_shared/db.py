@@ -88,13 +88,6 @@ def common_schema(service: str) -> str:
     """
 
 
-async def apply_schema(pool: Pool, service: str, ddl: str) -> None:
-    # An advisory lock keeps replicas starting together from racing on CREATE TABLE.
-    async with pool.acquire() as conn, conn.transaction():
-        await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", service)
-        await conn.execute(common_schema(service) + ddl)
-
-
 async def first_seen(conn: Connection, service: str, event_ids: Sequence[UUID]) -> set[UUID]:
     """Record ``event_ids`` as processed, in one statement; returns those not seen before."""
     rows = await conn.fetch(

@@ -16,10 +16,11 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, apply_schema, create_pool
+from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, create_pool
 from parley_shared.kafka import EventConsumer, KafkaPublisher, ensure_topics
 from parley_shared.leases import Inbox, LeaseWorker, R, T
 from parley_shared.metrics import REGISTRY
+from parley_shared.migrations import Migration, migrate
 from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection
 from parley_shared.settings import BusSettings, ProjectionSettings, describe_errors
@@ -120,14 +121,14 @@ class ProjectionRuntime:
         assert self._pool is not None, "start() first"
         return self._pool
 
-    async def start(self, schema_ddl: str, pool_size: int = 10) -> Pool:
+    async def start(self, migrations: Sequence[Migration], pool_size: int = 10) -> Pool:
         self._pool = await create_pool(
             self.settings.database_url,
             schema=self.settings.db_schema,
             max_size=pool_size,
             name=self.service,
         )
-        await apply_schema(self._pool, self.service, schema_ddl)
+        await migrate(self._pool, self.service, migrations)
         await self.publisher.start()
         return self._pool
 

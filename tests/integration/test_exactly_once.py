@@ -19,7 +19,7 @@ from parley_dev.serve import serving
 from parley_sender import store as sender_store
 from parley_sender.service import OutgoingInbox, SenderProjection
 from parley_sender.twilio_client import TwilioMessaging
-from parley_shared.db import Pool, apply_schema, create_pool
+from parley_shared.db import Pool, create_pool
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
@@ -31,6 +31,7 @@ from parley_shared.events import (
 from parley_shared.identity import derived_event_id, inbound_event_id
 from parley_shared.leases import LeaseWorker
 from parley_shared.memory import InMemoryBus
+from parley_shared.migrations import migrate
 from parley_shared.outbox import OutboxRelay
 from tests.e2e.conftest import eventually
 from tests.helpers import ACCOUNT_SID, AUTH_TOKEN
@@ -97,7 +98,7 @@ def replies_inbox(responder: GatedResponder) -> RepliesInbox:
 
 
 async def test_ai_restart_mid_call_still_yields_one_reply(pool: Pool) -> None:
-    await apply_schema(pool, ai_store.SERVICE, ai_store.SCHEMA)
+    await migrate(pool, ai_store.SERVICE, ai_store.MIGRATIONS)
     bus = InMemoryBus()
     responder = GatedResponder()
     projection = AiProjection(pool)
@@ -135,7 +136,7 @@ async def test_ai_restart_mid_call_still_yields_one_reply(pool: Pool) -> None:
 
 
 async def test_ai_close_during_the_model_call_means_no_reply(pool: Pool) -> None:
-    await apply_schema(pool, ai_store.SERVICE, ai_store.SCHEMA)
+    await migrate(pool, ai_store.SERVICE, ai_store.MIGRATIONS)
     responder = GatedResponder()
     responder.gate.set()
     projection = AiProjection(pool)
@@ -167,7 +168,7 @@ async def test_ai_close_during_the_model_call_means_no_reply(pool: Pool) -> None
 
 async def test_a_slow_call_holds_no_connection(pool: Pool, database: str) -> None:
     """Many model calls in flight on a pool of two connections."""
-    await apply_schema(pool, ai_store.SERVICE, ai_store.SCHEMA)
+    await migrate(pool, ai_store.SERVICE, ai_store.MIGRATIONS)
     responder = GatedResponder()
     projection = AiProjection(pool)
     inbox = replies_inbox(responder)
@@ -257,7 +258,7 @@ async def test_sender_crash_after_twilio_accepted_does_not_send_twice(
     pool: Pool, twilio: tuple[sandbox.Sandbox, TwilioMessaging], accepted_before_crash: bool
 ) -> None:
     box, client = twilio
-    await apply_schema(pool, sender_store.SERVICE, sender_store.SCHEMA)
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
     bus = InMemoryBus()
     projection = SenderProjection(pool)
     inbox = outgoing_inbox(client)
@@ -297,7 +298,7 @@ async def test_sender_refuses_a_reply_to_someone_who_opted_out_meanwhile(
     pool: Pool, twilio: tuple[sandbox.Sandbox, TwilioMessaging]
 ) -> None:
     box, client = twilio
-    await apply_schema(pool, sender_store.SERVICE, sender_store.SCHEMA)
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
     bus = InMemoryBus()
     projection = SenderProjection(pool)
     inbox = outgoing_inbox(client)

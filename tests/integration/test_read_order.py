@@ -19,7 +19,7 @@ from parley_dev.digest import digest
 from parley_dev.rebuild import PROJECTIONS
 from parley_shared import topics
 from parley_shared.conversations import first_conversation_id, following_id
-from parley_shared.db import apply_schema, create_pool
+from parley_shared.db import create_pool
 from parley_shared.events import (
     Channel,
     ConversationChanged,
@@ -37,6 +37,7 @@ from parley_shared.identity import (
     inbound_event_id,
     status_event_id,
 )
+from parley_shared.migrations import migrate
 from tests.helpers import ACCOUNT_SID
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)
@@ -211,7 +212,7 @@ async def test_every_read_order_gives_the_same_tables(database: str, service: st
         )
         pool = await create_pool(database, schema=f"{service}_{seed}")
         try:
-            await apply_schema(pool, service, projection.schema_ddl)
+            await migrate(pool, service, projection.migrations)
             state = projection.build(pool)
             for poll in orders:
                 await state.handle_batch(poll)

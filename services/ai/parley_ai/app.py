@@ -50,7 +50,7 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        await runtime.start(store.SCHEMA, settings.ai_pool_size)
+        await runtime.start(store.MIGRATIONS, settings.ai_pool_size)
         model = responder or build_responder(settings)
         relay = runtime.outbox()
         replies = RepliesInbox(

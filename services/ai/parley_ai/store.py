@@ -24,6 +24,7 @@ from parley_shared.events import (
     encode,
 )
 from parley_shared.identity import derived_event_id
+from parley_shared.migrations import baseline
 from parley_shared.topics import REPLY_GENERATED
 
 SERVICE = "ai"
@@ -67,6 +68,10 @@ CREATE TABLE IF NOT EXISTS ai_closes (
 );
 CREATE INDEX IF NOT EXISTS ai_closes_by_key ON ai_closes (conversation_key, closed_at);
 """
+
+# Step N takes the tables to version N; append, never edit a released step.
+MIGRATIONS = (baseline(SERVICE, SCHEMA),)
+
 
 # Whether the participant had opted out (STOP, not yet START) when writing at ``m.occurred_at``.
 OPTED_OUT = """coalesce((SELECT k.opted_out FROM ai_keywords k

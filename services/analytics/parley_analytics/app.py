@@ -29,7 +29,7 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await runtime.start(store.SCHEMA)
+        pool = await runtime.start(store.MIGRATIONS)
         runtime.consume(CONSUMED, AnalyticsService(pool))
         try:
             yield {

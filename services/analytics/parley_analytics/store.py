@@ -21,6 +21,7 @@ from parley_analytics.funnel import add_latencies, settle_facts
 from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection, columns
 from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
+from parley_shared.migrations import baseline
 
 SERVICE = "analytics"
 
@@ -98,6 +99,9 @@ CREATE INDEX IF NOT EXISTS analytics_conversations_key
     ON analytics_conversations (conversation_key, opened_at);
 CREATE INDEX IF NOT EXISTS analytics_conversations_opened ON analytics_conversations (opened_at);
 """
+
+# Step N takes the tables to version N; append, never edit a released step.
+MIGRATIONS = (baseline(SERVICE, SCHEMA),)
 
 
 async def add_inbound(

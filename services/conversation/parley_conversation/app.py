@@ -29,7 +29,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await runtime.start(store.SCHEMA)
+        pool = await runtime.start(store.MIGRATIONS)
         service = ConversationService(pool, runtime.outbox())
         runtime.consume(CONSUMED, service)
         try:

@@ -24,6 +24,7 @@ from parley_shared.events import (
     ReplyGenerated,
     StatusUpdated,
 )
+from parley_shared.migrations import baseline
 from parley_shared.status import fold_statuses
 
 SERVICE = "conversation"
@@ -78,6 +79,9 @@ CREATE TABLE IF NOT EXISTS conversation_statuses (
     PRIMARY KEY (message_sid, status)
 );
 """
+
+# Step N takes the tables to version N; append, never edit a released step.
+MIGRATIONS = (baseline(SERVICE, SCHEMA),)
 
 
 Thread = tuple[str, str, str, str, str, str | None]

@@ -23,7 +23,7 @@ def create_app(settings: SenderSettings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        await runtime.start(store.SCHEMA, settings.sender_pool_size)
+        await runtime.start(store.MIGRATIONS, settings.sender_pool_size)
         twilio = TwilioMessaging(
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),

@@ -15,6 +15,7 @@ from uuid import UUID
 
 from parley_shared.db import Connection, Pool
 from parley_shared.events import Envelope, MessageSent, ReplyGenerated, encode
+from parley_shared.migrations import baseline
 from parley_shared.topics import MESSAGE_SENT
 
 SERVICE = "sender"
@@ -45,6 +46,9 @@ CREATE TABLE IF NOT EXISTS sender_optouts (
     changed_at timestamptz NOT NULL
 );
 """
+
+# Step N takes the tables to version N; append, never edit a released step.
+MIGRATIONS = (baseline(SERVICE, SCHEMA),)
 
 
 async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
