@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from parley_dev.infra import Postgres, Tansu, postgres_data_root, stop_pid, wait_for_port
+from parley_dev.supervisor import Supervisor
 
 PROJECT = Path(__file__).resolve().parents[2]
 SANDBOX_ACCOUNT_SID = "AC" + "0" * 31 + "1"
@@ -64,8 +65,10 @@ def port_of(service: Service, env: dict[str, str]) -> int:
     return int(env.get(service.port_env, service.port))
 
 
-def launch(service: Service, env: dict[str, str], logs: Path) -> subprocess.Popen[bytes]:
-    """Start one service as its own process (logging to ``logs``) and wait for its port."""
+def launch(
+    service: Service, env: dict[str, str], logs: Path, *, wait: bool = True
+) -> subprocess.Popen[bytes]:
+    """Start one service as its own process (logging to ``logs``); ``wait`` for its port."""
     logs.mkdir(parents=True, exist_ok=True)
     log = logs / f"{service.name}.log"
     port = port_of(service, env)
@@ -77,7 +80,8 @@ def launch(service: Service, env: dict[str, str], logs: Path) -> subprocess.Pope
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    wait_for_port(port, 30, process, log)
+    if wait:
+        wait_for_port(port, 30, process, log)
     return process
 
 
@@ -91,7 +95,7 @@ def main(argv: list[str] | None = None) -> int:
 
     broker: Tansu | None = None
     postgres: Postgres | None = None
-    children: list[tuple[str, subprocess.Popen[bytes]]] = []
+    supervisor: Supervisor | None = None
     stopping = False
 
     def request_stop(signum: int, _frame: object) -> None:
@@ -118,8 +122,13 @@ def main(argv: list[str] | None = None) -> int:
             )
         env = base_environment(state, kafka, database)
         sandbox = env.get("PARLEY_SANDBOX") == "1"
-        for service in [SANDBOX, *SERVICES] if sandbox else SERVICES:
-            children.append((service.name, launch(service, env, state / "logs")))
+        launched = [SANDBOX, *SERVICES] if sandbox else SERVICES
+        by_name = {service.name: service for service in launched}
+        supervisor = Supervisor(
+            lambda name: launch(by_name[name], env, state / "logs", wait=False), sys.stderr
+        )
+        for service in launched:
+            supervisor.add(service.name, launch(service, env, state / "logs"))
             print(
                 f"{service.name:<10} http://127.0.0.1:{port_of(service, env)}  (log: "
                 f"{state / 'logs' / (service.name + '.log')})"
@@ -135,16 +144,13 @@ def main(argv: list[str] | None = None) -> int:
             f"API        curl -H 'Authorization: Bearer {env['API_TOKEN']}' "
             "http://127.0.0.1:8081/v1/conversations"
         )
-        print("Parley is running. Ctrl-C stops everything.")
+        print("Parley is running; a service that crashes is restarted. Ctrl-C stops everything.")
         while not stopping:
-            for name, process in children:
-                if process.poll() is not None:
-                    print(f"{name} exited with {process.returncode}; stopping", file=sys.stderr)
-                    return 1
+            supervisor.tick()
             time.sleep(0.5)
         return 0
     finally:
-        for _name, process in reversed(children):
+        for process in reversed(supervisor.processes() if supervisor else []):
             stop_pid(process.pid)
         if broker is not None:
             broker.stop()
