@@ -122,6 +122,16 @@ def main(argv: list[str] | None = None) -> int:
             )
         env = base_environment(state, kafka, database)
         sandbox = env.get("PARLEY_SANDBOX") == "1"
+        if not env.get("OPENAI_API_KEY") and env.get("AI_OFFLINE", "") in ("", "0"):
+            if not sandbox:
+                # Real Twilio and no model: customers would get the offline stand-in.
+                print(
+                    "OPENAI_API_KEY is unset while TWILIO_ACCOUNT_SID is set: set the key, or "
+                    "AI_OFFLINE=1 to send the offline stand-in to real phones on purpose",
+                    file=sys.stderr,
+                )
+                return 2
+            env["AI_OFFLINE"] = "1"
         launched = [SANDBOX, *SERVICES] if sandbox else SERVICES
         by_name = {service.name: service for service in launched}
         supervisor = Supervisor(
@@ -133,8 +143,8 @@ def main(argv: list[str] | None = None) -> int:
                 f"{service.name:<10} http://127.0.0.1:{port_of(service, env)}  (log: "
                 f"{state / 'logs' / (service.name + '.log')})"
             )
-        if not env.get("OPENAI_API_KEY"):
-            print("ai         OPENAI_API_KEY is unset: an offline responder answers")
+        if env.get("AI_OFFLINE") == "1":
+            print("ai         OPENAI_API_KEY is unset: a marked offline responder answers")
         if sandbox:
             print(
                 "twilio     local sandbox (TWILIO_ACCOUNT_SID unset); talk to Parley with:"

@@ -14,7 +14,7 @@ from parley_conversation.core import BadCursor, decode_cursor, encode_cursor
 from parley_sender.core import backoff_s, classify_error
 from parley_shared.events import Location, Media, MessageReceived
 from parley_shared.keywords import keyword_of
-from parley_shared.sms import segments, trim_to
+from parley_shared.sms import MAX_BODY, encoding_of, fit_segments, segments, trim_to
 from parley_shared.status import fold_statuses, next_status
 
 
@@ -42,18 +42,45 @@ def test_trim_never_exceeds_the_limit(text: str, limit: int) -> None:
     assert len(trim_to(text, limit)) <= limit
 
 
+@given(
+    st.text(
+        alphabet=st.sampled_from([*"abc xyz.,!?€{", "é", "ç", "😀", "\n"]),
+        min_size=1,
+        max_size=3000,
+    ),
+    st.integers(min_value=1, max_value=5),
+)
+def test_fitting_to_segments_keeps_the_budget_and_the_encoding(text: str, limit: int) -> None:
+    body = fit_segments(text, limit)
+    count, encoding = segments(body)
+    assert count <= limit and len(body) <= MAX_BODY
+    if encoding_of(text) == "GSM-7":
+        assert encoding == "GSM-7"
+    if segments(text.strip())[0] <= limit and len(text.strip()) <= MAX_BODY:
+        assert body == text.strip()
+
+
+def test_a_gsm_answer_cut_mid_sentence_stays_gsm() -> None:
+    body = fit_segments("word " * 200, 3)
+    assert body.endswith("word...") and segments(body) == (3, "GSM-7")
+    assert fit_segments("mot é " * 100, 1).endswith("...")
+    assert fit_segments("ça va " * 100, 1).endswith("…")  # already UCS-2: the real ellipsis
+
+
 def test_trim_prefers_a_sentence_end() -> None:
     text = "First sentence here. Second sentence is longer and goes on and on and on."
     assert trim_to(text, 40) == "First sentence here."
     assert trim_to("short", 40) == "short"
 
 
-def test_sms_replies_aim_at_320_and_whatsapp_at_1600() -> None:
+def test_sms_replies_fit_three_segments_and_whatsapp_1600_characters() -> None:
     long = ("This is a sentence of moderate length. " * 60).strip()
-    sms, sms_segments, _ = shape_reply(long, "sms")
+    sms, sms_segments, encoding = shape_reply(long, "sms")
     whatsapp, _, _ = shape_reply(long, "whatsapp")
-    assert len(sms) <= 320 and sms.endswith(".")
-    assert sms_segments == 3
+    assert 400 < len(sms) <= 459 and sms.endswith(".")
+    assert (sms_segments, encoding) == (3, "GSM-7")
+    _, emoji_segments, encoding = shape_reply("Sure 😀 " * 100, "sms")
+    assert (emoji_segments, encoding) == (3, "UCS-2")
     assert 320 < len(whatsapp) <= 1600
 
 

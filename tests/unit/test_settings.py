@@ -2,6 +2,9 @@ from __future__ import annotations
 
 import pytest
 
+from parley_ai.app import build_responder
+from parley_ai.llm import OfflineResponder
+from parley_ai.settings import AiSettings
 from parley_gateway.settings import GatewaySettings
 from parley_sender.settings import SenderSettings
 from parley_shared.runtime import load_settings
@@ -36,3 +39,19 @@ def test_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TWILIO_ACCOUNT_SID", "not-a-sid")
     with pytest.raises(SystemExit):
         load_settings(SenderSettings)
+
+
+def test_the_ai_needs_a_model_or_offline_asked_for(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DATABASE_URL", "postgresql://db/parley")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    monkeypatch.delenv("AI_OFFLINE", raising=False)
+    with pytest.raises(SystemExit):
+        load_settings(AiSettings)
+    assert "OPENAI_API_KEY is unset" in capsys.readouterr().err
+    monkeypatch.setenv("AI_OFFLINE", "1")
+    assert isinstance(build_responder(load_settings(AiSettings)), OfflineResponder)
+    monkeypatch.setenv("AI_OFFLINE", "0")
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-real")
+    assert not build_responder(load_settings(AiSettings)).offline

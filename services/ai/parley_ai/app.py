@@ -30,7 +30,7 @@ def load_numbers(settings: AiSettings) -> dict[str, NumberConfig]:
 
 
 def build_responder(settings: AiSettings) -> Responder:
-    if settings.openai_api_key is None or not settings.openai_api_key.get_secret_value():
+    if settings.ai_offline or settings.openai_api_key is None:
         return OfflineResponder()
     return OpenAIResponder(
         AsyncOpenAI(

@@ -10,9 +10,12 @@ from pydantic import BaseModel, ConfigDict, Field
 from parley_shared.events import Channel, MessageReceived
 from parley_shared.identity import bare_number
 from parley_shared.keywords import keyword_of
-from parley_shared.sms import MAX_BODY, Encoding, segments, trim_to
+from parley_shared.sms import MAX_BODY, Encoding, fit_segments, segments, trim_to
 
 SMS_TARGET = 320
+# What an SMS reply may take at most, whatever the model wrote (three GSM-7 segments hold 459
+# characters, three UCS-2 ones 201).
+SMS_MAX_SEGMENTS = 3
 
 
 class NumberConfig(BaseModel):
@@ -97,6 +100,6 @@ def chat_messages(
 
 def shape_reply(text: str, channel: Channel) -> tuple[str, int, Encoding]:
     """Fit the model's text to the channel; returns (body, segments, encoding)."""
-    body = trim_to(text, SMS_TARGET if channel == "sms" else MAX_BODY)
+    body = fit_segments(text, SMS_MAX_SEGMENTS) if channel == "sms" else trim_to(text, MAX_BODY)
     count, encoding = segments(body)
     return body, count, encoding

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 
 from parley_shared.settings import ProjectionSettings
 
@@ -15,6 +15,9 @@ DEFAULT_FALLBACK = "Sorry, we can't answer right now. We'll get back to you shor
 
 class AiSettings(ProjectionSettings):
     openai_api_key: SecretStr | None = None
+    # The marked stand-in ("[offline assistant] You said: …") instead of a model: for trying
+    # Parley without an account, never a default, so customers never get it by accident.
+    ai_offline: bool = False
     openai_base_url: str | None = None
     openai_model: str = "gpt-4o-mini"
     ai_system_prompt: str = DEFAULT_PROMPT
@@ -31,6 +34,16 @@ class AiSettings(ProjectionSettings):
     # JSON file: {"+15550001": {"system_prompt": …, "model": …, "max_tokens": …, …}}
     ai_number_config: Path | None = None
     ai_host: str = "0.0.0.0"
+
+    @model_validator(mode="after")
+    def _a_model_or_offline_on_purpose(self) -> AiSettings:
+        has_key = self.openai_api_key is not None and self.openai_api_key.get_secret_value()
+        if not has_key and not self.ai_offline:
+            raise ValueError(
+                "OPENAI_API_KEY is unset: set it (any value for a server that needs none, with "
+                "OPENAI_BASE_URL), or AI_OFFLINE=1 for the offline stand-in (trying Parley only)"
+            )
+        return self
 
     @property
     def ai_deadline_s(self) -> float:

@@ -72,6 +72,11 @@ class Gateway:
             request.headers.get("x-twilio-signature"),
             request.headers.get("x-twilio-webhooks-signature-settings"),
         ):
+            log.warning(
+                "signature check failed for %s (Twilio signs the URL it calls: is "
+                "PUBLIC_BASE_URL that URL?)",
+                url,
+            )
             raise Rejected(403, "missing or invalid X-Twilio-Signature")
         return params
 
@@ -125,6 +130,12 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         kafka: KafkaPublisher | None = None
         topics_task: asyncio.Task[None] | None = None
+        if settings.public_base_url.host in ("localhost", "127.0.0.1", "::1", "[::1]"):
+            log.warning(
+                "PUBLIC_BASE_URL is %s: Twilio signs the public URL it calls, so webhooks "
+                "from Twilio will fail the signature check (403) unless it is that URL",
+                settings.public_base_url,
+            )
         if publisher is None:
             kafka = KafkaPublisher(settings, timeout_s=settings.publish_timeout_s)
             await kafka.start()
