@@ -10,7 +10,16 @@ from __future__ import annotations
 from parley_shared.db import Pool
 
 VOLATILE_COLUMNS = frozenset(
-    {"processed_at", "recorded_at", "applied_at", "seq", "due_at", "lease_token", "sending_since"}
+    {
+        "processed_at",
+        "recorded_at",
+        "applied_at",
+        "seq",
+        "due_at",
+        "lease_token",
+        "sending_since",
+        "first_attempt_at",
+    }
 )
 
 

@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import hmac
+import random
 import secrets
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,45 @@ class Fault:
     http_status: int
     code: int
     message: str = "sandbox fault"
+    # Take the message (it will be delivered), then answer with the error anyway.
+    accept: bool = False
+    # Wait this long before answering (a hung Twilio; the SDK's own time-out is ignored).
+    hang_s: float = 0.0
+
+
+@dataclass
+class Chaos:
+    """Faults drawn at random for every create call (the fault-injection suite's Twilio)."""
+
+    hang_rate: float = 0.0
+    hang_s: float = 45.0
+    error_rate: float = 0.0  # 500, not taken
+    accept_then_error_rate: float = 0.0  # taken, then 500
+    throttle_rate: float = 0.0  # 429, not taken
+    list_error_rate: float = 0.0  # 500 on the list (look-up) call
+    seed: int | None = None
+    _random: random.Random = field(default_factory=random.Random)
+
+    def __post_init__(self) -> None:
+        self._random.seed(self.seed)
+
+    def draw(self) -> Fault | None:
+        roll = self._random.random()
+        for rate, fault in (
+            (self.hang_rate, Fault(200, 0, "hung", hang_s=self.hang_s)),
+            (self.error_rate, Fault(500, 20500, "chaos: internal error")),
+            (self.accept_then_error_rate, Fault(500, 20500, "chaos: taken", accept=True)),
+            (self.throttle_rate, Fault(429, 20429, "chaos: too many requests")),
+        ):
+            if roll < rate:
+                return fault
+            roll -= rate
+        return None
+
+    def list_fault(self) -> Fault | None:
+        if self._random.random() < self.list_error_rate:
+            return Fault(500, 20500, "chaos: list failed")
+        return None
 
 
 @dataclass
@@ -43,6 +83,8 @@ class SentMessage:
     status_callback: str | None
     created: datetime
     status: str = "queued"
+    # Set when it leaves for the carrier ("sent"); Twilio lists no send date before that.
+    date_sent: datetime | None = None
 
     def resource(self, account_sid: str) -> dict[str, Any]:
         count, _ = segments(self.body)
@@ -60,7 +102,7 @@ class SentMessage:
             "messaging_service_sid": self.messaging_service_sid,
             "date_created": format_datetime(self.created),
             "date_updated": format_datetime(self.created),
-            "date_sent": None,
+            "date_sent": format_datetime(self.date_sent) if self.date_sent else None,
             "error_code": None,
             "error_message": None,
             "price": None,
@@ -79,6 +121,9 @@ class Sandbox:
     callback_delay_s: float = 0.05
     sent: list[SentMessage] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    # Faults for the list call (a look-up of what was sent), in order.
+    list_faults: list[Fault] = field(default_factory=list)
+    chaos: Chaos | None = None
     create_calls: int = 0
     # (public prefix, local prefix): sign callbacks for the public URL, deliver them locally.
     deliver_to: tuple[str, str] | None = None
@@ -118,6 +163,8 @@ class Sandbox:
         for status in list(self.lifecycle):
             await asyncio.sleep(self.callback_delay_s)
             message.status = status
+            if status == "sent" and message.date_sent is None:
+                message.date_sent = datetime.now(UTC)
             params = {
                 "MessageSid": message.sid,
                 "SmsSid": message.sid,
@@ -173,8 +220,12 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             return twilio_error(401, 20003, "Authenticate")
         sandbox.create_calls += 1
         form = await request.form()
-        if sandbox.faults:
-            fault = sandbox.faults.pop(0)
+        fault = sandbox.faults.pop(0) if sandbox.faults else None
+        if fault is None and sandbox.chaos is not None:
+            fault = sandbox.chaos.draw()
+        if fault is not None and fault.hang_s:
+            await asyncio.sleep(fault.hang_s)
+        if fault is not None and fault.http_status >= 400 and not fault.accept:
             return twilio_error(fault.http_status, fault.code, fault.message)
         to = str(form.get("To") or "")
         body = str(form.get("Body") or "")
@@ -201,17 +252,31 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         task = asyncio.create_task(sandbox.callbacks(message))
         sandbox._tasks.add(task)
         task.add_done_callback(sandbox._tasks.discard)
+        if fault is not None and fault.accept:
+            return twilio_error(fault.http_status, fault.code, fault.message)
         return JSONResponse(message.resource(sandbox.account_sid), status_code=201)
 
     @app.get(base)
     async def list_messages(account_sid: str, request: Request) -> JSONResponse:
         if account_sid != sandbox.account_sid or not sandbox.authorised(request):
             return twilio_error(401, 20003, "Authenticate")
-        to = request.query_params.get("To")
+        fault = sandbox.list_faults.pop(0) if sandbox.list_faults else None
+        if fault is None and sandbox.chaos is not None:
+            fault = sandbox.chaos.list_fault()
+        if fault is not None:
+            return twilio_error(fault.http_status, fault.code, fault.message)
+        query = request.query_params
+        to = query.get("To")
+        # Twilio compares send dates by day, and a message not sent yet has no send date.
+        after = query.get("DateSent>")
         rows = [
             m.resource(sandbox.account_sid)
             for m in reversed(sandbox.sent)
-            if to is None or m.to == to
+            if (to is None or m.to == to)
+            and (
+                after is None
+                or (m.date_sent is not None and m.date_sent.date().isoformat() >= after[:10])
+            )
         ]
         uri = str(request.url.path)
         return JSONResponse(

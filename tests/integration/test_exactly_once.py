@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -15,54 +14,23 @@ from parley_ai.core import Persona
 from parley_ai.llm import Completion
 from parley_ai.service import AiProjection, RepliesInbox
 from parley_dev import sandbox
-from parley_dev.serve import serving
 from parley_sender import store as sender_store
-from parley_sender.service import OutgoingInbox, SenderProjection
+from parley_sender.service import SenderProjection
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared.db import Pool, create_pool
 from parley_shared.events import (
     ConversationChanged,
-    Envelope,
-    MessageReceived,
     MessageSent,
-    ReplyGenerated,
     new_envelope,
 )
-from parley_shared.identity import derived_event_id, inbound_event_id
+from parley_shared.identity import derived_event_id
 from parley_shared.leases import LeaseWorker
 from parley_shared.memory import InMemoryBus
 from parley_shared.migrations import migrate
 from parley_shared.outbox import OutboxRelay
 from tests.e2e.conftest import eventually
-from tests.helpers import ACCOUNT_SID, AUTH_TOKEN
-
-
-@pytest.fixture
-async def pool(database: str) -> AsyncIterator[Pool]:
-    db = await create_pool(database)
-    try:
-        yield db
-    finally:
-        await db.close()
-
-
-def inbound(body: str = "hello") -> Envelope:
-    sid = "SM" + uuid.uuid4().hex
-    payload = MessageReceived(
-        message_sid=sid,
-        account_sid=ACCOUNT_SID,
-        channel="sms",
-        participant="+15550200001",
-        our_address="+15557654321",
-        body=body,
-    )
-    return new_envelope(
-        payload,
-        event_id=inbound_event_id(sid),
-        conversation_key="cv_once",
-        account_sid=ACCOUNT_SID,
-        occurred_at=datetime.now(UTC),
-    )
+from tests.helpers import ACCOUNT_SID
+from tests.integration.outbound import inbound, outgoing_inbox, queued_reply, send_one
 
 
 class GatedResponder:
@@ -199,58 +167,6 @@ async def test_a_slow_call_holds_no_connection(pool: Pool, database: str) -> Non
         with contextlib.suppress(asyncio.CancelledError):
             await running
         await small.close()
-
-
-@pytest.fixture
-async def twilio() -> AsyncIterator[tuple[sandbox.Sandbox, TwilioMessaging]]:
-    box = sandbox.Sandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN, lifecycle=[])
-    async with serving(sandbox.create_app(box)) as url:
-        client = TwilioMessaging(ACCOUNT_SID, AUTH_TOKEN, url, 10)
-        try:
-            yield box, client
-        finally:
-            await client.close()
-
-
-def outgoing_inbox(client: TwilioMessaging) -> OutgoingInbox:
-    return OutgoingInbox(
-        twilio=client,
-        status_callback="https://parley.test/webhooks/twilio/status",
-        max_attempts=3,
-        call_timeout_s=10,
-        lease_s=30,
-    )
-
-
-async def send_one(pool: Pool, inbox: OutgoingInbox) -> bool:
-    """What the lease worker does for one item; False when nothing was due."""
-    claims = await inbox.claim(pool, 1)
-    for claim in claims:
-        await inbox.record(pool, claim, await inbox.perform(claim))
-    return bool(claims)
-
-
-async def queued_reply(pool: Pool, projection: SenderProjection, body: str) -> Envelope:
-    cause = inbound()
-    payload = ReplyGenerated(
-        in_reply_to=cause.event_id,
-        inbound_message_sid="SM1",
-        inbound_at=cause.occurred_at,
-        channel="sms",
-        participant="+15550200001",
-        our_address="+15557654321",
-        body=body,
-        source="ai",
-    )
-    reply = new_envelope(
-        payload,
-        event_id=derived_event_id("reply.generated", cause.event_id),
-        conversation_key="cv_once",
-        account_sid=ACCOUNT_SID,
-        occurred_at=datetime.now(UTC),
-    )
-    await projection.handle(reply)
-    return reply
 
 
 @pytest.mark.parametrize("accepted_before_crash", [True, False])

@@ -36,7 +36,7 @@ def create_app(settings: SenderSettings) -> FastAPI:
         outgoing = OutgoingInbox(
             twilio=twilio,
             status_callback=str(settings.public_base_url).rstrip("/") + "/webhooks/twilio/status",
-            max_attempts=settings.sender_max_attempts,
+            retry_window_s=settings.sender_retry_window_s,
             call_timeout_s=call_timeout_s,
             lease_s=call_timeout_s + 30,
             on_settled=relay.notify,

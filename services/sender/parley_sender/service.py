@@ -21,7 +21,13 @@ from typing import ClassVar
 from opentelemetry import trace
 
 from parley_sender import store
-from parley_sender.core import OPTED_OUT_CODE, Outcome, backoff_s, classify_error
+from parley_sender.core import (
+    OPTED_OUT_CODE,
+    Outcome,
+    classify_error,
+    next_try,
+    pick_unclaimed,
+)
 from parley_sender.twilio_client import MessagingPort, SendError
 from parley_shared import topics
 from parley_shared.db import Connection, Pool
@@ -40,6 +46,8 @@ from parley_shared.projection import Projection
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.sender")
+
+GAVE_UP = "Twilio did not take the reply within the retry window (SENDER_RETRY_WINDOW_S)"
 
 
 class SenderProjection(Projection):
@@ -92,6 +100,8 @@ class Delivery:
     maybe_sent: bool  # an earlier attempt may have reached Twilio
     sending_since: datetime | None
     opted_out: bool
+    elapsed_s: float = 0.0  # since the first attempt
+    overdue: bool = False  # past the retry window: look up, never send
 
 
 @dataclass
@@ -100,7 +110,7 @@ class OutgoingInbox:
 
     twilio: MessagingPort
     status_callback: str
-    max_attempts: int
+    retry_window_s: float
     call_timeout_s: float
     lease_s: float
     on_settled: Callable[[], None] | None = None
@@ -117,6 +127,8 @@ class OutgoingInbox:
                     maybe_sent=row["was"] == "sending",
                     sending_since=row["sending_since"],
                     opted_out=row["opted_out"],
+                    elapsed_s=row["elapsed_s"],
+                    overdue=row["elapsed_s"] > self.retry_window_s,
                 ),
             )
             for row in rows
@@ -140,19 +152,43 @@ class OutgoingInbox:
 
     async def record(self, pool: Pool, claim: Claim[Delivery], outcome: Outcome) -> float | None:
         delivery = claim.work
-        if outcome.kind == "retry" and delivery.attempts < self.max_attempts:
-            delay = backoff_s(delivery.attempts)
-            kept = await store.retry_later(
-                pool,
-                claim.id,
-                claim.token,
-                delay,
-                outcome.error_code,
-                outcome.error_message,
-                maybe_sent=outcome.error_code != 20429,
+        if outcome.kind == "found":
+            taken = await store.sids_taken(pool, list(outcome.candidates), claim.id)
+            sid = pick_unclaimed(outcome.candidates, taken)
+            if sid is not None:
+                log.warning("reply %s was already accepted as %s; not resending", claim.id, sid)
+                outcome = Outcome("sent", message_sid=sid, status="queued")
+            elif delivery.overdue:
+                outcome = Outcome("failed", error_message=GAVE_UP)
+            else:
+                # What Twilio lists belongs to other replies: this one was never taken.
+                kept = await store.retry_later(
+                    pool, claim.id, claim.token, 0.0, None, None, maybe_sent=False
+                )
+                return 0.0 if kept else None
+        if outcome.kind == "retry":
+            delay = next_try(
+                delivery.attempts,
+                delivery.elapsed_s,
+                self.retry_window_s,
+                ambiguous=not outcome.not_taken,
             )
-            return delay if kept else None
-        reply = delivery.reply
+            if delay is not None:
+                kept = await store.retry_later(
+                    pool,
+                    claim.id,
+                    claim.token,
+                    delay,
+                    outcome.error_code,
+                    outcome.error_message,
+                    maybe_sent=not outcome.not_taken,
+                )
+                return delay if kept else None
+        await self._settle(pool, claim, outcome)
+        return None
+
+    async def _settle(self, pool: Pool, claim: Claim[Delivery], outcome: Outcome) -> None:
+        reply = claim.work.reply
         status = outcome.status or ("queued" if outcome.kind == "sent" else "failed")
         state = (
             "sent" if outcome.kind == "sent" else "skipped" if status == "canceled" else "failed"
@@ -172,7 +208,7 @@ class OutgoingInbox:
                 error_code=outcome.error_code,
                 error_message=outcome.error_message,
                 segments=reply.payload.segments,
-                attempts=delivery.attempts,
+                attempts=claim.work.attempts,
             ),
             event_id=derived_event_id(topics.MESSAGE_SENT, reply.event_id),
             occurred_at=datetime.now(UTC),
@@ -188,24 +224,28 @@ class OutgoingInbox:
             log.warning("lease on %s was lost before its outcome was recorded", claim.id)
         elif self.on_settled is not None:
             self.on_settled()
-        return None
 
     async def _attempt(self, delivery: Delivery) -> Outcome:
         p = delivery.reply.payload
         since = delivery.sending_since or datetime.now(UTC)
         with tracer.start_as_current_span("twilio.send"):
-            try:
-                if delivery.maybe_sent:
+            if delivery.maybe_sent:
+                try:
                     found = await self.twilio.find_sent(
                         to=p.participant, body=p.body, since=since - timedelta(seconds=5)
                     )
-                    if found is not None:
-                        log.warning(
-                            "reply %s was already accepted as %s; not resending",
-                            delivery.reply.event_id,
-                            found,
-                        )
-                        return Outcome("sent", message_sid=found, status="queued")
+                except SendError as exc:
+                    # Not knowing whether it was sent is not "not sent": look again later.
+                    return Outcome(
+                        "retry",
+                        error_code=exc.code,
+                        error_message=f"looking for an earlier attempt: {exc.message}",
+                    )
+                if found:
+                    return Outcome("found", candidates=tuple(found))
+            if delivery.overdue:
+                return Outcome("failed", error_message=GAVE_UP)
+            try:
                 accepted = await self.twilio.send(
                     to=p.participant,
                     from_=p.our_address,
@@ -216,6 +256,8 @@ class OutgoingInbox:
             except SendError as exc:
                 outcome = classify_error(exc.http_status, exc.code, exc.message)
                 if outcome.kind == "retry" and exc.http_status == 429:
-                    return Outcome("retry", error_code=20429, error_message=exc.message)
+                    return Outcome(
+                        "retry", error_code=20429, error_message=exc.message, not_taken=True
+                    )
                 return outcome
         return Outcome("sent", message_sid=accepted.message_sid, status=accepted.status)

@@ -13,7 +13,8 @@ class SenderSettings(ProjectionSettings):
     # Sends in flight at once; they hold no database connection.
     sender_max_in_flight: int = Field(256, ge=1, le=10_000)
     sender_pool_size: int = Field(8, ge=2, le=100)
-    sender_max_attempts: int = Field(6, ge=1, le=50)
+    # How long a reply is retried through a Twilio outage, from its first attempt.
+    sender_retry_window_s: float = Field(900.0, ge=1, le=86_400)
     sender_timeout_s: float = Field(15.0, gt=0, le=120)
     sender_host: str = "0.0.0.0"
     sender_port: int = Field(8083, ge=1, le=65535)

@@ -15,7 +15,7 @@ from uuid import UUID
 
 from parley_shared.db import Connection, Pool
 from parley_shared.events import Envelope, MessageSent, ReplyGenerated, encode
-from parley_shared.migrations import baseline
+from parley_shared.migrations import Migration, baseline
 from parley_shared.topics import MESSAGE_SENT
 
 SERVICE = "sender"
@@ -48,7 +48,13 @@ CREATE TABLE IF NOT EXISTS sender_optouts (
 """
 
 # Step N takes the tables to version N; append, never edit a released step.
-MIGRATIONS = (baseline(SERVICE, SCHEMA),)
+MIGRATIONS = (
+    baseline(SERVICE, SCHEMA),
+    Migration(
+        "first attempt time, for the retry window",
+        "ALTER TABLE sender_outbound ADD COLUMN IF NOT EXISTS first_attempt_at timestamptz;",
+    ),
+)
 
 
 async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
@@ -132,10 +138,12 @@ async def claim(pool: Pool, limit: int, lease_s: float) -> list[Any]:
             state = CASE WHEN due.opted_out THEN o.state ELSE 'sending' END,
             attempts = o.attempts + CASE WHEN due.opted_out THEN 0 ELSE 1 END,
             sending_since = CASE WHEN due.opted_out THEN o.sending_since
-                                 ELSE coalesce(o.sending_since, now()) END
+                                 ELSE coalesce(o.sending_since, now()) END,
+            first_attempt_at = coalesce(o.first_attempt_at, now())
         FROM due WHERE o.reply_event_id = due.reply_event_id
         RETURNING o.reply_event_id, o.lease_token, o.event, due.was, o.attempts,
-                  o.sending_since, due.opted_out, o.seq
+                  o.sending_since, due.opted_out, o.seq,
+                  extract(epoch FROM now() - o.first_attempt_at)::float8 AS elapsed_s
         """,
         limit,
         lease_s,
@@ -186,6 +194,17 @@ async def settle(
             opt_out[1] if opt_out else None,
         )
     )
+
+
+async def sids_taken(pool: Pool, sids: Sequence[str], reply_id: UUID) -> set[str]:
+    """Which of ``sids`` other replies have recorded as theirs."""
+    rows = await pool.fetch(
+        "SELECT message_sid FROM sender_outbound WHERE message_sid = ANY($1::text[]) "
+        "AND reply_event_id <> $2",
+        list(sids),
+        reply_id,
+    )
+    return {row["message_sid"] for row in rows}
 
 
 async def retry_later(

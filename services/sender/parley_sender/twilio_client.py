@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from twilio.base.exceptions import TwilioRestException
+from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
 
@@ -37,13 +37,15 @@ class MessagingPort(Protocol):
         status_callback: str,
     ) -> Accepted: ...
 
-    async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None: ...
+    async def find_sent(self, *, to: str, body: str, since: datetime) -> list[str]: ...
 
     async def close(self) -> None: ...
 
 
 class TwilioMessaging:
     """``twilio.rest.Client`` on its asyncio HTTP client; ``api_base_url`` may be a sandbox."""
+
+    LOOKUP_LIMIT = 1000
 
     def __init__(
         self, account_sid: str, auth_token: str, api_base_url: str, timeout_s: float
@@ -77,22 +79,32 @@ class TwilioMessaging:
         segments = int(message.num_segments) if message.num_segments else None
         return Accepted(str(message.sid), str(message.status or "queued"), segments)
 
-    async def find_sent(self, *, to: str, body: str, since: datetime) -> str | None:
+    async def find_sent(self, *, to: str, body: str, since: datetime) -> list[str]:
+        """SIDs of outbound messages to ``to`` with ``body`` created since ``since``, oldest
+        first. No ``DateSent`` filter: a message Twilio accepted but has not sent yet has no
+        send date, and it is exactly the one looked for. Every page is read (up to
+        ``LOOKUP_LIMIT`` messages to this one participant)."""
         try:
             messages = await self._client.messages.list_async(
-                to=to, date_sent_after=since, limit=50
+                to=to, limit=self.LOOKUP_LIMIT, page_size=100
             )
         except TwilioRestException as exc:
             raise SendError(exc.status, exc.code, str(exc.msg)) from exc
+        except TwilioException as exc:
+            # A page that is not a 200 raises the base class, with the response beside it.
+            response = exc.args[1] if len(exc.args) > 1 else None
+            raise SendError(getattr(response, "status_code", None), None, repr(exc)) from exc
         except (OSError, TimeoutError) as exc:
             raise SendError(None, None, repr(exc)) from exc
-        for message in messages:
-            created = message.date_created
-            if created is not None and created < since:
-                continue  # the date filter is coarse (Twilio compares dates, not times)
-            if message.body == body and message.direction != "inbound":
-                return str(message.sid)
-        return None
+        found = [
+            (message.date_created, str(message.sid))
+            for message in messages
+            if message.body == body
+            and message.direction != "inbound"
+            and message.date_created is not None
+            and message.date_created >= since
+        ]
+        return [sid for _, sid in sorted(found)]
 
     async def close(self) -> None:
         await self._http.close()

@@ -1,0 +1,149 @@
+"""The sender through Twilio's failures: looking up an attempt that may have been taken, a
+look-up that fails, identical replies, an outage longer than a few retries."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import UUID
+
+import pytest
+
+from parley_dev import sandbox
+from parley_sender import store as sender_store
+from parley_sender.service import GAVE_UP, SenderProjection
+from parley_sender.twilio_client import SendError, TwilioMessaging
+from parley_shared.db import Pool
+from parley_shared.memory import InMemoryBus
+from parley_shared.migrations import migrate
+from parley_shared.outbox import OutboxRelay
+from tests.integration.outbound import outgoing_inbox, queued_reply, send_one
+
+Twilio = tuple[sandbox.Sandbox, TwilioMessaging]
+
+
+async def crashed_while_sending(pool: Pool, reply_id: UUID, seconds_ago: float = 2) -> None:
+    """What a worker that died between calling Twilio and recording the answer leaves."""
+    await pool.execute(
+        "UPDATE sender_outbound SET state = 'sending', attempts = 1, sending_since = $1, "
+        "first_attempt_at = $1, due_at = now() WHERE reply_event_id = $2",
+        datetime.now(UTC) - timedelta(seconds=seconds_ago),
+        reply_id,
+    )
+
+
+async def due_now(pool: Pool) -> None:
+    await pool.execute("UPDATE sender_outbound SET due_at = now()")
+
+
+async def outcome_of(pool: Pool, reply_id: UUID) -> tuple[str, str | None]:
+    row = await pool.fetchrow(
+        "SELECT state, message_sid FROM sender_outbound WHERE reply_event_id = $1", reply_id
+    )
+    assert row is not None
+    return row["state"], row["message_sid"]
+
+
+async def test_an_accepted_message_not_sent_yet_is_found(pool: Pool, twilio: Twilio) -> None:
+    """Twilio took it but has not sent it: it has no send date, so a DateSent filter
+    would miss it and the reply would go out twice."""
+    box, client = twilio
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    reply = await queued_reply(pool, SenderProjection(pool), "See you at 8.")
+    await crashed_while_sending(pool, reply.event_id)
+    box.faults.append(sandbox.Fault(500, 20500, accept=True))  # taken, then an error
+    box.lifecycle = []  # stays queued: no send date
+    with pytest.raises(SendError):
+        await client.send(
+            to="+15550200001",
+            from_="+15557654321",
+            messaging_service_sid=None,
+            body="See you at 8.",
+            status_callback="https://parley.test/webhooks/twilio/status",
+        )
+    assert box.sent[0].date_sent is None
+    calls = box.create_calls
+
+    assert await send_one(pool, outgoing_inbox(client))
+    assert box.create_calls == calls and len(box.sent) == 1
+    assert await outcome_of(pool, reply.event_id) == ("sent", box.sent[0].sid)
+
+
+async def test_a_failed_look_up_is_not_taken_for_not_sent(pool: Pool, twilio: Twilio) -> None:
+    box, client = twilio
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    reply = await queued_reply(pool, SenderProjection(pool), "Your order shipped.")
+    await crashed_while_sending(pool, reply.event_id)
+    await client.send(
+        to="+15550200001",
+        from_="+15557654321",
+        messaging_service_sid=None,
+        body="Your order shipped.",
+        status_callback="",
+    )
+    box.list_faults.append(sandbox.Fault(429, 20429, "Too Many Requests"))
+    inbox = outgoing_inbox(client)
+
+    assert await send_one(pool, inbox)
+    assert await outcome_of(pool, reply.event_id) == ("sending", None)  # still "maybe sent"
+    await due_now(pool)
+    assert await send_one(pool, inbox)
+    assert len(box.sent) == 1
+    assert await outcome_of(pool, reply.event_id) == ("sent", box.sent[0].sid)
+
+
+async def test_identical_replies_never_claim_the_same_message(pool: Pool, twilio: Twilio) -> None:
+    """Two fallback apologies to one person: the second's crashed attempt never reached
+    Twilio, so the first's message must not be taken for it."""
+    box, client = twilio
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    projection = SenderProjection(pool)
+    inbox = outgoing_inbox(client)
+    first = await queued_reply(pool, projection, "Sorry, we can't answer right now.")
+    assert await send_one(pool, inbox)
+    second = await queued_reply(pool, projection, "Sorry, we can't answer right now.")
+    await crashed_while_sending(pool, second.event_id, seconds_ago=0)
+
+    while await send_one(pool, inbox):
+        await due_now(pool)
+
+    assert len(box.sent) == 2
+    assert await outcome_of(pool, first.event_id) == ("sent", box.sent[0].sid)
+    assert await outcome_of(pool, second.event_id) == ("sent", box.sent[1].sid)
+
+
+async def test_a_twilio_outage_longer_than_a_few_retries_still_delivers(
+    pool: Pool, twilio: Twilio
+) -> None:
+    box, client = twilio
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    reply = await queued_reply(pool, SenderProjection(pool), "Back online.")
+    box.faults.extend(sandbox.Fault(503, 20503) for _ in range(12))
+    inbox = outgoing_inbox(client)  # a 60 s window: the outage is shorter
+    attempts = 0
+    while await send_one(pool, inbox):
+        attempts += 1
+        await due_now(pool)
+    assert attempts == 13 and len(box.sent) == 1
+    assert await outcome_of(pool, reply.event_id) == ("sent", box.sent[0].sid)
+
+
+async def test_past_the_window_a_reply_that_may_be_sent_is_looked_up_not_resent(
+    pool: Pool, twilio: Twilio
+) -> None:
+    box, client = twilio
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    bus = InMemoryBus()
+    reply = await queued_reply(pool, SenderProjection(pool), "Late news.")
+    await crashed_while_sending(pool, reply.event_id, seconds_ago=3600)
+    box.list_faults.append(sandbox.Fault(500, 20500))
+    inbox = outgoing_inbox(client)
+
+    assert await send_one(pool, inbox)  # the look-up fails: still not known, not failed
+    assert await outcome_of(pool, reply.event_id) == ("sending", None)
+    await due_now(pool)
+    assert await send_one(pool, inbox)  # Twilio answers: not there, and too late to send
+    assert box.create_calls == 0
+    assert await outcome_of(pool, reply.event_id) == ("failed", None)
+    await OutboxRelay(pool, "sender", bus).publish_pending()
+    [outcome] = bus.events("message.sent")
+    assert outcome.payload.error_message == GAVE_UP  # type: ignore[attr-defined]
