@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from parley_analytics.app import create_app
 from parley_analytics.settings import AnalyticsSettings
-from parley_shared.runtime import access_log, configure, load_settings
+from parley_shared.runtime import configure, load_settings, serve
 
 
 def main() -> None:
     settings = load_settings(AnalyticsSettings)
     configure("analytics", settings)
-    uvicorn.run(
-        create_app(settings),
-        access_log=access_log(),
-        host=settings.analytics_host,
-        port=settings.analytics_port,
-    )
+    serve(create_app(settings), settings.analytics_host, settings.analytics_port)
 
 
 if __name__ == "__main__":

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from parley_conversation.app import create_app
 from parley_conversation.settings import ConversationSettings
-from parley_shared.runtime import access_log, configure, load_settings
+from parley_shared.runtime import configure, load_settings, serve
 
 
 def main() -> None:
     settings = load_settings(ConversationSettings)
     configure("conversation", settings)
-    uvicorn.run(
-        create_app(settings),
-        access_log=access_log(),
-        host=settings.conversation_host,
-        port=settings.conversation_port,
-    )
+    serve(create_app(settings), settings.conversation_host, settings.conversation_port)
 
 
 if __name__ == "__main__":

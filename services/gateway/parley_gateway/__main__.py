@@ -2,22 +2,18 @@
 
 from __future__ import annotations
 
-import uvicorn
-
 from parley_gateway.app import create_app
 from parley_gateway.settings import GatewaySettings
-from parley_shared.runtime import access_log, configure, load_settings
+from parley_shared.runtime import configure, load_settings, serve
 
 
 def main() -> None:
     settings = load_settings(GatewaySettings)
     configure("gateway", settings)
-    uvicorn.run(
+    serve(
         create_app(settings),
-        host=settings.gateway_host,
-        port=settings.gateway_port,
-        log_level="info",
-        access_log=access_log(),
+        settings.gateway_host,
+        settings.gateway_port,
         proxy_headers=True,
         forwarded_allow_ips="*",
     )
