@@ -104,7 +104,11 @@ def health_routes(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", tags=["health"])
+    @app.get(
+        "/readyz",
+        tags=["health"],
+        responses={503: {"description": "Not consuming, or the database does not answer"}},
+    )
     async def readyz() -> JSONResponse:
         ok = await ready()
         return JSONResponse(

@@ -11,12 +11,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 
 from parley_analytics.core import cost_usd, percentile, spreadsheet_safe
 from parley_analytics.settings import ModelPrice
-from parley_shared.auth import require_token
+from parley_shared.auth import UNAUTHORIZED, invalid, require_token
 from parley_shared.db import Pool
 
 MAX_RANGE = timedelta(days=3660)
@@ -70,19 +70,19 @@ async def filters(
 ) -> Filters:
     for given in (start, end):
         if given is not None and not EARLIEST <= _aware(given) <= LATEST:
-            raise HTTPException(422, "`from` and `to` must lie between 1970 and 9999")
+            raise invalid("from" if given is start else "to", "must lie between 1970 and 9999")
     end = _aware(end) if end else datetime.now(UTC)
     start = _aware(start) if start else end - timedelta(days=30)
     if start >= end:
-        raise HTTPException(422, "`from` must be before `to`")
+        raise invalid("from", "must be before `to`")
     if end - start > MAX_RANGE:
-        raise HTTPException(422, "range longer than ten years")
+        raise invalid("from", "the range may not be longer than ten years")
     return Filters(start, end, channel, our_number)
 
 
 Range = Annotated[Filters, Depends(filters)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
 
 
 def _range(f: Filters) -> dict[str, Any]:

@@ -12,7 +12,7 @@ from pydantic import BaseModel
 
 from parley_conversation.core import BadCursor, decode_cursor, encode_cursor
 from parley_conversation.service import Conflict, ConversationService, NotFound
-from parley_shared.auth import require_token
+from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED, invalid, require_token
 
 
 async def get_service(request: Request) -> ConversationService:
@@ -21,7 +21,7 @@ async def get_service(request: Request) -> ConversationService:
 
 
 Service = Annotated[ConversationService, Depends(get_service)]
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)])
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
 
 
 class Conversation(BaseModel):
@@ -109,7 +109,7 @@ async def list_conversations(
             opened, last_id = decode_cursor(cursor, 2)
             args += [datetime.fromisoformat(opened), UUID(last_id)]
         except (BadCursor, ValueError) as exc:
-            raise HTTPException(422, "invalid cursor") from exc
+            raise invalid("cursor", "not a cursor this API returned") from exc
         where.append(f"(c.opened_at, c.id) < (${len(args) - 1}, ${len(args)})")
     args.append(limit + 1)
     sql = (
@@ -125,7 +125,7 @@ async def list_conversations(
     )
 
 
-@router.get("/conversations/{conversation_id}", response_model=Conversation)
+@router.get("/conversations/{conversation_id}", response_model=Conversation, responses=NOT_FOUND)
 async def get_conversation(conversation_id: UUID, service: Service) -> Conversation:
     row = await service.pool.fetchrow(f"{CONVERSATION_SQL} WHERE c.id = $1", conversation_id)
     if row is None:
@@ -133,7 +133,9 @@ async def get_conversation(conversation_id: UUID, service: Service) -> Conversat
     return Conversation.model_validate(dict(row))
 
 
-@router.get("/conversations/{conversation_id}/messages", response_model=MessagePage)
+@router.get(
+    "/conversations/{conversation_id}/messages", response_model=MessagePage, responses=NOT_FOUND
+)
 async def list_messages(
     conversation_id: UUID,
     service: Service,
@@ -152,7 +154,7 @@ async def list_messages(
             anchor, direction, last_id = decode_cursor(cursor, 3)
             args += [datetime.fromisoformat(anchor), direction, UUID(last_id)]
         except (BadCursor, ValueError) as exc:
-            raise HTTPException(422, "invalid cursor") from exc
+            raise invalid("cursor", "not a cursor this API returned") from exc
         after = "AND (m.anchor_at, m.direction, m.id) > ($2, $3, $4)"
     args.append(limit + 1)
     rows = await service.pool.fetch(
@@ -196,14 +198,22 @@ async def _change(
         raise HTTPException(409, str(exc)) from exc
 
 
-@router.post("/conversations/{conversation_id}/close", response_model=Conversation)
+@router.post(
+    "/conversations/{conversation_id}/close",
+    response_model=Conversation,
+    responses={**NOT_FOUND, **CONFLICT},
+)
 async def close_conversation(conversation_id: UUID, service: Service) -> Conversation:
     """Close: no more AI replies; the participant's next message opens a new conversation."""
     await _change(service, conversation_id, "closed")
     return await get_conversation(conversation_id, service)
 
 
-@router.post("/conversations/{conversation_id}/reopen", response_model=Conversation)
+@router.post(
+    "/conversations/{conversation_id}/reopen",
+    response_model=Conversation,
+    responses={**NOT_FOUND, **CONFLICT},
+)
 async def reopen_conversation(conversation_id: UUID, service: Service) -> Conversation:
     """Reopen a closed conversation, unless the participant has started a newer one."""
     await _change(service, conversation_id, "reopened")

@@ -17,6 +17,7 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
+from pydantic import BaseModel
 
 from parley_gateway.core import InvalidWebhook, Params, inbound_event, parse_form, status_event
 from parley_gateway.settings import GatewaySettings
@@ -123,6 +124,50 @@ async def _create_topics_when_possible(settings: GatewaySettings) -> None:
             delay = min(delay * 2, 30)
 
 
+class Problem(BaseModel):
+    detail: str
+
+
+def _problem(description: str) -> dict[str, Any]:
+    return {"model": Problem, "description": description}
+
+
+# What both webhooks document: Twilio posts a signed form and reads only the status code.
+WEBHOOK: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {
+        200: {"content": {"text/xml": {}}, "description": "Accepted; empty TwiML"},
+        400: _problem("Malformed webhook"),
+        403: _problem("Missing or invalid X-Twilio-Signature"),
+        413: _problem("Body too large"),
+        415: _problem("Not a form post"),
+        503: _problem("Broker unavailable; Twilio should retry"),
+    },
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["MessageSid", "AccountSid", "From", "To"],
+                        "additionalProperties": {"type": "string"},
+                    }
+                }
+            },
+        },
+        "parameters": [
+            {
+                "name": "X-Twilio-Signature",
+                "in": "header",
+                "required": True,
+                "schema": {"type": "string"},
+            }
+        ],
+    },
+}
+
+
 def create_app(settings: GatewaySettings, publisher: Publisher | None = None) -> FastAPI:
     """The app; ``publisher`` replaces Kafka in unit tests."""
 
@@ -155,23 +200,12 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
         lifespan=lifespan,
     )
 
-    @app.post(
-        "/webhooks/twilio/messages",
-        response_class=Response,
-        responses={
-            200: {"content": {"text/xml": {}}, "description": "Accepted; empty TwiML"},
-            400: {"description": "Malformed webhook"},
-            403: {"description": "Bad signature"},
-            413: {"description": "Body too large"},
-            415: {"description": "Not a form post"},
-            503: {"description": "Broker unavailable; Twilio should retry"},
-        },
-    )
+    @app.post("/webhooks/twilio/messages", **WEBHOOK)
     async def inbound_message(request: Request, gateway: GatewayDep) -> Response:
         """An inbound SMS or WhatsApp message."""
         return await gateway.accept(request, topics.MESSAGE_RECEIVED, inbound_event)
 
-    @app.post("/webhooks/twilio/status", response_class=Response)
+    @app.post("/webhooks/twilio/status", **WEBHOOK)
     async def status_callback(request: Request, gateway: GatewayDep) -> Response:
         """A delivery status callback for a message Parley sent."""
         return await gateway.accept(request, topics.STATUS_UPDATED, status_event)
@@ -180,7 +214,7 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz")
+    @app.get("/readyz", responses={503: {"description": "The broker does not answer"}})
     async def readyz(request: Request) -> JSONResponse:
         kafka: KafkaPublisher | None = request.state.kafka
         ready = kafka is None or await kafka.ping()
