@@ -19,7 +19,6 @@ import argparse
 import asyncio
 import contextlib
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,11 +33,14 @@ import httpx
 from parley_dev import sandbox
 from parley_dev.infra import Postgres, Tansu, free_port, stop_pid
 from parley_dev.loadgen import Traffic, cpu_seconds, describe_latency, tree_cpu_seconds
-from parley_dev.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SERVICES, Service, launch
+from parley_dev.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Service, launch
 from parley_dev.serve import serving
+from parley_dev.stack import running
 from parley_shared.metrics import parse
 
 Probe = dict[str, Callable[[], float]]
+# What Twilio would call; the sandbox signs for it and delivers to the local gateway.
+PUBLIC = "https://parley.bench.test"
 
 
 async def drive(
@@ -153,9 +155,7 @@ async def acquisitions(ports: dict[str, int]) -> float:
 async def parley(
     kafka: str, database: str, env_extra: dict[str, str], logs: Path
 ) -> AsyncIterator[tuple[str, dict[str, int], dict[str, int]]]:
-    """Every Parley service as a process; yields (gateway URL, pids, ports)."""
-    ports = {s.name: free_port() for s in SERVICES}
-    gateway = f"http://127.0.0.1:{ports['gateway']}"
+    """Every Parley service as a process; yields (gateway URL, pids, ports) by service."""
     env = {
         **os.environ,
         "KAFKA_BOOTSTRAP_SERVERS": kafka,
@@ -163,34 +163,15 @@ async def parley(
         "KAFKA_TOPIC_PREFIX": f"load{uuid.uuid4().hex[:6]}.",
         "KAFKA_SESSION_TIMEOUT_MS": "2000",
         "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-        "PUBLIC_BASE_URL": gateway,
+        "PUBLIC_BASE_URL": PUBLIC,
         "API_TOKEN": "bench-api-token",
         "LOG_LEVEL": "WARNING",
         **env_extra,
     }
-    children: dict[str, subprocess.Popen[bytes]] = {}
-    try:
-        for service in SERVICES:
-            env[service.port_env] = str(ports[service.name])
-            children[service.name] = launch(service, env, logs)
-        async with httpx.AsyncClient(timeout=5) as http:
-            for name, port in ports.items():
-                deadline = time.monotonic() + 60
-                while (await _status(http, port)) != 200:
-                    if time.monotonic() > deadline:
-                        raise RuntimeError(f"{name} not ready; see {logs}")
-                    await asyncio.sleep(0.2)
-        yield gateway, {name: p.pid for name, p in children.items()}, ports
-    finally:
-        for process in children.values():
-            stop_pid(process.pid)
-
-
-async def _status(http: httpx.AsyncClient, port: int) -> int:
-    try:
-        return (await http.get(f"http://127.0.0.1:{port}/readyz")).status_code
-    except httpx.HTTPError:
-        return 0
+    async with running(env, logs) as stack:
+        pids = {r.service.name: stack.pids()[r.name] for r in stack.replicas}
+        ports = {r.service.name: r.port for r in stack.replicas}
+        yield stack.urls("gateway")[0], pids, ports
 
 
 async def main(args: argparse.Namespace) -> None:
@@ -238,8 +219,9 @@ async def main(args: argparse.Namespace) -> None:
                     pids,
                     ports,
                 ):
-                    traffic = Traffic(gateway, gateway, SANDBOX_AUTH_TOKEN, SANDBOX_ACCOUNT_SID)
+                    traffic = Traffic(gateway, PUBLIC, SANDBOX_AUTH_TOKEN, SANDBOX_ACCOUNT_SID)
                     box.on_send = traffic.on_send
+                    box.deliver_to = (PUBLIC, gateway)
                     probe: Probe = {
                         **{name: (lambda p=pid: cpu_seconds(p)) for name, pid in pids.items()},
                         "postgres": lambda: tree_cpu_seconds(cluster.pid() or 0),

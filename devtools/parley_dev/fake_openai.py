@@ -10,6 +10,7 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from random import Random
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -31,6 +32,23 @@ class FakeOpenAI:
     failures: list[tuple[int, float | None]] = field(default_factory=list)
     delay_s: float = 0.0
     delays: dict[str, float] = field(default_factory=dict)  # by a word in the last message
+    # Faults drawn at random for every call (the fault-injection suite's model).
+    error_rate: float = 0.0  # 500
+    throttle_rate: float = 0.0  # 429 with a Retry-After
+    hang_rate: float = 0.0  # no answer for hang_s
+    hang_s: float = 60.0
+    random: Random = field(default_factory=Random)
+
+    def draw(self) -> tuple[int, float | None] | None:
+        roll = self.random.random()
+        if roll < self.error_rate:
+            return 500, None
+        if roll < self.error_rate + self.throttle_rate:
+            return 429, 0.2
+        return None
+
+    def hangs(self) -> bool:
+        return self.random.random() < self.hang_rate
 
     def last_user_text(self, body: dict[str, Any]) -> str:
         return next(
@@ -46,8 +64,11 @@ def create_app(fake: FakeOpenAI) -> FastAPI:
     async def completions(request: Request) -> JSONResponse:
         body = await request.json()
         fake.requests.append(body)
-        if fake.failures:
-            status, retry_after = fake.failures.pop(0)
+        failure = fake.failures.pop(0) if fake.failures else fake.draw()
+        if fake.hangs():
+            await asyncio.sleep(fake.hang_s)
+        if failure is not None:
+            status, retry_after = failure
             headers = {"retry-after": str(retry_after)} if retry_after is not None else {}
             return JSONResponse(
                 {"error": {"message": "fake failure", "type": "server_error"}},

@@ -72,6 +72,9 @@ class Traffic:
     auth_token: str
     account_sid: str
     our_number: str = "+15557650000"
+    # More gateways behind the same public URL: a post whose connection fails goes to the
+    # next one, as a load balancer would send it.
+    failover: list[str] = field(default_factory=list)
     posted: dict[str, float] = field(default_factory=dict)  # marker -> when posted
     acknowledged: set[str] = field(default_factory=set)
     replies: dict[str, float] = field(default_factory=dict)  # marker -> when answered
@@ -83,8 +86,12 @@ class Traffic:
     def __post_init__(self) -> None:
         self._validator = RequestValidator(self.auth_token)
 
+    def marker_of(self, message: SentMessage) -> str:
+        """Which posted message a reply answers: the model echoes the marker."""
+        return message.body.rsplit(" ", 1)[-1]
+
     def on_send(self, message: SentMessage) -> None:
-        marker = message.body.rsplit(" ", 1)[-1]
+        marker = self.marker_of(message)
         self.sends[marker] += 1
         if marker in self.replies:
             return
@@ -109,10 +116,11 @@ class Traffic:
         path = "/webhooks/twilio/messages"
         signature = self._validator.compute_signature(self.public + path, params)
         self.posted[marker] = time.perf_counter()
-        for attempt in range(2):
+        targets = [self.target, *self.failover, self.target]
+        for attempt, target in enumerate(targets):
             try:
                 async with http.post(
-                    self.target + path,
+                    target + path,
                     data=urlencode(params),
                     headers={
                         "X-Twilio-Signature": signature,
@@ -124,8 +132,9 @@ class Traffic:
                 break
             except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
                 # A kept-alive connection the server had just closed (idle past uvicorn's
-                # keep-alive time-out while the user waited for a reply); Twilio retries too.
-                if attempt:
+                # keep-alive time-out while the user waited for a reply), or a gateway that
+                # is down: Twilio retries too.
+                if attempt == len(targets) - 1:
                     self.refused += 1
                     return False
             except (aiohttp.ClientError, TimeoutError):

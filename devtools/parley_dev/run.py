@@ -66,11 +66,16 @@ def port_of(service: Service, env: dict[str, str]) -> int:
 
 
 def launch(
-    service: Service, env: dict[str, str], logs: Path, *, wait: bool = True
+    service: Service,
+    env: dict[str, str],
+    logs: Path,
+    *,
+    wait: bool = True,
+    log_name: str | None = None,
 ) -> subprocess.Popen[bytes]:
     """Start one service as its own process (logging to ``logs``); ``wait`` for its port."""
     logs.mkdir(parents=True, exist_ok=True)
-    log = logs / f"{service.name}.log"
+    log = logs / f"{log_name or service.name}.log"
     port = port_of(service, env)
     with log.open("ab") as out:
         process = subprocess.Popen(

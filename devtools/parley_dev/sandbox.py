@@ -57,7 +57,9 @@ class Chaos:
     def draw(self) -> Fault | None:
         roll = self._random.random()
         for rate, fault in (
-            (self.hang_rate, Fault(200, 0, "hung", hang_s=self.hang_s)),
+            # A request that hangs and is never processed: by the time it answers, the
+            # caller has long given up. (One taken and answered with an error is below.)
+            (self.hang_rate, Fault(503, 20503, "chaos: hung", hang_s=self.hang_s)),
             (self.error_rate, Fault(500, 20500, "chaos: internal error")),
             (self.accept_then_error_rate, Fault(500, 20500, "chaos: taken", accept=True)),
             (self.throttle_rate, Fault(429, 20429, "chaos: too many requests")),
@@ -127,6 +129,14 @@ class Sandbox:
     create_calls: int = 0
     # (public prefix, local prefix): sign callbacks for the public URL, deliver them locally.
     deliver_to: tuple[str, str] | None = None
+    # Further local prefixes, tried in turn when one does not answer 200 (a load balancer
+    # in front of several gateways).
+    failover: list[str] = field(default_factory=list)
+    # Report each status twice, and in any order (Twilio promises neither once nor order).
+    shuffle_callbacks: bool = False
+    duplicate_callbacks: bool = False
+    # Statuses a gateway answered 200 for, by message SID.
+    reported: dict[str, list[str]] = field(default_factory=dict)
     # Called with every accepted message (the load benchmark's users wait on it).
     on_send: Callable[[SentMessage], None] | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -159,8 +169,10 @@ class Sandbox:
         if not message.status_callback:
             return
         validator = RequestValidator(self.auth_token)
-        http = self.client()
-        for status in list(self.lifecycle):
+        statuses = [s for s in self.lifecycle for _ in range(2 if self.duplicate_callbacks else 1)]
+        if self.shuffle_callbacks:
+            random.shuffle(statuses)
+        for status in statuses:
             await asyncio.sleep(self.callback_delay_s)
             message.status = status
             if status == "sent" and message.date_sent is None:
@@ -178,14 +190,23 @@ class Sandbox:
             if message.messaging_service_sid:
                 params["MessagingServiceSid"] = message.messaging_service_sid
             signature = validator.compute_signature(message.status_callback, params)
-            target = message.status_callback
-            if self.deliver_to and target.startswith(self.deliver_to[0]):
-                target = self.deliver_to[1] + target[len(self.deliver_to[0]) :]
+            if await self._deliver(message.status_callback, params, signature):
+                self.reported.setdefault(message.sid, []).append(status)
+
+    async def _deliver(self, url: str, params: dict[str, str], signature: str) -> bool:
+        targets = [url]
+        if self.deliver_to and url.startswith(self.deliver_to[0]):
+            path = url[len(self.deliver_to[0]) :]
+            targets = [local + path for local in (self.deliver_to[1], *self.failover)]
+        for target in targets:
             with contextlib.suppress(aiohttp.ClientError, TimeoutError):
-                async with http.post(
+                async with self.client().post(
                     target, data=params, headers={"X-Twilio-Signature": signature}
                 ) as response:
                     await response.read()
+                    if response.status == 200:
+                        return True
+        return False
 
     def for_number(self, number: str) -> list[SentMessage]:
         return [m for m in self.sent if m.to == number]

@@ -55,6 +55,9 @@ class Supervisor:
     def processes(self) -> list[subprocess.Popen[bytes]]:
         return [child.process for child in self._children]
 
+    def process(self, name: str) -> subprocess.Popen[bytes]:
+        return next(child.process for child in self._children if child.name == name)
+
     def tick(self) -> None:
         """Notice exits and start what is due; call it every fraction of a second."""
         now = self._clock()

@@ -51,3 +51,7 @@ class ProjectionSettings(BusSettings):
     database_url: str = Field(min_length=1)
     db_schema: str = Field("public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
     kafka_group_id: str | None = None
+    # Services with an inbox (ai, sender): how long past a call's own deadline its lease
+    # lasts. A crashed worker's items wait this long for another worker; a shorter grace
+    # risks a second call (harmless: outcomes are fenced, sends looked up) for a slow one.
+    inbox_lease_grace_s: float = Field(30.0, ge=1, le=600)

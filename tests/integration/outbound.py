@@ -32,12 +32,12 @@ def inbound(body: str = "hello") -> Envelope:
     )
 
 
-def outgoing_inbox(client: TwilioMessaging) -> OutgoingInbox:
+def outgoing_inbox(client: TwilioMessaging, call_timeout_s: float = 10) -> OutgoingInbox:
     return OutgoingInbox(
         twilio=client,
         status_callback="https://parley.test/webhooks/twilio/status",
         retry_window_s=60,
-        call_timeout_s=10,
+        call_timeout_s=call_timeout_s,
         lease_s=30,
     )
 

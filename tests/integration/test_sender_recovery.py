@@ -3,6 +3,7 @@ look-up that fails, identical replies, an outage longer than a few retries."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, datetime, timedelta
 from uuid import UUID
 
@@ -147,3 +148,23 @@ async def test_past_the_window_a_reply_that_may_be_sent_is_looked_up_not_resent(
     await OutboxRelay(pool, "sender", bus).publish_pending()
     [outcome] = bus.events("message.sent")
     assert outcome.payload.error_message == GAVE_UP  # type: ignore[attr-defined]
+
+
+async def test_a_hung_send_is_given_up_after_its_own_time_out_and_sent_once(
+    pool: Pool, twilio: Twilio
+) -> None:
+    """The twilio async client ignores its time-out; ours bounds each call."""
+    box, client = twilio
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    reply = await queued_reply(pool, SenderProjection(pool), "Hello again.")
+    box.faults.append(sandbox.Fault(503, 20503, hang_s=3))
+    inbox = outgoing_inbox(client, call_timeout_s=0.5)
+    loop = asyncio.get_running_loop()
+    began = loop.time()
+    assert await send_one(pool, inbox)
+    assert loop.time() - began < 2.5
+    assert await outcome_of(pool, reply.event_id) == ("sending", None)  # it may have gone
+    await due_now(pool)
+    assert await send_one(pool, inbox)  # looked up: not there; sent
+    assert len(box.sent) == 1
+    assert await outcome_of(pool, reply.event_id) == ("sent", box.sent[0].sid)

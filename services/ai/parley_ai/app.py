@@ -65,7 +65,7 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             history_turns=settings.ai_history_turns,
             fallback_reply=settings.ai_fallback_reply,
             deadline_s=settings.ai_deadline_s,
-            lease_s=settings.ai_deadline_s + 30,
+            lease_s=settings.ai_deadline_s + settings.inbox_lease_grace_s,
             on_reply=relay.notify,
         )
         worker = runtime.work(replies, settings.ai_max_in_flight)

@@ -31,14 +31,14 @@ def create_app(settings: SenderSettings) -> FastAPI:
             settings.sender_timeout_s,
         )
         relay = runtime.outbox()
-        # An attempt is at most a look-up and a send, each bounded by the time-out.
-        call_timeout_s = settings.sender_timeout_s * 2
+        call_timeout_s = settings.sender_timeout_s
         outgoing = OutgoingInbox(
             twilio=twilio,
             status_callback=str(settings.public_base_url).rstrip("/") + "/webhooks/twilio/status",
             retry_window_s=settings.sender_retry_window_s,
             call_timeout_s=call_timeout_s,
-            lease_s=call_timeout_s + 30,
+            # An attempt is at most a look-up and a send, each bounded by the time-out.
+            lease_s=2 * call_timeout_s + settings.inbox_lease_grace_s,
             on_settled=relay.notify,
         )
         worker = runtime.work(outgoing, settings.sender_max_in_flight)

@@ -143,12 +143,7 @@ class OutgoingInbox:
                 error_code=OPTED_OUT_CODE,
                 error_message="recipient opted out (STOP); not sent",
             )
-        try:
-            # The twilio SDK's async client ignores its own time-out: this one is real.
-            async with asyncio.timeout(self.call_timeout_s):
-                return await self._attempt(delivery)
-        except TimeoutError:
-            return Outcome("retry", error_message="Twilio did not answer in time")
+        return await self._attempt(delivery)
 
     async def record(self, pool: Pool, claim: Claim[Delivery], outcome: Outcome) -> float | None:
         delivery = claim.work
@@ -231,9 +226,13 @@ class OutgoingInbox:
         with tracer.start_as_current_span("twilio.send"):
             if delivery.maybe_sent:
                 try:
-                    found = await self.twilio.find_sent(
-                        to=p.participant, body=p.body, since=since - timedelta(seconds=5)
-                    )
+                    # The twilio SDK's async client ignores its own time-out: these are real.
+                    async with asyncio.timeout(self.call_timeout_s):
+                        found = await self.twilio.find_sent(
+                            to=p.participant, body=p.body, since=since - timedelta(seconds=5)
+                        )
+                except TimeoutError:
+                    return Outcome("retry", error_message="Twilio did not answer the look-up")
                 except SendError as exc:
                     # Not knowing whether it was sent is not "not sent": look again later.
                     return Outcome(
@@ -246,13 +245,16 @@ class OutgoingInbox:
             if delivery.overdue:
                 return Outcome("failed", error_message=GAVE_UP)
             try:
-                accepted = await self.twilio.send(
-                    to=p.participant,
-                    from_=p.our_address,
-                    messaging_service_sid=p.messaging_service_sid,
-                    body=p.body,
-                    status_callback=self.status_callback,
-                )
+                async with asyncio.timeout(self.call_timeout_s):
+                    accepted = await self.twilio.send(
+                        to=p.participant,
+                        from_=p.our_address,
+                        messaging_service_sid=p.messaging_service_sid,
+                        body=p.body,
+                        status_callback=self.status_callback,
+                    )
+            except TimeoutError:
+                return Outcome("retry", error_message="Twilio did not answer in time")
             except SendError as exc:
                 outcome = classify_error(exc.http_status, exc.code, exc.message)
                 if outcome.kind == "retry" and exc.http_status == 429:
