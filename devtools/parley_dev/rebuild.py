@@ -36,8 +36,9 @@ from parley_conversation.service import ConversationService
 from parley_sender import store as sender_store
 from parley_sender.app import CONSUMED as SENDER_TOPICS
 from parley_sender.service import SenderProjection
+from parley_shared.consumer import EventConsumer
 from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, create_pool
-from parley_shared.kafka import EventConsumer, KafkaPublisher
+from parley_shared.kafka import KafkaPublisher
 from parley_shared.migrations import Migration, migrate
 from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection as ProjectionBase

@@ -160,3 +160,49 @@ async def rewrite_thread(
             *extra.values(),
         )
     return placed
+
+
+# Services that must not answer into a closed conversation (ai, sender) keep its closes in a
+# table of their own, ``<service>_closes``, with these helpers.
+
+
+def closes_ddl(service: str) -> str:
+    return f"""
+    CREATE TABLE IF NOT EXISTS {service}_closes (
+        conversation_id uuid PRIMARY KEY,
+        conversation_key text NOT NULL,
+        closed_at timestamptz NOT NULL,
+        reopened boolean NOT NULL DEFAULT false
+    );
+    CREATE INDEX IF NOT EXISTS {service}_closes_by_key ON {service}_closes
+        (conversation_key, closed_at);
+    """
+
+
+def closed_sql(service: str, key: str, at: str) -> str:
+    """SQL: whether the conversation of a message of thread ``key`` that arrived at ``at`` is
+    closed: the first close after the message ends its conversation, unless reopened."""
+    return f"""coalesce((SELECT NOT c.reopened FROM {service}_closes c
+        WHERE c.conversation_key = {key} AND c.closed_at > {at}
+        ORDER BY c.closed_at LIMIT 1), false)"""
+
+
+async def record_closes(
+    conn: Connection, service: str, changes: Sequence[tuple[UUID, str, str, datetime]]
+) -> None:
+    """Apply (conversation id, thread key, "closed" | "reopened", when) in order."""
+    for conversation, key, action, at in changes:
+        if action == "closed":
+            await conn.execute(
+                f"INSERT INTO {service}_closes (conversation_id, conversation_key, closed_at) "
+                "VALUES ($1, $2, $3) ON CONFLICT (conversation_id) DO UPDATE "
+                "SET closed_at = EXCLUDED.closed_at, reopened = false",
+                conversation,
+                key,
+                at,
+            )
+        else:
+            await conn.execute(
+                f"UPDATE {service}_closes SET reopened = true WHERE conversation_id = $1",
+                conversation,
+            )

@@ -18,8 +18,9 @@ from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
 from parley_shared import redact
+from parley_shared.consumer import EventConsumer
 from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, create_pool
-from parley_shared.kafka import EventConsumer, KafkaPublisher, ensure_topics
+from parley_shared.kafka import KafkaPublisher, ensure_topics
 from parley_shared.leases import Inbox, LeaseWorker, R, T
 from parley_shared.metrics import REGISTRY
 from parley_shared.migrations import Migration, migrate

@@ -12,8 +12,9 @@ from opentelemetry import trace
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from parley_shared import topics
+from parley_shared.consumer import EventConsumer
 from parley_shared.events import Envelope, StatusUpdated, new_envelope
-from parley_shared.kafka import EventConsumer, KafkaPublisher, ensure_topics
+from parley_shared.kafka import KafkaPublisher, ensure_topics
 from parley_shared.settings import BusSettings
 from parley_shared.topics import Topics
 from tests.helpers import read_topic

@@ -10,8 +10,9 @@ from collections.abc import Sequence
 
 from parley_dev.dlq import DeadLetter, read_dead_letters, run
 from parley_shared import topics
+from parley_shared.consumer import EventConsumer
 from parley_shared.events import Envelope
-from parley_shared.kafka import EventConsumer, KafkaPublisher
+from parley_shared.kafka import KafkaPublisher
 from parley_shared.settings import BusSettings
 from parley_shared.topics import Topics
 from tests.integration.test_bus import status

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
-from uuid import UUID
+from typing import Literal
+from uuid import UUID, uuid4
 
 import pytest
 
@@ -13,10 +14,13 @@ from parley_dev import sandbox
 from parley_sender import store as sender_store
 from parley_sender.service import GAVE_UP, SenderProjection
 from parley_sender.twilio_client import SendError, TwilioMessaging
+from parley_shared.conversations import first_conversation_id
 from parley_shared.db import Pool
+from parley_shared.events import ConversationChanged, Envelope, new_envelope
 from parley_shared.memory import InMemoryBus
 from parley_shared.migrations import migrate
 from parley_shared.outbox import OutboxRelay
+from tests.helpers import ACCOUNT_SID
 from tests.integration.outbound import outgoing_inbox, queued_reply, send_one
 
 Twilio = tuple[sandbox.Sandbox, TwilioMessaging]
@@ -168,3 +172,67 @@ async def test_a_hung_send_is_given_up_after_its_own_time_out_and_sent_once(
     assert await send_one(pool, inbox)  # looked up: not there; sent
     assert len(box.sent) == 1
     assert await outcome_of(pool, reply.event_id) == ("sent", box.sent[0].sid)
+
+
+async def test_twilio_unsubscribed_answer_opts_out_live_and_on_a_replay(
+    pool: Pool, twilio: Twilio
+) -> None:
+    box, client = twilio
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    projection = SenderProjection(pool)
+    reply = await queued_reply(pool, projection, "Anything else?")
+    box.faults.append(sandbox.Fault(400, 21610, "Attempt to send to unsubscribed recipient"))
+    assert await send_one(pool, outgoing_inbox(client))
+    bus = InMemoryBus()
+    await OutboxRelay(pool, "sender", bus).publish_pending()
+    [sent] = bus.events("message.sent")
+    live = await pool.fetch("SELECT * FROM sender_optouts")
+    assert [(r["conversation_key"], r["opted_out"]) for r in live] == [("cv_once", True)]
+
+    await pool.execute("TRUNCATE sender_optouts, sender_outbound, sender_processed")
+    await projection.handle_batch([reply, sent])
+    assert await pool.fetch("SELECT * FROM sender_optouts") == live
+
+
+async def test_a_reply_is_not_sent_into_a_conversation_closed_after_it_was_written(
+    pool: Pool, twilio: Twilio
+) -> None:
+    box, client = twilio
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    projection = SenderProjection(pool)
+    inbox = outgoing_inbox(client)
+
+    def change(action: Literal["closed", "reopened"], at: datetime) -> Envelope:
+        payload = ConversationChanged(
+            conversation_id=first_conversation_id("cv_once"),
+            action=action,
+            channel="sms",
+            participant="+15550200001",
+            our_address="+15557654321",
+        )
+        return new_envelope(
+            payload,
+            event_id=uuid4(),
+            conversation_key="cv_once",
+            account_sid=ACCOUNT_SID,
+            occurred_at=at,
+        )
+
+    # A close of an earlier conversation does not cancel a reply in the next one.
+    await projection.handle(change("closed", datetime.now(UTC) - timedelta(hours=1)))
+    answered = await queued_reply(pool, projection, "First answer.")
+    assert await send_one(pool, inbox)
+    assert await outcome_of(pool, answered.event_id) == ("sent", box.sent[0].sid)
+
+    late = await queued_reply(pool, projection, "Too late.")
+    await projection.handle(change("closed", datetime.now(UTC)))
+    assert await send_one(pool, inbox)
+    assert await outcome_of(pool, late.event_id) == ("skipped", None)
+    assert len(box.sent) == 1
+    bus = InMemoryBus()
+    await OutboxRelay(pool, "sender", bus).publish_pending()
+    cancelled = bus.events("message.sent")[-1].payload
+    assert (cancelled.status, cancelled.error_message) == (  # type: ignore[attr-defined]
+        "canceled",
+        "conversation closed; not sent",
+    )

@@ -15,6 +15,7 @@ from typing import Any
 from uuid import UUID
 
 from parley_ai.core import Turn
+from parley_shared.conversations import closed_sql, closes_ddl, record_closes
 from parley_shared.db import Connection, Pool, columns
 from parley_shared.events import (
     ConversationChanged,
@@ -60,17 +61,10 @@ CREATE TABLE IF NOT EXISTS ai_keywords (
     opted_out boolean NOT NULL,
     PRIMARY KEY (conversation_key, at)
 );
-CREATE TABLE IF NOT EXISTS ai_closes (
-    conversation_id uuid PRIMARY KEY,
-    conversation_key text NOT NULL,
-    closed_at timestamptz NOT NULL,
-    reopened boolean NOT NULL DEFAULT false
-);
-CREATE INDEX IF NOT EXISTS ai_closes_by_key ON ai_closes (conversation_key, closed_at);
 """
 
 # Step N takes the tables to version N; append, never edit a released step.
-MIGRATIONS = (baseline(SERVICE, SCHEMA),)
+MIGRATIONS = (baseline(SERVICE, SCHEMA + closes_ddl(SERVICE)),)
 
 
 # Whether the participant had opted out (STOP, not yet START) when writing at ``m.occurred_at``.
@@ -79,9 +73,7 @@ OPTED_OUT = """coalesce((SELECT k.opted_out FROM ai_keywords k
     ORDER BY k.at DESC LIMIT 1), false)"""
 # Whether the conversation a message written at ``m.occurred_at`` belongs to is closed: the
 # first close after it ends that conversation, unless it was reopened.
-CLOSED = """coalesce((SELECT NOT c.reopened FROM ai_closes c
-    WHERE c.conversation_key = m.conversation_key AND c.closed_at > m.occurred_at
-    ORDER BY c.closed_at LIMIT 1), false)"""
+CLOSED = closed_sql(SERVICE, "m.conversation_key", "m.occurred_at")
 
 
 async def record_inbound(
@@ -169,29 +161,25 @@ async def record_replies(conn: Connection, events: Sequence[Envelope[ReplyGenera
 
 
 async def record_changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
-    for event in events:
-        if event.payload.action == "closed":
-            await conn.execute(
-                "INSERT INTO ai_closes (conversation_id, conversation_key, closed_at) "
-                "VALUES ($1, $2, $3) ON CONFLICT (conversation_id) DO UPDATE "
-                "SET closed_at = EXCLUDED.closed_at, reopened = false",
-                event.payload.conversation_id,
-                event.conversation_key,
-                event.occurred_at,
-            )
-        else:
-            await conn.execute(
-                "UPDATE ai_closes SET reopened = true WHERE conversation_id = $1",
-                event.payload.conversation_id,
-            )
-            # A reopen undoes the close: messages skipped because of it are answered after
-            # all, whether the close was seen before their claim or during their model call
-            # (the claim checks again, so those still in a closed conversation stay skipped).
-            await conn.execute(
-                "UPDATE ai_inbox SET state = 'pending', reason = NULL, due_at = now() "
-                "WHERE conversation_key = $1 AND state = 'skipped' AND reason = 'closed'",
-                event.conversation_key,
-            )
+    await record_closes(
+        conn,
+        SERVICE,
+        [
+            (e.payload.conversation_id, e.conversation_key, e.payload.action, e.occurred_at)
+            for e in events
+        ],
+    )
+    # A reopen undoes the close: messages skipped because of it are answered after all,
+    # whether the close was seen before their claim or during their model call (the claim
+    # checks again, so those still in a closed conversation stay skipped).
+    reopened = {e.conversation_key for e in events if e.payload.action == "reopened"}
+    if reopened:
+        await conn.execute(
+            "UPDATE ai_inbox SET state = 'pending', reason = NULL, due_at = now() "
+            "WHERE conversation_key = ANY($1::text[]) AND state = 'skipped' "
+            "AND reason = 'closed'",
+            list(reopened),
+        )
 
 
 async def claim(pool: Pool, limit: int, lease_s: float, turns: int) -> list[Any]:

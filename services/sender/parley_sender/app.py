@@ -15,7 +15,12 @@ from parley_sender.twilio_client import TwilioMessaging
 from parley_shared import topics
 from parley_shared.runtime import ProjectionRuntime, health_routes
 
-CONSUMED = [topics.REPLY_GENERATED, topics.MESSAGE_SENT, topics.MESSAGE_RECEIVED]
+CONSUMED = [
+    topics.REPLY_GENERATED,
+    topics.MESSAGE_SENT,
+    topics.MESSAGE_RECEIVED,
+    topics.CONVERSATION_CHANGED,
+]
 
 
 def create_app(settings: SenderSettings) -> FastAPI:
@@ -42,7 +47,12 @@ def create_app(settings: SenderSettings) -> FastAPI:
             on_settled=relay.notify,
         )
         worker = runtime.work(outgoing, settings.sender_max_in_flight)
-        runtime.consume(CONSUMED, SenderProjection(runtime.pool, on_work=worker.wake))
+        runtime.consume(
+            CONSUMED,
+            SenderProjection(runtime.pool, on_work=worker.wake),
+            # A close read in the same poll as a reply it cancels is known when it is claimed.
+            first=[topics.CONVERSATION_CHANGED],
+        )
         try:
             yield {}
         finally:

@@ -32,6 +32,7 @@ from parley_sender.twilio_client import MessagingPort, SendError
 from parley_shared import topics
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
+    ConversationChanged,
     Envelope,
     MessageReceived,
     MessageSent,
@@ -61,6 +62,7 @@ class SenderProjection(Projection):
         self.on(ReplyGenerated, self.replies)
         self.on(MessageSent, self.outcomes)
         self.on(MessageReceived, self.keywords)
+        self.on(ConversationChanged, self.changes)
 
     def wants(self, event: Envelope) -> bool:
         # Of the inbound messages only opt-out and opt-in keywords matter here.
@@ -75,6 +77,10 @@ class SenderProjection(Projection):
     @staticmethod
     async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
         await store.record_outcomes_from_log(conn, events)
+
+    @staticmethod
+    async def changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
+        await store.record_changes(conn, events)
 
     @staticmethod
     async def keywords(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
@@ -100,6 +106,7 @@ class Delivery:
     maybe_sent: bool  # an earlier attempt may have reached Twilio
     sending_since: datetime | None
     opted_out: bool
+    closed: bool = False  # its conversation was closed after the reply was generated
     elapsed_s: float = 0.0  # since the first attempt
     overdue: bool = False  # past the retry window: look up, never send
 
@@ -127,6 +134,7 @@ class OutgoingInbox:
                     maybe_sent=row["was"] == "sending",
                     sending_since=row["sending_since"],
                     opted_out=row["opted_out"],
+                    closed=row["closed"],
                     elapsed_s=row["elapsed_s"],
                     overdue=row["elapsed_s"] > self.retry_window_s,
                 ),
@@ -142,6 +150,10 @@ class OutgoingInbox:
                 status="canceled",
                 error_code=OPTED_OUT_CODE,
                 error_message="recipient opted out (STOP); not sent",
+            )
+        if delivery.closed:
+            return Outcome(
+                "failed", status="canceled", error_message="conversation closed; not sent"
             )
         return await self._attempt(delivery)
 
@@ -208,10 +220,9 @@ class OutgoingInbox:
             event_id=derived_event_id(topics.MESSAGE_SENT, reply.event_id),
             occurred_at=datetime.now(UTC),
         )
+        # The same time a rebuild reads from the event.
         opt_out = (
-            (reply.conversation_key, reply.occurred_at)
-            if outcome.error_code == OPTED_OUT_CODE
-            else None
+            (reply.conversation_key, sent.occurred_at) if store.unsubscribed(sent.payload) else None
         )
         if not await store.settle(
             pool, claim.id, claim.token, state=state, sent=sent, opt_out=opt_out

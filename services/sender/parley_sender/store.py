@@ -13,8 +13,10 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from parley_sender.core import OPTED_OUT_CODE
+from parley_shared.conversations import closed_sql, closes_ddl, record_closes
 from parley_shared.db import Connection, Pool
-from parley_shared.events import Envelope, MessageSent, ReplyGenerated, encode
+from parley_shared.events import ConversationChanged, Envelope, MessageSent, ReplyGenerated, encode
 from parley_shared.migrations import Migration, baseline
 from parley_shared.topics import MESSAGE_SENT
 
@@ -54,24 +56,39 @@ MIGRATIONS = (
         "first attempt time, for the retry window",
         "ALTER TABLE sender_outbound ADD COLUMN IF NOT EXISTS first_attempt_at timestamptz;",
     ),
+    Migration(
+        "closes, so that a reply is not sent into a conversation closed meanwhile",
+        "ALTER TABLE sender_outbound ADD COLUMN IF NOT EXISTS inbound_at timestamptz;"
+        + closes_ddl(SERVICE),
+    ),
 )
+
+# Whether the reply in row ``o`` answers a message of a conversation closed since.
+CLOSED = closed_sql(SERVICE, "o.conversation_key", "o.inbound_at")
 
 
 async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
     # Conflicts on either key: a reply seen again, or its outcome read first (another topic),
     # is never queued a second time.
     await conn.execute(
-        "INSERT INTO sender_outbound (reply_event_id, in_reply_to, conversation_key, event, state)"
-        " SELECT r.id, r.inbound, r.key, r.event, 'pending' FROM unnest($1::uuid[], $2::uuid[],"
-        " $3::text[], $4::bytea[]) AS r(id, inbound, key, event) "
-        "ON CONFLICT (reply_event_id) DO UPDATE "
-        "SET event = EXCLUDED.event, in_reply_to = EXCLUDED.in_reply_to "
-        "WHERE sender_outbound.event IS NULL",
+        "INSERT INTO sender_outbound (reply_event_id, in_reply_to, conversation_key, event, "
+        "inbound_at, state) SELECT r.id, r.inbound, r.key, r.event, r.at, 'pending' FROM "
+        "unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::timestamptz[]) "
+        "AS r(id, inbound, key, event, at) ON CONFLICT (reply_event_id) DO UPDATE "
+        "SET event = EXCLUDED.event, in_reply_to = EXCLUDED.in_reply_to, "
+        "inbound_at = EXCLUDED.inbound_at WHERE sender_outbound.event IS NULL",
         [e.event_id for e in events],
         [e.payload.in_reply_to for e in events],
         [e.conversation_key for e in events],
         [encode(e) for e in events],
+        [e.payload.inbound_at for e in events],
     )
+
+
+def unsubscribed(sent: MessageSent) -> bool:
+    """Twilio refused the send because the participant opted out with Twilio (not a send we
+    cancelled ourselves because of a STOP we knew of)."""
+    return sent.error_code == OPTED_OUT_CODE and sent.status != "canceled"
 
 
 def state_of(sent: MessageSent) -> str:
@@ -100,6 +117,27 @@ async def record_outcomes_from_log(
         [e.payload.error_message for e in events],
         [e.payload.attempts for e in events],
     )
+    # Twilio's "unsubscribed" answer is an opt-out as much as a STOP is; from the log, so
+    # that a rebuild knows it too.
+    await set_opt_outs(
+        conn,
+        [
+            (e.conversation_key, True, e.occurred_at)
+            for e in events
+            if e.payload.error_code == 21610
+        ],
+    )
+
+
+async def record_changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
+    await record_closes(
+        conn,
+        SERVICE,
+        [
+            (e.payload.conversation_id, e.conversation_key, e.payload.action, e.occurred_at)
+            for e in events
+        ],
+    )
 
 
 async def set_opt_outs(conn: Connection, changes: Sequence[tuple[str, bool, datetime]]) -> None:
@@ -120,11 +158,12 @@ async def claim(pool: Pool, limit: int, lease_s: float) -> list[Any]:
     """Lease due replies; each comes back with its state before the claim ('sending' means an
     earlier attempt may have reached Twilio) and whether its participant opted out."""
     return await pool.fetch(
-        """
+        f"""
         WITH due AS (
             SELECT o.reply_event_id, o.state AS was, o.attempts, o.sending_since,
                    coalesce((SELECT x.opted_out FROM sender_optouts x
-                             WHERE x.conversation_key = o.conversation_key), false) AS opted_out
+                             WHERE x.conversation_key = o.conversation_key), false) AS opted_out,
+                   {CLOSED} AS closed
             FROM sender_outbound o
             WHERE o.state IN ('pending', 'sending') AND o.event IS NOT NULL
               AND o.due_at <= now()
@@ -135,14 +174,14 @@ async def claim(pool: Pool, limit: int, lease_s: float) -> list[Any]:
         )
         UPDATE sender_outbound o SET
             due_at = now() + make_interval(secs => $2), lease_token = gen_random_uuid(),
-            state = CASE WHEN due.opted_out THEN o.state ELSE 'sending' END,
-            attempts = o.attempts + CASE WHEN due.opted_out THEN 0 ELSE 1 END,
-            sending_since = CASE WHEN due.opted_out THEN o.sending_since
+            state = CASE WHEN due.opted_out OR due.closed THEN o.state ELSE 'sending' END,
+            attempts = o.attempts + CASE WHEN due.opted_out OR due.closed THEN 0 ELSE 1 END,
+            sending_since = CASE WHEN due.opted_out OR due.closed THEN o.sending_since
                                  ELSE coalesce(o.sending_since, now()) END,
             first_attempt_at = coalesce(o.first_attempt_at, now())
         FROM due WHERE o.reply_event_id = due.reply_event_id
         RETURNING o.reply_event_id, o.lease_token, o.event, due.was, o.attempts,
-                  o.sending_since, due.opted_out, o.seq,
+                  o.sending_since, due.opted_out, due.closed, o.seq,
                   extract(epoch FROM now() - o.first_attempt_at)::float8 AS elapsed_s
         """,
         limit,
