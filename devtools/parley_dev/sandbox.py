@@ -24,6 +24,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from twilio.request_validator import RequestValidator
 
+from parley_dev.carrier import text_in
 from parley_shared.sms import segments
 
 
@@ -137,6 +138,12 @@ class Sandbox:
     duplicate_callbacks: bool = False
     # Statuses a gateway answered 200 for, by message SID.
     reported: dict[str, list[str]] = field(default_factory=dict)
+    # Twilio's own answers to STOP/START/HELP, and who opted out of which of our numbers
+    # (``parley_dev.carrier``): sends from that number to that person are refused (21610).
+    from_twilio: list[SentMessage] = field(default_factory=list)
+    # The URL Twilio posts inbound webhooks to (Parley's PUBLIC_BASE_URL).
+    public_base: str = "http://127.0.0.1:8080"
+    opted_out: set[tuple[str, str]] = field(default_factory=set)
     # Called with every accepted message (the load benchmark's users wait on it).
     on_send: Callable[[SentMessage], None] | None = None
     _tasks: set[asyncio.Task[None]] = field(default_factory=set)
@@ -190,10 +197,25 @@ class Sandbox:
             if message.messaging_service_sid:
                 params["MessagingServiceSid"] = message.messaging_service_sid
             signature = validator.compute_signature(message.status_callback, params)
-            if await self._deliver(message.status_callback, params, signature):
+            if await self.deliver(message.status_callback, params, signature):
                 self.reported.setdefault(message.sid, []).append(status)
 
-    async def _deliver(self, url: str, params: dict[str, str], signature: str) -> bool:
+    def answer_as_twilio(self, participant: str, ours: str, body: str) -> None:
+        self.from_twilio.append(
+            SentMessage(
+                sid="SM" + secrets.token_hex(16),
+                to=participant,
+                from_=ours,
+                body=body,
+                messaging_service_sid=None,
+                status_callback=None,
+                created=datetime.now(UTC),
+                status="delivered",
+            )
+        )
+
+    async def deliver(self, url: str, params: dict[str, str], signature: str) -> bool:
+        """Post a signed webhook to ``url`` (mapped to a local gateway); True on a 200."""
         targets = [url]
         if self.deliver_to and url.startswith(self.deliver_to[0]):
             path = url[len(self.deliver_to[0]) :]
@@ -258,6 +280,8 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         from_ = str(form.get("From") or "+15550000000")
         if to.startswith("whatsapp:") and not from_.startswith("whatsapp:"):
             from_ = "whatsapp:" + from_
+        if (to, str(origin)) in sandbox.opted_out:
+            return twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
         message = SentMessage(
             sid="SM" + secrets.token_hex(16),
             to=to,
@@ -316,8 +340,24 @@ def create_app(sandbox: Sandbox) -> FastAPI:
 
     @app.get("/_sandbox/messages")
     async def recorded(to: str | None = None) -> list[dict[str, Any]]:
-        """What Parley sent (for the chat command and for people poking around)."""
-        return [m.resource(sandbox.account_sid) for m in sandbox.sent if to in (None, m.to)]
+        """What Parley sent, and Twilio's own keyword answers (``from_twilio``), oldest first
+        (for the chat command and for people poking around)."""
+        every = [(m, False) for m in sandbox.sent] + [(m, True) for m in sandbox.from_twilio]
+        return [
+            {**m.resource(sandbox.account_sid), "from_twilio": own}
+            for m, own in sorted(every, key=lambda item: item[0].created)
+            if to in (None, m.to)
+        ]
+
+    @app.post("/_sandbox/inbound")
+    async def inbound(message: dict[str, str]) -> dict[str, bool]:
+        """A person texts one of our numbers: ``{"from": …, "to": …, "body": …}``."""
+        try:
+            participant, ours, body = message["from"], message["to"], message["body"]
+        except KeyError as exc:
+            raise HTTPException(422, "need from, to and body") from exc
+        accepted = await text_in(sandbox, participant, ours, body, sandbox.public_base)
+        return {"accepted": accepted}
 
     @app.post("/_sandbox/faults")
     async def add_fault(fault: dict[str, Any]) -> dict[str, int]:
@@ -339,6 +379,9 @@ def main() -> None:
     box = Sandbox(
         account_sid=os.environ["TWILIO_ACCOUNT_SID"], auth_token=os.environ["TWILIO_AUTH_TOKEN"]
     )
+    box.public_base = os.environ.get("PUBLIC_BASE_URL", box.public_base)
+    # Webhooks signed for the public URL, delivered to the local gateway.
+    box.deliver_to = (box.public_base, f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', 8080)}")
     uvicorn.run(
         create_app(box),
         host="127.0.0.1",

@@ -18,6 +18,7 @@ from datetime import datetime
 from uuid import UUID, uuid5
 
 from parley_shared.db import Connection
+from parley_shared.events import ConversationChanged, Envelope
 from parley_shared.identity import PARLEY_NAMESPACE
 
 
@@ -188,21 +189,21 @@ def closed_sql(service: str, key: str, at: str) -> str:
 
 
 async def record_closes(
-    conn: Connection, service: str, changes: Sequence[tuple[UUID, str, str, datetime]]
+    conn: Connection, service: str, events: Sequence[Envelope[ConversationChanged]]
 ) -> None:
-    """Apply (conversation id, thread key, "closed" | "reopened", when) in order."""
-    for conversation, key, action, at in changes:
-        if action == "closed":
+    """Apply closes and reopens, in order, to ``<service>_closes``."""
+    for event in events:
+        if event.payload.action == "closed":
             await conn.execute(
                 f"INSERT INTO {service}_closes (conversation_id, conversation_key, closed_at) "
                 "VALUES ($1, $2, $3) ON CONFLICT (conversation_id) DO UPDATE "
                 "SET closed_at = EXCLUDED.closed_at, reopened = false",
-                conversation,
-                key,
-                at,
+                event.payload.conversation_id,
+                event.conversation_key,
+                event.occurred_at,
             )
         else:
             await conn.execute(
                 f"UPDATE {service}_closes SET reopened = true WHERE conversation_id = $1",
-                conversation,
+                event.payload.conversation_id,
             )

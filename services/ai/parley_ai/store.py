@@ -161,14 +161,7 @@ async def record_replies(conn: Connection, events: Sequence[Envelope[ReplyGenera
 
 
 async def record_changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
-    await record_closes(
-        conn,
-        SERVICE,
-        [
-            (e.payload.conversation_id, e.conversation_key, e.payload.action, e.occurred_at)
-            for e in events
-        ],
-    )
+    await record_closes(conn, SERVICE, events)
     # A reopen undoes the close: messages skipped because of it are answered after all,
     # whether the close was seen before their claim or during their model call (the claim
     # checks again, so those still in a closed conversation stay skipped).

@@ -30,6 +30,7 @@ from parley_sender.core import (
 )
 from parley_sender.twilio_client import MessagingPort, SendError
 from parley_shared import topics
+from parley_shared.conversations import record_closes
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
     ConversationChanged,
@@ -80,7 +81,7 @@ class SenderProjection(Projection):
 
     @staticmethod
     async def changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
-        await store.record_changes(conn, events)
+        await record_closes(conn, store.SERVICE, events)
 
     @staticmethod
     async def keywords(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:

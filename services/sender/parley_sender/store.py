@@ -14,9 +14,9 @@ from typing import Any
 from uuid import UUID
 
 from parley_sender.core import OPTED_OUT_CODE
-from parley_shared.conversations import closed_sql, closes_ddl, record_closes
+from parley_shared.conversations import closed_sql, closes_ddl
 from parley_shared.db import Connection, Pool
-from parley_shared.events import ConversationChanged, Envelope, MessageSent, ReplyGenerated, encode
+from parley_shared.events import Envelope, MessageSent, ReplyGenerated, encode
 from parley_shared.migrations import Migration, baseline
 from parley_shared.topics import MESSAGE_SENT
 
@@ -125,17 +125,6 @@ async def record_outcomes_from_log(
             (e.conversation_key, True, e.occurred_at)
             for e in events
             if e.payload.error_code == 21610
-        ],
-    )
-
-
-async def record_changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
-    await record_closes(
-        conn,
-        SERVICE,
-        [
-            (e.payload.conversation_id, e.conversation_key, e.payload.action, e.occurred_at)
-            for e in events
         ],
     )
 
