@@ -240,20 +240,26 @@ async def run_phases(phases: list[Phase], profile: Profile, traffic: NumberedTra
         print(f"{phase.name}: done", flush=True)
 
 
-async def check_statuses(database: str, box: sandbox.Sandbox) -> int:
-    """Messages whose last reported status (forward-only) the projection does not show."""
+async def check_statuses(database: str, box: sandbox.Sandbox, patience_s: float) -> int:
+    """Messages whose last reported status (forward-only) the projection does not show, once
+    it has had ``patience_s`` to catch up."""
     rank = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4, "undelivered": 4}
     expected = {sid: max(seen, key=rank.__getitem__) for sid, seen in box.reported.items()}
+    deadline = time.monotonic() + patience_s
     conn = await asyncpg.connect(database)
     try:
-        rows = await conn.fetch(
-            "SELECT message_sid, status FROM conversation_messages WHERE message_sid = ANY($1)",
-            list(expected),
-        )
+        while True:
+            rows = await conn.fetch(
+                "SELECT message_sid, status FROM conversation_messages WHERE message_sid = ANY($1)",
+                list(expected),
+            )
+            shown = {row["message_sid"]: row["status"] for row in rows}
+            wrong = sum(1 for sid, status in expected.items() if shown.get(sid) != status)
+            if not wrong or time.monotonic() > deadline:
+                return wrong
+            await asyncio.sleep(1.0)
     finally:
         await conn.close()
-    shown = {row["message_sid"]: row["status"] for row in rows}
-    return sum(1 for sid, status in expected.items() if shown.get(sid) != status)
 
 
 async def run(profile: Profile, out_dir: Path | None = None) -> Outcome:
@@ -325,7 +331,7 @@ async def run(profile: Profile, out_dir: Path | None = None) -> Outcome:
                 await asyncio.sleep(3)  # a duplicate, if any, would come now
                 bus = BusSettings(kafka_bootstrap_servers=kafka, kafka_topic_prefix=prefix)
                 dead = await read_dead_letters(bus, list(topics.ALL))
-                wrong = await check_statuses(url, box)
+                wrong = await check_statuses(url, box, profile.drain_s)
         # Against the fault-free window just before it, not the first phase: the machine
         # and the tables are then as they are during the hangs.
         at = next(i for i, p in enumerate(phases) if p.name == "Twilio hangs 2%")

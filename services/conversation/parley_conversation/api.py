@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from datetime import datetime
 from typing import Annotated, Any, Literal
 from uuid import UUID
@@ -10,6 +9,7 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
 from pydantic import BaseModel
 
+from parley_conversation import views
 from parley_conversation.core import BadCursor, decode_cursor, encode_cursor
 from parley_conversation.service import Conflict, ConversationService, NotFound
 from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED, invalid, require_token
@@ -63,23 +63,6 @@ class MessagePage(BaseModel):
     next_cursor: str | None
 
 
-CONVERSATION_SQL = """
-SELECT c.id, t.channel, t.our_address, t.participant, t.profile_name, t.opted_out,
-       c.opened_at, c.closed_at,
-       CASE WHEN c.closed_at IS NULL THEN 'open' ELSE 'closed' END AS state,
-       m.first_at AS first_activity_at, m.last_at AS last_activity_at,
-       coalesce(m.n_in, 0) AS messages_in, coalesce(m.n_out, 0) AS messages_out
-FROM conversation_conversations c
-JOIN conversation_threads t USING (conversation_key)
-LEFT JOIN LATERAL (
-    SELECT min(occurred_at) AS first_at, max(occurred_at) AS last_at,
-           count(*) FILTER (WHERE direction = 'inbound') AS n_in,
-           count(*) FILTER (WHERE direction = 'outbound') AS n_out
-    FROM conversation_messages WHERE conversation_id = c.id
-) m ON true
-"""
-
-
 def _not_found(conversation: UUID) -> HTTPException:
     return HTTPException(404, f"conversation {conversation} not found")
 
@@ -94,30 +77,22 @@ async def list_conversations(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ConversationPage:
     """Newest first. Pass ``next_cursor`` back as ``cursor`` for the next page."""
-    where: list[str] = ["true"]
-    args: list[Any] = []
-    if state is not None:
-        where.append("c.closed_at IS " + ("NULL" if state == "open" else "NOT NULL"))
-    if channel is not None:
-        args.append(channel)
-        where.append(f"t.channel = ${len(args)}")
-    if participant is not None:
-        args.append(participant.removeprefix("whatsapp:"))
-        where.append(f"replace(t.participant, 'whatsapp:', '') = ${len(args)}")
+    before = None
     if cursor is not None:
         try:
             opened, last_id = decode_cursor(cursor, 2)
-            args += [datetime.fromisoformat(opened), UUID(last_id)]
+            before = (datetime.fromisoformat(opened), UUID(last_id))
         except (BadCursor, ValueError) as exc:
             raise invalid("cursor", "not a cursor this API returned") from exc
-        where.append(f"(c.opened_at, c.id) < (${len(args) - 1}, ${len(args)})")
-    args.append(limit + 1)
-    sql = (
-        f"{CONVERSATION_SQL} WHERE {' AND '.join(where)} "
-        f"ORDER BY c.opened_at DESC, c.id DESC LIMIT ${len(args)}"
+    rows = await views.conversations(
+        service.pool,
+        state=state,
+        channel=channel,
+        participant=participant,
+        before=before,
+        limit=limit + 1,
     )
-    rows = await service.pool.fetch(sql, *args)
-    items = [Conversation.model_validate(dict(r)) for r in rows[:limit]]
+    items = [Conversation.model_validate(row) for row in rows[:limit]]
     more = len(rows) > limit
     return ConversationPage(
         items=items,
@@ -127,10 +102,10 @@ async def list_conversations(
 
 @router.get("/conversations/{conversation_id}", response_model=Conversation, responses=NOT_FOUND)
 async def get_conversation(conversation_id: UUID, service: Service) -> Conversation:
-    row = await service.pool.fetchrow(f"{CONVERSATION_SQL} WHERE c.id = $1", conversation_id)
+    row = await views.conversation(service.pool, conversation_id)
     if row is None:
         raise _not_found(conversation_id)
-    return Conversation.model_validate(dict(row))
+    return Conversation.model_validate(row)
 
 
 @router.get(
@@ -143,42 +118,18 @@ async def list_messages(
     limit: Annotated[int, Query(ge=1, le=500)] = 100,
 ) -> MessagePage:
     """The conversation's history, oldest first, each message with its current status."""
-    if not await service.pool.fetchval(
-        "SELECT 1 FROM conversation_conversations WHERE id = $1", conversation_id
-    ):
+    if not await views.exists(service.pool, conversation_id):
         raise _not_found(conversation_id)
-    args: list[Any] = [conversation_id]
-    after = ""
+    after = None
     if cursor is not None:
         try:
             anchor, direction, last_id = decode_cursor(cursor, 3)
-            args += [datetime.fromisoformat(anchor), direction, UUID(last_id)]
+            after = (datetime.fromisoformat(anchor), direction, UUID(last_id))
         except (BadCursor, ValueError) as exc:
             raise invalid("cursor", "not a cursor this API returned") from exc
-        after = "AND (m.anchor_at, m.direction, m.id) > ($2, $3, $4)"
-    args.append(limit + 1)
-    rows = await service.pool.fetch(
-        f"""
-        SELECT m.id, m.direction, m.body, m.media, m.message_sid, m.status, m.error_code, m.ai,
-               m.occurred_at AS at, m.anchor_at,
-               coalesce((SELECT json_agg(json_build_object('status', s.status, 'at', s.at,
-                                 'error_code', s.error_code) ORDER BY s.at)
-                         FROM conversation_statuses s WHERE s.message_sid = m.message_sid),
-                        '[]') AS status_history
-        FROM conversation_messages m WHERE m.conversation_id = $1 {after}
-        ORDER BY m.anchor_at, m.direction, m.id LIMIT ${len(args)}
-        """,
-        *args,
-    )
-    items = []
-    for r in rows[:limit]:
-        record = dict(r)
-        for field in ("media", "ai", "status_history"):
-            if isinstance(record[field], str):
-                record[field] = json.loads(record[field])
-        items.append(Message.model_validate(record))
-    more = len(rows) > limit
-    last = rows[limit - 1] if more else None
+    rows = await views.messages(service.pool, conversation_id, after=after, limit=limit + 1)
+    items = [Message.model_validate(row) for row in rows[:limit]]
+    last = rows[limit - 1] if len(rows) > limit else None
     return MessagePage(
         items=items,
         next_cursor=encode_cursor(last["anchor_at"], last["direction"], last["id"])

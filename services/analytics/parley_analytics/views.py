@@ -1,0 +1,225 @@
+"""Read models of the analytics API: every query over the projection's tables, by filter.
+
+Routes (``api.py``) shape what these return; nothing here knows about HTTP. Reads go to the
+hourly rollups wherever a figure allows it; only the funnel's refused sends and the export
+read per-message facts.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any, Literal
+
+from parley_shared.db import Pool
+
+Granularity = Literal["hour", "day", "week"]
+
+
+@dataclass(frozen=True)
+class Filters:
+    start: datetime
+    end: datetime
+    channel: str | None
+    our_number: str | None
+
+    def where(self, time_column: str, first: int = 1) -> tuple[str, list[Any]]:
+        """A WHERE clause over ``time_column`` and the dimension columns, with its args."""
+        clauses = [f"{time_column} >= ${first}", f"{time_column} < ${first + 1}"]
+        args: list[Any] = [self.start, self.end]
+        if self.channel is not None:
+            args.append(self.channel)
+            clauses.append(f"channel = ${first + len(args) - 1}")
+        if self.our_number is not None:
+            args.append(self.our_number.removeprefix("whatsapp:"))
+            clauses.append(f"replace(our_address, 'whatsapp:', '') = ${first + len(args) - 1}")
+        return " AND ".join(clauses), args
+
+    def hourly(self) -> tuple[str, list[Any]]:
+        # Buckets are hours: include the hour the range starts in.
+        where, args = self.where("bucket")
+        return where, [self.start.replace(minute=0, second=0, microsecond=0), *args[1:]]
+
+    def last(self, days: int) -> Filters:
+        """The same filters over the ``days`` before this range's end."""
+        return Filters(self.end - timedelta(days=days), self.end, self.channel, self.our_number)
+
+
+@dataclass(frozen=True)
+class Volume:
+    messages_in: int
+    messages_out: int
+    opt_outs: int
+
+
+async def volume(pool: Pool, f: Filters) -> Volume:
+    hourly, args = f.hourly()
+    row = await pool.fetchrow(
+        "SELECT coalesce(sum(messages_in), 0)::bigint AS messages_in, "
+        "coalesce(sum(messages_out), 0)::bigint AS messages_out, "
+        "coalesce(sum(opt_outs), 0)::bigint AS opt_outs "
+        f"FROM analytics_hourly WHERE {hourly}",
+        *args,
+    )
+    assert row is not None
+    return Volume(row["messages_in"], row["messages_out"], row["opt_outs"])
+
+
+async def participants(pool: Pool, f: Filters) -> int:
+    """People who wrote or were written to in the range."""
+    hourly, args = f.hourly()
+    count: int = await pool.fetchval(
+        f"SELECT count(DISTINCT participant) FROM analytics_active WHERE {hourly}", *args
+    )
+    return count
+
+
+async def conversations(pool: Pool, f: Filters) -> tuple[int, int]:
+    """Conversations opened in the range, and how many of those are still open."""
+    where, args = f.where("opened_at")
+    row = await pool.fetchrow(
+        "SELECT count(*) AS total, count(*) FILTER (WHERE closed_at IS NULL) AS open "
+        f"FROM analytics_conversations WHERE {where}",
+        *args,
+    )
+    assert row is not None
+    return row["total"], row["open"]
+
+
+@dataclass(frozen=True)
+class Bucket:
+    start: datetime
+    messages_in: int
+    messages_out: int
+    active_participants: int
+
+
+async def buckets(pool: Pool, f: Filters, granularity: Granularity) -> list[Bucket]:
+    hourly, args = f.hourly()
+    rows = await pool.fetch(
+        f"""
+        WITH volume AS (
+            SELECT date_trunc('{granularity}', bucket) AS period,
+                   sum(messages_in)::bigint AS inbound, sum(messages_out)::bigint AS outbound
+            FROM analytics_hourly WHERE {hourly} GROUP BY 1),
+        active AS (
+            SELECT date_trunc('{granularity}', bucket) AS period,
+                   count(DISTINCT participant) AS participants
+            FROM analytics_active WHERE {hourly} GROUP BY 1)
+        SELECT v.period, v.inbound, v.outbound, coalesce(a.participants, 0) AS participants
+        FROM volume v LEFT JOIN active a USING (period) ORDER BY v.period
+        """,
+        *args,
+    )
+    return [Bucket(r["period"], r["inbound"], r["outbound"], r["participants"]) for r in rows]
+
+
+@dataclass(frozen=True)
+class Histogram:
+    bins: list[tuple[int, int]]  # (log-scale bin, count), by bin
+    total_ms: float
+
+
+async def latencies(pool: Pool, f: Filters) -> dict[str, Histogram]:
+    """Per metric (``reply``, ``delivered``, ``ai``), the histogram over the range."""
+    hourly, args = f.hourly()
+    rows = await pool.fetch(
+        f"SELECT metric, bin, sum(count) AS n, sum(sum_ms) AS total FROM analytics_latency "
+        f"WHERE {hourly} GROUP BY metric, bin ORDER BY metric, bin",
+        *args,
+    )
+    bins: dict[str, list[tuple[int, int]]] = defaultdict(list)
+    totals: dict[str, float] = defaultdict(float)
+    for r in rows:
+        bins[r["metric"]].append((r["bin"], int(r["n"])))
+        totals[r["metric"]] += float(r["total"])
+    return {metric: Histogram(bins[metric], totals[metric]) for metric in bins}
+
+
+@dataclass(frozen=True)
+class Outcomes:
+    by_status: dict[str, int]
+    by_error: dict[int, int]
+    refused: int  # sends Twilio never took (no SID)
+
+
+async def outcomes(pool: Pool, f: Filters) -> Outcomes:
+    hourly, args = f.hourly()
+    rows = await pool.fetch(
+        f"SELECT status, error_code, sum(count) AS n FROM analytics_delivery WHERE {hourly} "
+        "GROUP BY status, error_code",
+        *args,
+    )
+    by_status: dict[str, int] = defaultdict(int)
+    by_error: dict[int, int] = defaultdict(int)
+    for r in rows:
+        by_status[r["status"]] += int(r["n"])
+        if r["error_code"]:
+            by_error[r["error_code"]] += int(r["n"])
+    where, fargs = f.where("sent_at")
+    refused = await pool.fetchval(
+        f"SELECT count(*) FROM analytics_facts WHERE {where} "
+        "AND direction = 'outbound' AND message_sid IS NULL",
+        *fargs,
+    )
+    return Outcomes(dict(by_status), dict(by_error), int(refused or 0))
+
+
+@dataclass(frozen=True)
+class ModelUse:
+    model: str
+    source: str
+    replies: int
+    prompt_tokens: int
+    completion_tokens: int
+
+
+async def model_use(pool: Pool, f: Filters) -> list[ModelUse]:
+    hourly, args = f.hourly()
+    rows = await pool.fetch(
+        f"SELECT model, source, sum(replies) AS replies, sum(prompt_tokens) AS prompt, "
+        f"sum(completion_tokens) AS completion FROM analytics_ai WHERE {hourly} "
+        "GROUP BY model, source ORDER BY model, source",
+        *args,
+    )
+    return [
+        ModelUse(r["model"], r["source"], int(r["replies"]), int(r["prompt"]), int(r["completion"]))
+        for r in rows
+    ]
+
+
+EXPORT_COLUMNS: Sequence[str] = (
+    "id",
+    "direction",
+    "occurred_at",
+    "channel",
+    "our_address",
+    "participant",
+    "conversation_key",
+    "body",
+    "message_sid",
+    "status",
+    "error_code",
+    "source",
+    "model",
+    "prompt_tokens",
+    "completion_tokens",
+    "ai_latency_ms",
+)
+
+
+async def messages(pool: Pool, f: Filters) -> AsyncIterator[list[Any]]:
+    """Every message in range, oldest first, as ``EXPORT_COLUMNS`` rows, from a server-side
+    cursor in one read-only transaction."""
+    where, args = f.where("occurred_at")
+    query = (
+        "SELECT id, direction, occurred_at, channel, our_address, participant, "
+        "conversation_key, body, message_sid, coalesce(funnel_status, status) AS status, "
+        "error_code, source, model, prompt_tokens, completion_tokens, ai_latency_ms "
+        f"FROM analytics_facts WHERE {where} ORDER BY occurred_at, id"
+    )
+    async with pool.acquire() as conn, conn.transaction(readonly=True):
+        async for record in conn.cursor(query, *args, prefetch=1000):
+            yield [record[column] for column in EXPORT_COLUMNS]

@@ -1,0 +1,110 @@
+"""Read models of the conversation API: pages of conversations and of their messages.
+
+Routes (``api.py``) turn cursors into the keys these take and rows into response models;
+nothing here knows about HTTP. Pages are keyset pages: a key after which the next page
+starts, never an offset.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import datetime
+from typing import Any, Literal
+from uuid import UUID
+
+from parley_shared.db import Pool
+
+CONVERSATION_SQL = """
+SELECT c.id, t.channel, t.our_address, t.participant, t.profile_name, t.opted_out,
+       c.opened_at, c.closed_at,
+       CASE WHEN c.closed_at IS NULL THEN 'open' ELSE 'closed' END AS state,
+       m.first_at AS first_activity_at, m.last_at AS last_activity_at,
+       coalesce(m.n_in, 0) AS messages_in, coalesce(m.n_out, 0) AS messages_out
+FROM conversation_conversations c
+JOIN conversation_threads t USING (conversation_key)
+LEFT JOIN LATERAL (
+    SELECT min(occurred_at) AS first_at, max(occurred_at) AS last_at,
+           count(*) FILTER (WHERE direction = 'inbound') AS n_in,
+           count(*) FILTER (WHERE direction = 'outbound') AS n_out
+    FROM conversation_messages WHERE conversation_id = c.id
+) m ON true
+"""
+
+
+async def conversations(
+    pool: Pool,
+    *,
+    state: Literal["open", "closed"] | None,
+    channel: str | None,
+    participant: str | None,
+    before: tuple[datetime, UUID] | None,
+    limit: int,
+) -> list[dict[str, Any]]:
+    """Newest first, up to ``limit``, those opened before ``before`` (opened_at, id)."""
+    where: list[str] = ["true"]
+    args: list[Any] = []
+    if state is not None:
+        where.append("c.closed_at IS " + ("NULL" if state == "open" else "NOT NULL"))
+    if channel is not None:
+        args.append(channel)
+        where.append(f"t.channel = ${len(args)}")
+    if participant is not None:
+        args.append(participant.removeprefix("whatsapp:"))
+        where.append(f"replace(t.participant, 'whatsapp:', '') = ${len(args)}")
+    if before is not None:
+        args += list(before)
+        where.append(f"(c.opened_at, c.id) < (${len(args) - 1}, ${len(args)})")
+    args.append(limit)
+    rows = await pool.fetch(
+        f"{CONVERSATION_SQL} WHERE {' AND '.join(where)} "
+        f"ORDER BY c.opened_at DESC, c.id DESC LIMIT ${len(args)}",
+        *args,
+    )
+    return [dict(row) for row in rows]
+
+
+async def conversation(pool: Pool, conversation_id: UUID) -> dict[str, Any] | None:
+    row = await pool.fetchrow(f"{CONVERSATION_SQL} WHERE c.id = $1", conversation_id)
+    return dict(row) if row is not None else None
+
+
+async def exists(pool: Pool, conversation_id: UUID) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT 1 FROM conversation_conversations WHERE id = $1", conversation_id
+        )
+    )
+
+
+async def messages(
+    pool: Pool, conversation_id: UUID, *, after: tuple[datetime, str, UUID] | None, limit: int
+) -> list[dict[str, Any]]:
+    """Oldest first (by the arrival time a message is placed by), up to ``limit``, after the
+    key ``after`` (anchor_at, direction, id); each with the history of its statuses."""
+    args: list[Any] = [conversation_id]
+    later = ""
+    if after is not None:
+        args += list(after)
+        later = "AND (m.anchor_at, m.direction, m.id) > ($2, $3, $4)"
+    args.append(limit)
+    rows = await pool.fetch(
+        f"""
+        SELECT m.id, m.direction, m.body, m.media, m.message_sid, m.status, m.error_code, m.ai,
+               m.occurred_at AS at, m.anchor_at,
+               coalesce((SELECT json_agg(json_build_object('status', s.status, 'at', s.at,
+                                 'error_code', s.error_code) ORDER BY s.at)
+                         FROM conversation_statuses s WHERE s.message_sid = m.message_sid),
+                        '[]') AS status_history
+        FROM conversation_messages m WHERE m.conversation_id = $1 {later}
+        ORDER BY m.anchor_at, m.direction, m.id LIMIT ${len(args)}
+        """,
+        *args,
+    )
+    found = []
+    for row in rows:
+        record = dict(row)
+        for field in ("media", "ai", "status_history"):
+            if isinstance(record[field], str):
+                record[field] = json.loads(record[field])
+        found.append(record)
+    return found
