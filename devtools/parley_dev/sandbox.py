@@ -25,6 +25,8 @@ from fastapi.responses import JSONResponse
 from twilio.request_validator import RequestValidator
 
 from parley_dev.carrier import text_in
+from parley_dev.sandbox_account import Account
+from parley_dev.sandbox_account import add_routes as add_account_routes
 from parley_shared.sms import segments
 
 
@@ -143,6 +145,8 @@ class Sandbox:
     from_twilio: list[SentMessage] = field(default_factory=list)
     # The URL Twilio posts inbound webhooks to (Parley's PUBLIC_BASE_URL).
     public_base: str = "http://127.0.0.1:8080"
+    # Numbers and Messaging Services, for the set-up check (``sandbox_account``).
+    account: Account = field(default_factory=Account)
     opted_out: set[tuple[str, str]] = field(default_factory=set)
     # Called with every accepted message (the load benchmark's users wait on it).
     on_send: Callable[[SentMessage], None] | None = None
@@ -255,6 +259,7 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             await sandbox.close()
 
     app = FastAPI(title="Parley Twilio sandbox", lifespan=lifespan)
+    add_account_routes(app, sandbox.account, sandbox.account_sid, sandbox.authorised, twilio_error)
     base = "/2010-04-01/Accounts/{account_sid}/Messages.json"
 
     @app.post(base)

@@ -45,8 +45,10 @@ async def require_token(
     """401 unless the request carries ``Authorization: Bearer <API_TOKEN>``; the expected
     token comes from the app's lifespan state (``api_token``)."""
     expected: str = request.state.api_token
-    if credentials is None or not hmac.compare_digest(
-        credentials.credentials.encode(), expected.encode()
+    if (
+        not expected
+        or credentials is None
+        or not hmac.compare_digest(credentials.credentials.encode(), expected.encode())
     ):
         raise HTTPException(
             401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}

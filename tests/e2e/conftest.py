@@ -42,6 +42,7 @@ class Parley:
     openai: fake_openai.FakeOpenAI
     http: httpx.AsyncClient
     analytics: httpx.AsyncClient
+    sender: httpx.AsyncClient
     database: str
     bus: BusSettings
 
@@ -144,8 +145,9 @@ async def parley(bus_settings: BusSettings, database: str) -> AsyncIterator[Parl
             twilio_auth_token=AUTH_TOKEN,
             twilio_api_base_url=twilio_url,
             public_base_url=PUBLIC,
+            api_token=API_TOKEN,
         )
-        await stack.enter_async_context(serving(sender_app(sender)))
+        sender_url = await stack.enter_async_context(serving(sender_app(sender)))
         analytics = AnalyticsSettings(**bus, database_url=database, api_token=API_TOKEN)
         analytics_url = await stack.enter_async_context(serving(analytics_app(analytics)))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=20))
@@ -161,6 +163,11 @@ async def parley(bus_settings: BusSettings, database: str) -> AsyncIterator[Parl
                 headers={"Authorization": f"Bearer {API_TOKEN}"},
             )
         )
+        sender_api = await stack.enter_async_context(
+            httpx.AsyncClient(
+                base_url=sender_url, timeout=20, headers={"Authorization": f"Bearer {API_TOKEN}"}
+            )
+        )
         yield Parley(
             gateway=gateway_url,
             conversation=api,
@@ -168,6 +175,7 @@ async def parley(bus_settings: BusSettings, database: str) -> AsyncIterator[Parl
             openai=openai,
             http=http,
             analytics=stats,
+            sender=sender_api,
             database=database,
             bus=bus_settings,
         )

@@ -130,3 +130,20 @@ async def test_exported_bodies_never_start_a_spreadsheet_formula(parley: Parley)
     [row] = await eventually(exported)
     assert '\'=HYPERLINK("http://evil.example","click")' in row
     assert "+15550100099" in row  # the sender's number is exported as it is
+
+
+async def test_the_console_reads_the_twilio_set_up_check(parley: Parley) -> None:
+    account = parley.twilio.account
+    account.add_number("+15557654321", "https://parley.test/webhooks/twilio/messages")
+    stray = account.add_number("+15557650099", None)
+    response = await parley.sender.get("/v1/twilio/check")
+    assert response.status_code == 200, response.text
+    report = response.json()
+    assert report["ok"] is False
+    assert [(f["sid"], f["ok"]) for f in report["findings"]] == [
+        (account.numbers[0]["sid"], True),
+        (stray["sid"], False),
+    ]
+    assert report["findings"][1]["problem"] == "incoming messages go to nowhere (POST)"
+    async with httpx.AsyncClient(base_url=str(parley.sender.base_url)) as anonymous:
+        assert (await anonymous.get("/v1/twilio/check")).status_code == 401

@@ -71,5 +71,6 @@ async def test_operator_apis_answer_generated_requests_as_documented(parley: Par
     failures = [
         *await fuzz_service(parley.conversation, auth),
         *await fuzz_service(parley.analytics, auth),
+        *await fuzz_service(parley.sender, auth),
     ]
     assert failures == [], "\n".join(failures)

@@ -6,13 +6,16 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI, HTTPException
 
 from parley_sender import store
+from parley_sender.check import Report, account_of, report
 from parley_sender.service import OutgoingInbox, SenderProjection
 from parley_sender.settings import SenderSettings
+from parley_sender.twilio_account import AccountError
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared import topics
+from parley_shared.auth import UNAUTHORIZED, Problem, require_token
 from parley_shared.runtime import ProjectionRuntime, health_routes
 
 CONSUMED = [
@@ -54,7 +57,7 @@ def create_app(settings: SenderSettings) -> FastAPI:
             first=[topics.CONVERSATION_CHANGED],
         )
         try:
-            yield {}
+            yield {"api_token": settings.api_token.get_secret_value() if settings.api_token else ""}
         finally:
             await runtime.close()
             await twilio.close()
@@ -63,4 +66,26 @@ def create_app(settings: SenderSettings) -> FastAPI:
         title="Parley sender", summary="Sends each reply once through Twilio.", lifespan=lifespan
     )
     health_routes(app, runtime.ready)
+
+    @app.get(
+        "/v1/twilio/check",
+        response_model=Report,
+        dependencies=[Depends(require_token)],
+        responses={
+            **UNAUTHORIZED,
+            502: {"model": Problem, "description": "Twilio refused the credentials or is away"},
+        },
+        tags=["twilio"],
+    )
+    async def twilio_check() -> Report:
+        """Whether the account's numbers and Messaging Services send to this Parley, with
+        the fix for each that does not (as ``python -m parley_sender.check`` prints it)."""
+        account = account_of(settings)
+        try:
+            return await report(account, str(settings.public_base_url).rstrip("/"))
+        except AccountError as exc:
+            raise HTTPException(502, str(exc)) from exc
+        finally:
+            await account.close()
+
     return app

@@ -1,15 +1,25 @@
 from __future__ import annotations
 
 from pydantic import AnyHttpUrl, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from parley_shared.settings import ProjectionSettings
 
 
-class SenderSettings(ProjectionSettings):
+class TwilioSettings(BaseSettings):
+    """The Twilio account, and the URL Twilio reaches Parley at."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
     twilio_account_sid: str = Field(min_length=2, pattern=r"^AC[0-9a-fA-F]{32}$")
     twilio_auth_token: SecretStr = Field(min_length=1)
     twilio_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.twilio.com")
     public_base_url: AnyHttpUrl
+
+
+class SenderSettings(ProjectionSettings, TwilioSettings):
+    # Bearer token of GET /v1/twilio/check (the console's set-up check); unset, it answers 401.
+    api_token: SecretStr | None = None
     # Sends in flight at once; they hold no database connection.
     sender_max_in_flight: int = Field(256, ge=1, le=10_000)
     sender_pool_size: int = Field(8, ge=2, le=100)
