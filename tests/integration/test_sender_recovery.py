@@ -26,6 +26,11 @@ from tests.integration.outbound import outgoing_inbox, queued_reply, send_one
 Twilio = tuple[sandbox.Sandbox, TwilioMessaging]
 
 
+@pytest.fixture(autouse=True)
+async def sender_tables(pool: Pool) -> None:
+    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+
+
 async def crashed_while_sending(pool: Pool, reply_id: UUID, seconds_ago: float = 2) -> None:
     """What a worker that died between calling Twilio and recording the answer leaves."""
     await pool.execute(
@@ -52,7 +57,6 @@ async def test_an_accepted_message_not_sent_yet_is_found(pool: Pool, twilio: Twi
     """Twilio took it but has not sent it: it has no send date, so a DateSent filter
     would miss it and the reply would go out twice."""
     box, client = twilio
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
     reply = await queued_reply(pool, SenderProjection(pool), "See you at 8.")
     await crashed_while_sending(pool, reply.event_id)
     box.faults.append(sandbox.Fault(500, 20500, accept=True))  # taken, then an error
@@ -75,7 +79,6 @@ async def test_an_accepted_message_not_sent_yet_is_found(pool: Pool, twilio: Twi
 
 async def test_a_failed_look_up_is_not_taken_for_not_sent(pool: Pool, twilio: Twilio) -> None:
     box, client = twilio
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
     reply = await queued_reply(pool, SenderProjection(pool), "Your order shipped.")
     await crashed_while_sending(pool, reply.event_id)
     await client.send(
@@ -100,7 +103,6 @@ async def test_identical_replies_never_claim_the_same_message(pool: Pool, twilio
     """Two fallback apologies to one person: the second's crashed attempt never reached
     Twilio, so the first's message must not be taken for it."""
     box, client = twilio
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
     projection = SenderProjection(pool)
     inbox = outgoing_inbox(client)
     first = await queued_reply(pool, projection, "Sorry, we can't answer right now.")
@@ -120,7 +122,6 @@ async def test_a_twilio_outage_longer_than_a_few_retries_still_delivers(
     pool: Pool, twilio: Twilio
 ) -> None:
     box, client = twilio
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
     reply = await queued_reply(pool, SenderProjection(pool), "Back online.")
     box.faults.extend(sandbox.Fault(503, 20503) for _ in range(12))
     inbox = outgoing_inbox(client)  # a 60 s window: the outage is shorter
@@ -136,7 +137,6 @@ async def test_past_the_window_a_reply_that_may_be_sent_is_looked_up_not_resent(
     pool: Pool, twilio: Twilio
 ) -> None:
     box, client = twilio
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
     bus = InMemoryBus()
     reply = await queued_reply(pool, SenderProjection(pool), "Late news.")
     await crashed_while_sending(pool, reply.event_id, seconds_ago=3600)
@@ -159,7 +159,6 @@ async def test_a_hung_send_is_given_up_after_its_own_time_out_and_sent_once(
 ) -> None:
     """The twilio async client ignores its time-out; ours bounds each call."""
     box, client = twilio
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
     reply = await queued_reply(pool, SenderProjection(pool), "Hello again.")
     box.faults.append(sandbox.Fault(503, 20503, hang_s=3))
     inbox = outgoing_inbox(client, call_timeout_s=0.5)
@@ -178,7 +177,6 @@ async def test_twilio_unsubscribed_answer_opts_out_live_and_on_a_replay(
     pool: Pool, twilio: Twilio
 ) -> None:
     box, client = twilio
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
     projection = SenderProjection(pool)
     reply = await queued_reply(pool, projection, "Anything else?")
     box.faults.append(sandbox.Fault(400, 21610, "Attempt to send to unsubscribed recipient"))
@@ -198,7 +196,6 @@ async def test_a_reply_is_not_sent_into_a_conversation_closed_after_it_was_writt
     pool: Pool, twilio: Twilio
 ) -> None:
     box, client = twilio
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
     projection = SenderProjection(pool)
     inbox = outgoing_inbox(client)
 
