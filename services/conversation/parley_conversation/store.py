@@ -15,7 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from parley_shared.conversations import place_all, rewrite_thread
-from parley_shared.db import Connection, columns
+from parley_shared.db import Connection, columns, lock_keys
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
@@ -199,6 +199,7 @@ async def record_sent(conn: Connection, events: Sequence[Envelope[MessageSent]])
     """Send outcomes; one may arrive before its reply on a replay (another topic), and then
     stands in for it until the reply comes."""
     latest = {e.payload.reply_event_id: e for e in events}
+    await lock_keys(conn, "conversation/sid", (e.payload.message_sid or "" for e in events))
     known = {
         row["id"]
         for row in await conn.fetch(
@@ -230,7 +231,8 @@ async def record_sent(conn: Connection, events: Sequence[Envelope[MessageSent]])
             "direction, anchor_at, occurred_at, body) SELECT id, key, conversation, 'outbound', "
             "anchor, at, body FROM unnest($1::uuid[], $2::text[], $3::uuid[], "
             "$4::timestamptz[], $5::timestamptz[], $6::text[]) "
-            "AS u(id, key, conversation, anchor, at, body)",
+            # The reply may be committing this moment (another replica): it wins.
+            "AS u(id, key, conversation, anchor, at, body) ON CONFLICT (id) DO NOTHING",
             *columns(rows, 6),
         )
     outcomes = [
@@ -256,6 +258,7 @@ async def record_sent(conn: Connection, events: Sequence[Envelope[MessageSent]])
 
 
 async def record_statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:
+    await lock_keys(conn, "conversation/sid", (e.payload.message_sid for e in events))
     await conn.execute(
         "INSERT INTO conversation_statuses (message_sid, status, at, error_code) "
         "SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[]) "
