@@ -110,7 +110,7 @@ class Outcome:
     lost: int
     duplicated: int
     dead_letters: int
-    wrong_statuses: int
+    wrong_statuses: list[str]
     hang_ratio: float
 
     def correctness_failures(self) -> list[str]:
@@ -122,7 +122,10 @@ class Outcome:
         if self.dead_letters:
             found.append(f"{self.dead_letters} event(s) dead-lettered")
         if self.wrong_statuses:
-            found.append(f"{self.wrong_statuses} message(s) whose status does not match")
+            found.append(
+                f"{len(self.wrong_statuses)} message(s) whose status does not match, e.g. "
+                + "; ".join(self.wrong_statuses[:3])
+            )
         return found
 
     def failures(self) -> list[str]:
@@ -244,21 +247,34 @@ async def run_phases(phases: list[Phase], profile: Profile, traffic: NumberedTra
         print(f"{phase.name}: done", flush=True)
 
 
-async def check_statuses(database: str, box: sandbox.Sandbox, patience_s: float) -> int:
-    """Messages whose last reported status (forward-only) the projection does not show, once
-    it has had ``patience_s`` to catch up."""
+async def check_statuses(database: str, box: sandbox.Sandbox, patience_s: float) -> list[str]:
+    """Messages whose status in the projection is not what their callbacks say, once it has
+    had ``patience_s`` to catch up: at least the furthest status a gateway acknowledged, at
+    most the furthest one posted (a callback that timed out at the gateway may still have
+    been published)."""
     rank = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4, "undelivered": 4}
-    expected = {sid: max(seen, key=rank.__getitem__) for sid, seen in box.reported.items()}
+    bounds = {
+        sid: (
+            max(rank[s] for s in seen),
+            max(rank[s] for s in box.attempted.get(sid, seen)),
+        )
+        for sid, seen in box.reported.items()
+    }
     deadline = time.monotonic() + patience_s
     conn = await asyncpg.connect(database)
     try:
         while True:
             rows = await conn.fetch(
                 "SELECT message_sid, status FROM conversation_messages WHERE message_sid = ANY($1)",
-                list(expected),
+                list(bounds),
             )
             shown = {row["message_sid"]: row["status"] for row in rows}
-            wrong = sum(1 for sid, status in expected.items() if shown.get(sid) != status)
+            wrong = [
+                f"{sid}: shown {shown.get(sid)}, acknowledged {box.reported[sid]}, "
+                f"posted {box.attempted.get(sid)}"
+                for sid, (low, high) in bounds.items()
+                if not low <= rank.get(shown.get(sid) or "", -1) <= high
+            ]
             if not wrong or time.monotonic() > deadline:
                 return wrong
             await asyncio.sleep(1.0)
@@ -366,7 +382,7 @@ def describe(outcome: Outcome) -> str:
     lines.append(
         f"acknowledged {outcome.acknowledged}, unanswered {outcome.lost}, answered twice "
         f"{outcome.duplicated}, dead letters {outcome.dead_letters}, statuses wrong "
-        f"{outcome.wrong_statuses}; throughput with 2% Twilio hangs: "
+        f"{len(outcome.wrong_statuses)}; throughput with 2% Twilio hangs: "
         f"{outcome.hang_ratio:.0%} of fault-free"
     )
     lines += [f"FAILED: {failure}" for failure in outcome.failures()]

@@ -138,8 +138,10 @@ class Sandbox:
     # Report each status twice, and in any order (Twilio promises neither once nor order).
     shuffle_callbacks: bool = False
     duplicate_callbacks: bool = False
-    # Statuses a gateway answered 200 for, by message SID.
+    # Statuses a gateway answered 200 for, and every status posted at all (one that got no
+    # answer may still have been published), by message SID.
     reported: dict[str, list[str]] = field(default_factory=dict)
+    attempted: dict[str, list[str]] = field(default_factory=dict)
     # Twilio's own answers to STOP/START/HELP, and who opted out of which of our numbers
     # (``parley_dev.carrier``): sends from that number to that person are refused (21610).
     from_twilio: list[SentMessage] = field(default_factory=list)
@@ -201,6 +203,7 @@ class Sandbox:
             if message.messaging_service_sid:
                 params["MessagingServiceSid"] = message.messaging_service_sid
             signature = validator.compute_signature(message.status_callback, params)
+            self.attempted.setdefault(message.sid, []).append(status)
             if await self.deliver(message.status_callback, params, signature):
                 self.reported.setdefault(message.sid, []).append(status)
 

@@ -106,11 +106,8 @@ async def first_time(conn: Connection, service: str, event_id: UUID) -> bool:
 async def lock_keys(conn: Connection, namespace: str, keys: Iterable[str]) -> None:
     """Hold transaction-scoped advisory locks on ``keys`` until the transaction ends.
 
-    For state that two topics feed (a message's send outcome and its status callbacks):
-    with two replicas, their events can be applied at once by different consumers, and each
-    transaction would miss what the other has not committed yet. Whoever locks a key second
-    waits, then reads what the first committed. Locks are taken in one order (by hash), so
-    two batches cannot wait on each other through them."""
+    Whoever locks a key second waits, then reads what the first committed. Locks are taken
+    in one order (by hash), so two batches cannot wait on each other through them."""
     wanted = sorted({key for key in keys if key})
     if wanted:
         await conn.execute(

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, cast
 
-from parley_shared.db import Connection, Pool, first_seen
+from parley_shared.db import Connection, Pool, first_seen, lock_keys
 from parley_shared.events import Envelope, P, Payload
 
 Apply = Callable[[Connection, Sequence[Envelope[P]]], Awaitable[None]]
@@ -60,6 +60,11 @@ class Projection:
 
     async def apply(self, conn: Connection, events: Sequence[Envelope]) -> None:
         """Apply new events inside the caller's transaction (also used by rebuilds)."""
+        # One transaction at a time per conversation, across replicas: two topics of one
+        # conversation (a send outcome and its callbacks, a close and a message) may be
+        # consumed by two replicas at once, and each would miss the other's uncommitted
+        # rows. Whoever comes second waits, then sees what the first committed.
+        await lock_keys(conn, self.service, (e.conversation_key for e in events))
         for kind, apply in self._handlers.items():
             of_kind = [event for event in events if type(event.payload) is kind]
             if of_kind:

@@ -19,7 +19,7 @@ from uuid import UUID
 
 from parley_analytics.funnel import add_latencies, settle_facts
 from parley_shared.conversations import place_all, rewrite_thread
-from parley_shared.db import Connection, columns, lock_keys
+from parley_shared.db import Connection, columns
 from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
 from parley_shared.migrations import baseline
 
@@ -280,7 +280,6 @@ async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated
 async def add_sent(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
     # One outcome per reply: a repeat in the same batch would touch a row twice in one statement.
     latest = {e.payload.reply_event_id: e for e in events}
-    await lock_keys(conn, "analytics/sid", (e.payload.message_sid or "" for e in events))
     rows = [
         (
             e.payload.reply_event_id,
@@ -328,7 +327,6 @@ async def add_statuses(
     conn: Connection, statuses: Sequence[tuple[str, str, datetime, int | None]]
 ) -> None:
     """(message SID, status, time, error code) callbacks."""
-    await lock_keys(conn, "analytics/sid", (sid for sid, *_ in statuses))
     await conn.execute(
         "INSERT INTO analytics_statuses SELECT * FROM unnest($1::text[], $2::text[], "
         "$3::timestamptz[], $4::int[]) ON CONFLICT DO NOTHING",

@@ -15,7 +15,7 @@ from datetime import datetime
 from uuid import UUID
 
 from parley_shared.conversations import place_all, rewrite_thread
-from parley_shared.db import Connection, columns, lock_keys
+from parley_shared.db import Connection, columns
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
@@ -199,7 +199,6 @@ async def record_sent(conn: Connection, events: Sequence[Envelope[MessageSent]])
     """Send outcomes; one may arrive before its reply on a replay (another topic), and then
     stands in for it until the reply comes."""
     latest = {e.payload.reply_event_id: e for e in events}
-    await lock_keys(conn, "conversation/sid", (e.payload.message_sid or "" for e in events))
     known = {
         row["id"]
         for row in await conn.fetch(
@@ -258,7 +257,6 @@ async def record_sent(conn: Connection, events: Sequence[Envelope[MessageSent]])
 
 
 async def record_statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:
-    await lock_keys(conn, "conversation/sid", (e.payload.message_sid for e in events))
     await conn.execute(
         "INSERT INTO conversation_statuses (message_sid, status, at, error_code) "
         "SELECT * FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::int[]) "
