@@ -48,6 +48,7 @@ from parley_dev.serve import serving
 from parley_dev.stack import Running, running
 from parley_shared import topics
 from parley_shared.settings import BusSettings
+from parley_shared.status import RANK
 
 PUBLIC = "https://parley.chaos.test"
 
@@ -252,11 +253,10 @@ async def check_statuses(database: str, box: sandbox.Sandbox, patience_s: float)
     had ``patience_s`` to catch up: at least the furthest status a gateway acknowledged, at
     most the furthest one posted (a callback that timed out at the gateway may still have
     been published)."""
-    rank = {"queued": 0, "sent": 1, "delivered": 2, "read": 3, "failed": 4, "undelivered": 4}
     bounds = {
         sid: (
-            max(rank[s] for s in seen),
-            max(rank[s] for s in box.attempted.get(sid, seen)),
+            max(RANK[s] for s in seen),
+            max(RANK[s] for s in box.attempted.get(sid, seen)),
         )
         for sid, seen in box.reported.items()
     }
@@ -273,7 +273,7 @@ async def check_statuses(database: str, box: sandbox.Sandbox, patience_s: float)
                 f"{sid}: shown {shown.get(sid)}, acknowledged {box.reported[sid]}, "
                 f"posted {box.attempted.get(sid)}"
                 for sid, (low, high) in bounds.items()
-                if not low <= rank.get(shown.get(sid) or "", -1) <= high
+                if not low <= RANK.get(shown.get(sid) or "", -1) <= high
             ]
             if not wrong or time.monotonic() > deadline:
                 return wrong

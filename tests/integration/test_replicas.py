@@ -98,6 +98,14 @@ def exchange() -> tuple[list[Envelope], Envelope, Envelope]:
     return [inbound, reply], sent, delivered
 
 
+async def waiting_on_a_lock(pool: Pool) -> bool:
+    return bool(
+        await pool.fetchval(
+            "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted"
+        )
+    )
+
+
 async def apply_together(
     pool: Pool, replicas: tuple[Projection, Projection], first: Envelope, second: Envelope
 ) -> None:
@@ -112,7 +120,11 @@ async def apply_together(
         async with one.transaction():
             await replicas[0].apply(one, [first])
             racing = asyncio.create_task(other())
-            await asyncio.sleep(0.5)  # replica 2 is now blocked, or (unguarded) done already
+            # Commit only once replica 2 waits on replica 1 (or, unguarded, finished without).
+            for _ in range(1000):
+                if racing.done() or await waiting_on_a_lock(pool):
+                    break
+                await asyncio.sleep(0.01)
         await racing
 
 

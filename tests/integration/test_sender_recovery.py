@@ -21,7 +21,7 @@ from parley_shared.memory import InMemoryBus
 from parley_shared.migrations import migrate
 from parley_shared.outbox import OutboxRelay
 from tests.helpers import ACCOUNT_SID
-from tests.integration.outbound import outgoing_inbox, queued_reply, send_one
+from tests.integration.outbound import inbound, outgoing_inbox, queued_reply, send_one
 
 Twilio = tuple[sandbox.Sandbox, TwilioMessaging]
 
@@ -233,3 +233,29 @@ async def test_a_reply_is_not_sent_into_a_conversation_closed_after_it_was_writt
         "canceled",
         "conversation closed; not sent",
     )
+
+
+async def test_our_own_cancel_for_a_stop_is_not_an_opt_out_on_a_replay(
+    pool: Pool, twilio: Twilio
+) -> None:
+    """STOP, a reply cancelled because of it, then START (written before the cancel was
+    recorded, read after it): the participant has opted back in, live and rebuilt alike."""
+    box, client = twilio
+    projection = SenderProjection(pool)
+    stop = inbound("STOP")
+    await projection.handle(stop)
+    reply = await queued_reply(pool, projection, "Here you go.")
+    start = inbound("START")
+    assert await send_one(pool, outgoing_inbox(client))
+    await projection.handle(start)
+    bus = InMemoryBus()
+    await OutboxRelay(pool, "sender", bus).publish_pending()
+    [cancelled] = bus.events("message.sent")
+    assert cancelled.payload.status == "canceled"  # type: ignore[attr-defined]
+    assert box.create_calls == 0
+    live = await pool.fetchval("SELECT opted_out FROM sender_optouts")
+
+    await pool.execute("TRUNCATE sender_optouts, sender_outbound, sender_processed")
+    await projection.handle_batch([stop, reply, start, cancelled])
+    assert live is False
+    assert await pool.fetchval("SELECT opted_out FROM sender_optouts") is False

@@ -17,12 +17,12 @@ from typing import Annotated, Any
 from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
-from pydantic import BaseModel
 
 from parley_gateway.core import InvalidWebhook, Params, inbound_event, parse_form, status_event
 from parley_gateway.settings import GatewaySettings
 from parley_gateway.signature import SignatureChecker, public_url
 from parley_shared import topics
+from parley_shared.auth import Problem
 from parley_shared.bus import BrokerUnavailable, Publisher
 from parley_shared.events import Envelope
 from parley_shared.kafka import KafkaPublisher, ensure_topics
@@ -122,10 +122,6 @@ async def _create_topics_when_possible(settings: GatewaySettings) -> None:
             log.warning("cannot create topics yet (%r); retrying in %.1fs", exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
-
-
-class Problem(BaseModel):
-    detail: str
 
 
 def _problem(description: str) -> dict[str, Any]:

@@ -120,12 +120,7 @@ async def record_outcomes_from_log(
     # Twilio's "unsubscribed" answer is an opt-out as much as a STOP is; from the log, so
     # that a rebuild knows it too.
     await set_opt_outs(
-        conn,
-        [
-            (e.conversation_key, True, e.occurred_at)
-            for e in events
-            if e.payload.error_code == 21610
-        ],
+        conn, [(e.conversation_key, True, e.occurred_at) for e in events if unsubscribed(e.payload)]
     )
 
 
