@@ -79,6 +79,9 @@ def bus_settings(kafka_bootstrap: str, topic_prefix: str) -> BusSettings:
         kafka_topic_partitions=3,
         kafka_session_timeout_ms=1000,
         kafka_heartbeat_interval_ms=200,
+        # Tests read the operators' API right after seeing a reply go out; production read
+        # models may lag a quarter second behind to take bigger batches.
+        kafka_read_model_fetch_max_wait_ms=10,
     )
 
 

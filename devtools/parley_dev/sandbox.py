@@ -88,6 +88,7 @@ class SentMessage:
     status_callback: str | None
     created: datetime
     status: str = "queued"
+    media_urls: tuple[str, ...] = ()
     # Set when it leaves for the carrier ("sent"); Twilio lists no send date before that.
     date_sent: datetime | None = None
 
@@ -101,7 +102,7 @@ class SentMessage:
             "body": self.body,
             "status": self.status,
             "num_segments": str(count),
-            "num_media": "0",
+            "num_media": str(len(self.media_urls)),
             "direction": "outbound-api",
             "api_version": "2010-04-01",
             "messaging_service_sid": self.messaging_service_sid,
@@ -280,10 +281,11 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             return twilio_error(fault.http_status, fault.code, fault.message)
         to = str(form.get("To") or "")
         body = str(form.get("Body") or "")
+        media = tuple(str(url) for url in form.getlist("MediaUrl"))
         origin = form.get("From") or form.get("MessagingServiceSid")
         if not to or not origin:
             return twilio_error(400, 21604 if not to else 21603, "A 'To'/'From' is required")
-        if not body or len(body) > 1600:
+        if (not body and not media) or len(body) > 1600:
             return twilio_error(400, 21617, "The concatenated message body exceeds 1600")
         from_ = str(form.get("From") or "+15550000000")
         if to.startswith("whatsapp:") and not from_.startswith("whatsapp:"):
@@ -295,6 +297,7 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             to=to,
             from_=from_,
             body=body,
+            media_urls=media,
             messaging_service_sid=str(form.get("MessagingServiceSid") or "") or None,
             status_callback=str(form.get("StatusCallback") or "") or None,
             created=datetime.now(UTC),

@@ -135,6 +135,7 @@ class EventConsumer:
         transient: tuple[type[Exception], ...] = (),
         max_attempts: int = 5,
         from_beginning: bool = False,
+        read_model: bool = False,
         on_poll: Callable[[AIOKafkaConsumer, Mapping[TopicPartition, int], int], Awaitable[None]]
         | None = None,
     ) -> None:
@@ -149,6 +150,7 @@ class EventConsumer:
         self._publisher = publisher
         self._max_attempts = max_attempts
         self._from_beginning = from_beginning
+        self._read_model = read_model
         self._on_poll = on_poll
         self._stopping = asyncio.Event()
         self.started = asyncio.Event()
@@ -171,7 +173,14 @@ class EventConsumer:
             enable_auto_commit=False,
             auto_offset_reset="earliest",
             max_poll_records=self._settings.kafka_max_poll_records,
-            fetch_max_wait_ms=self._settings.kafka_fetch_max_wait_ms,
+            fetch_min_bytes=(
+                self._settings.kafka_read_model_fetch_min_bytes if self._read_model else 1
+            ),
+            fetch_max_wait_ms=(
+                self._settings.kafka_read_model_fetch_max_wait_ms
+                if self._read_model
+                else self._settings.kafka_fetch_max_wait_ms
+            ),
             session_timeout_ms=self._settings.kafka_session_timeout_ms,
             heartbeat_interval_ms=self._settings.kafka_heartbeat_interval_ms,
         )

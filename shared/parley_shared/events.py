@@ -144,6 +144,38 @@ class MessageSent(Payload):
     error_message: str | None = None
     segments: int | None = None
     attempts: int = 1
+    # For an operator's message (no inbound answered): when it was requested, which places it
+    # in its conversation on any replay, as ``inbound_at`` does for a reply.
+    requested_at: AwareDatetime | None = None
+
+
+class OutboundRequested(Payload):
+    """An operator asked for a message to be sent to a participant (an agent's message)."""
+
+    EVENT_TYPE: ClassVar[str] = "outbound.requested"
+
+    conversation_id: UUID
+    channel: Channel
+    participant: str
+    our_address: str
+    messaging_service_sid: str | None = None
+    body: str
+    media_urls: tuple[str, ...] = ()
+    # Who sent it: the operator's name as the API was told it.
+    agent: str
+
+
+class HandoffChanged(Payload):
+    """A human took a conversation over from the AI, or handed it back."""
+
+    EVENT_TYPE: ClassVar[str] = "handoff.changed"
+
+    conversation_id: UUID
+    action: Literal["taken_over", "handed_back"]
+    channel: Channel
+    participant: str
+    our_address: str
+    agent: str
 
 
 class ConversationChanged(Payload):
@@ -161,7 +193,15 @@ class ConversationChanged(Payload):
 
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     cls.EVENT_TYPE: cls
-    for cls in (MessageReceived, StatusUpdated, ReplyGenerated, MessageSent, ConversationChanged)
+    for cls in (
+        MessageReceived,
+        StatusUpdated,
+        ReplyGenerated,
+        MessageSent,
+        ConversationChanged,
+        OutboundRequested,
+        HandoffChanged,
+    )
 }
 
 # (event_type, from_version) -> function that rewrites a payload dict to from_version + 1.

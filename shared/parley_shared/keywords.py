@@ -11,6 +11,9 @@ Keyword = Literal["opt_out", "opt_in", "help"]
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
 OPT_IN = frozenset({"START", "UNSTOP", "YES"})
 HELP = frozenset({"HELP", "INFO"})
+# A participant asking for a person: the AI stops answering and an operator is asked to take
+# over. Not a carrier keyword (Twilio does not answer these).
+HUMAN = frozenset({"HUMAN", "AGENT", "OPERATOR", "PERSON", "REPRESENTATIVE"})
 
 
 # One word, with anything but letters and digits around it.
@@ -29,3 +32,8 @@ def keyword_of(body: str) -> Keyword | None:
     if word in HELP:
         return "help"
     return None
+
+
+def asks_for_human(body: str) -> bool:
+    match = _ONE_WORD.fullmatch(body)
+    return match is not None and match.group(1).upper() in HUMAN

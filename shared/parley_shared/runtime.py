@@ -164,8 +164,15 @@ class ProjectionRuntime:
         return worker
 
     def consume(
-        self, topics: Sequence[str], projection: Projection, first: Sequence[str] = ()
+        self,
+        topics: Sequence[str],
+        projection: Projection,
+        first: Sequence[str] = (),
+        *,
+        read_model: bool = False,
     ) -> None:
+        """Feed ``projection`` from ``topics``; a ``read_model`` (nothing waits on it to
+        answer a participant) trades a little lag for larger batches."""
         consumer = EventConsumer(
             self.settings,
             topics=topics,
@@ -174,6 +181,7 @@ class ProjectionRuntime:
             publisher=self.publisher,
             first=first,
             transient=TRANSIENT_DB_ERRORS,
+            read_model=read_model,
         )
         self.consumer = consumer
 

@@ -10,8 +10,17 @@ MESSAGE_SENT = "message.sent"
 STATUS_UPDATED = "status.updated"
 # Operator decisions (close/reopen) are state changes of their own, so they get a topic.
 CONVERSATION_CHANGED = "conversation.changed"
+# Messages operators asked the sender to send (agents' messages), beside the AI's replies.
+MESSAGE_REQUESTED = "message.requested"
 
-ALL = (MESSAGE_RECEIVED, REPLY_GENERATED, MESSAGE_SENT, STATUS_UPDATED, CONVERSATION_CHANGED)
+ALL = (
+    MESSAGE_RECEIVED,
+    REPLY_GENERATED,
+    MESSAGE_SENT,
+    STATUS_UPDATED,
+    CONVERSATION_CHANGED,
+    MESSAGE_REQUESTED,
+)
 DEAD_LETTER_SUFFIX = ".dlq"
 
 

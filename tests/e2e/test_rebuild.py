@@ -65,11 +65,25 @@ async def run_workload(parley: Parley) -> int:
     for status in ["read", "sent", "delivered", "sent", "read"]:
         await parley.status(whatsapp_reply.sid, WHATSAPP[1], status)
 
+    # A person takes one conversation over, writes, and hands it back; a participant asks
+    # for a person. Neither the takeover's message nor the request gets an AI reply.
+    [taken] = await parley.conversations_of(SMS[0])
+    path = f"/v1/conversations/{taken['id']}"
+    await parley.api(f"{path}/takeover", method="POST", json={"agent": "Ana"})
+    await parley.text(SMS[0], "Am I talking to a person?")
+    written = await parley.conversation.post(
+        f"{path}/messages", json={"agent": "Ana", "body": "Yes, Ana here."}
+    )
+    assert written.status_code == 202, written.text
+    await eventually(lambda: _sent_at_least(parley, 9), timeout_s=30)
+    await parley.api(f"{path}/handback", method="POST", json={"agent": "Ana"})
+    await parley.text(SMS[1], "operator")
+
     [conversation] = await parley.conversations_of(WHATSAPP[0])
     await parley.api(f"/v1/conversations/{conversation['id']}/close", method="POST")
     await parley.text(WHATSAPP[0], "A new question after the close")
-    await eventually(lambda: _sent_at_least(parley, 9), timeout_s=30)
-    return 9
+    await eventually(lambda: _sent_at_least(parley, 10), timeout_s=30)
+    return 10
 
 
 async def _sent_at_least(parley: Parley, n: int) -> bool:
@@ -218,7 +232,9 @@ async def check_analytics(
     assert {"error_code": 30003, "count": 1} in delivery["top_error_codes"]
 
     times = (await parley.analytics.get("/v1/response-times")).json()
-    assert times["reply"]["count"] == len(accepted)
+    # Response times are of replies to a message; an operator's own message answers none.
+    assert times["reply"]["count"] == sum(p.in_reply_to is not None for p in accepted)
+    assert len(accepted) - times["reply"]["count"] == 1
     assert times["ai"]["count"] == sources["ai"]
     assert times["reply"]["p50_ms"] <= times["reply"]["p99_ms"]
 
@@ -233,5 +249,6 @@ async def check_analytics(
     assert header[:3] == ["id", "direction", "occurred_at"]
     assert Counter(row[1] for row in exported) == {
         "inbound": len(inbound),
-        "outbound": len(replies),
+        # Replies, and the operator's message (sent, so it has an outcome).
+        "outbound": len({e.event_id for e in replies} | {p.reply_event_id for p in payloads(sent)}),
     }

@@ -10,10 +10,17 @@ from hypothesis import strategies as st
 
 from parley_ai.core import NumberConfig, Persona, persona_for, reason_not_to_answer, shape_reply
 from parley_analytics.core import spreadsheet_safe
-from parley_conversation.core import BadCursor, decode_cursor, encode_cursor
+from parley_conversation.core import (
+    BadCursor,
+    decode_cursor,
+    encode_cursor,
+    handoff_state,
+    refuse_handoff,
+    refuse_send,
+)
 from parley_sender.core import backoff_s, classify_error
 from parley_shared.events import Location, Media, MessageReceived
-from parley_shared.keywords import keyword_of
+from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.sms import MAX_BODY, encoding_of, fit_segments, segments, trim_to
 from parley_shared.status import fold_statuses, next_status
 
@@ -129,6 +136,35 @@ def test_what_is_not_answered() -> None:
         reason_not_to_answer(message("", location=Location(latitude=1, longitude=2)), False) is None
     )
     assert reason_not_to_answer(message("hello"), False) is None
+    assert reason_not_to_answer(message("Human?"), False) == "human_requested"
+    assert reason_not_to_answer(message("a human please"), False) is None
+    assert reason_not_to_answer(message("hello"), False, handed_off=True) == "handed_off"
+    # Twilio's keywords come first: STOP is never taken for a request for a person.
+    assert reason_not_to_answer(message("STOP"), False, handed_off=True) == "keyword"
+
+
+@pytest.mark.parametrize(
+    ("body", "asks"),
+    [("agent", True), ("AGENT!", True), ("Operator.", True), ("real person", False), ("", False)],
+)
+def test_asking_for_a_person_is_one_word(body: str, asks: bool) -> None:
+    assert asks_for_human(body) is asks
+    assert keyword_of(body) is None  # not a carrier keyword: Twilio does not answer it
+
+
+def test_handoff_rules() -> None:
+    assert handoff_state(None) == "ai"
+    assert handoff_state("handed_back") == "ai"
+    assert handoff_state("requested") == "requested"
+    assert handoff_state("taken_over") == "agent"
+    assert refuse_handoff("ai", "taken_over") is None
+    assert refuse_handoff("requested", "taken_over") is None
+    assert refuse_handoff("agent", "taken_over") is not None
+    assert refuse_handoff("agent", "handed_back") is None
+    assert refuse_handoff("requested", "handed_back") is not None
+    assert refuse_send(closed=False, opted_out=False) is None
+    assert "closed" in (refuse_send(closed=True, opted_out=False) or "")
+    assert "STOP" in (refuse_send(closed=False, opted_out=True) or "")
 
 
 def test_per_number_persona_overrides_defaults() -> None:

@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from parley_shared.events import Channel, MessageReceived
 from parley_shared.identity import bare_number
-from parley_shared.keywords import keyword_of
+from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.sms import MAX_BODY, Encoding, fit_segments, segments, trim_to
 
 SMS_TARGET = 320
@@ -49,18 +49,25 @@ def persona_for(our_address: str, defaults: Persona, numbers: dict[str, NumberCo
     )
 
 
-Skip = Literal["keyword", "opted_out", "closed", "empty"]
+Skip = Literal["keyword", "human_requested", "opted_out", "closed", "handed_off", "empty"]
 
 
 def reason_not_to_answer(
-    message: MessageReceived, conversation_closed: bool, opted_out: bool = False
+    message: MessageReceived,
+    conversation_closed: bool,
+    opted_out: bool = False,
+    handed_off: bool = False,
 ) -> Skip | None:
     if keyword_of(message.body) is not None:
         return "keyword"  # Twilio answers STOP/START/HELP itself.
+    if asks_for_human(message.body):
+        return "human_requested"  # an operator answers: this message and what follows
     if opted_out:
         return "opted_out"  # nothing may be sent to them; do not pay for a reply
     if conversation_closed:
         return "closed"
+    if handed_off:
+        return "handed_off"  # a person has the conversation (or was asked for)
     if not message.body.strip() and not message.media and message.location is None:
         return "empty"
     return None

@@ -29,6 +29,7 @@ from parley_shared.db import Connection, Pool
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
+    HandoffChanged,
     MessageReceived,
     ReplyGenerated,
     ReplySource,
@@ -55,6 +56,7 @@ class AiProjection(Projection):
         self.on(MessageReceived, self.received)
         self.on(ConversationChanged, self.changed)
         self.on(ReplyGenerated, self.replied)
+        self.on(HandoffChanged, store.record_handoff_changes)
 
     @staticmethod
     async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
@@ -85,6 +87,7 @@ class AiProjection(Projection):
         if self._on_work is not None and any(
             isinstance(e.payload, MessageReceived)
             or (isinstance(e.payload, ConversationChanged) and e.payload.action == "reopened")
+            or (isinstance(e.payload, HandoffChanged) and e.payload.action == "handed_back")
             for e in events
         ):
             self._on_work()
@@ -116,7 +119,9 @@ class RepliesInbox:
         claims = []
         for row in await store.claim(pool, limit, self.lease_s, self.history_turns):
             inbound: Envelope[MessageReceived] = decode(row["event"])  # type: ignore[assignment]
-            skip = reason_not_to_answer(inbound.payload, row["closed"], row["opted_out"])
+            skip = reason_not_to_answer(
+                inbound.payload, row["closed"], row["opted_out"], row["handed_off"]
+            )
             question = Question(inbound, store.history_of(row), skip)
             claims.append(Claim(row["event_id"], row["lease_token"], question))
         return claims

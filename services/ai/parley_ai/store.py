@@ -20,15 +20,17 @@ from parley_shared.db import Connection, Pool, columns
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
+    HandoffChanged,
     MessageReceived,
     ReplyGenerated,
     encode,
 )
 from parley_shared.identity import derived_event_id
-from parley_shared.migrations import baseline
+from parley_shared.migrations import Migration, baseline
 from parley_shared.topics import REPLY_GENERATED
 
 SERVICE = "ai"
+HUMAN = "human_requested"  # the skip reason of a message asking for a person
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS ai_inbox (
@@ -63,8 +65,20 @@ CREATE TABLE IF NOT EXISTS ai_keywords (
 );
 """
 
+HANDOFFS = """
+CREATE TABLE IF NOT EXISTS ai_handoffs (
+    conversation_key text NOT NULL,
+    at timestamptz NOT NULL,
+    paused boolean NOT NULL,
+    PRIMARY KEY (conversation_key, at)
+);
+"""
+
 # Step N takes the tables to version N; append, never edit a released step.
-MIGRATIONS = (baseline(SERVICE, SCHEMA + closes_ddl(SERVICE)),)
+MIGRATIONS = (
+    baseline(SERVICE, SCHEMA + closes_ddl(SERVICE)),
+    Migration("handoffs: the AI pauses while a person has the conversation", HANDOFFS),
+)
 
 
 # Whether the participant had opted out (STOP, not yet START) when writing at ``m.occurred_at``.
@@ -74,6 +88,16 @@ OPTED_OUT = """coalesce((SELECT k.opted_out FROM ai_keywords k
 # Whether the conversation a message written at ``m.occurred_at`` belongs to is closed: the
 # first close after it ends that conversation, unless it was reopened.
 CLOSED = closed_sql(SERVICE, "m.conversation_key", "m.occurred_at")
+# Whether a person has the conversation of a message written at ``m.occurred_at``: the last
+# handoff change before it paused the AI and no close ended that conversation since, or one
+# after it did (taken over while the message waited or was being answered).
+HANDED_OFF = """(coalesce((SELECT h.paused FROM ai_handoffs h
+    WHERE h.conversation_key = m.conversation_key AND h.at <= m.occurred_at
+      AND NOT EXISTS (SELECT 1 FROM ai_closes c WHERE c.conversation_key = h.conversation_key
+          AND c.closed_at > h.at AND c.closed_at <= m.occurred_at AND NOT c.reopened)
+    ORDER BY h.at DESC LIMIT 1), false)
+  OR EXISTS (SELECT 1 FROM ai_handoffs h WHERE h.conversation_key = m.conversation_key
+      AND h.at > m.occurred_at AND h.paused))"""
 
 
 async def record_inbound(
@@ -87,6 +111,9 @@ async def record_inbound(
         for e, skip, _ in rows
         if skip in ("keyword:opt_out", "keyword:opt_in")
     ]
+    await record_handoffs(
+        conn, [(e.conversation_key, e.occurred_at, True) for e, skip, _ in rows if skip == HUMAN]
+    )
     if keywords:
         await conn.execute(
             "INSERT INTO ai_keywords SELECT * FROM unnest($1::text[], $2::timestamptz[], "
@@ -99,10 +126,12 @@ async def record_inbound(
                               reply_event_id)
         SELECT m.event_id, m.conversation_key, m.occurred_at, m.event,
                CASE WHEN t.id IS NOT NULL THEN 'done'
-                    WHEN m.skip IS NOT NULL OR {OPTED_OUT} THEN 'skipped' ELSE 'pending' END,
+                    WHEN m.skip IS NOT NULL OR {OPTED_OUT} OR {HANDED_OFF} THEN 'skipped'
+                    ELSE 'pending' END,
                CASE WHEN t.id IS NOT NULL THEN NULL
                     WHEN m.skip IS NOT NULL THEN split_part(m.skip, ':', 1)
-                    WHEN {OPTED_OUT} THEN 'opted_out' END,
+                    WHEN {OPTED_OUT} THEN 'opted_out'
+                    WHEN {HANDED_OFF} THEN 'handed_off' END,
                t.id
         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bytea[], $5::text[],
                     $6::uuid[]) AS m(event_id, conversation_key, occurred_at, event, skip, reply)
@@ -160,6 +189,42 @@ async def record_replies(conn: Connection, events: Sequence[Envelope[ReplyGenera
     )
 
 
+async def record_handoffs(conn: Connection, rows: Sequence[tuple[str, Any, bool]]) -> None:
+    """(conversation key, when, whether the AI pauses from then on)."""
+    if rows:
+        await conn.execute(
+            "INSERT INTO ai_handoffs SELECT * FROM unnest($1::text[], $2::timestamptz[], "
+            "$3::boolean[]) ON CONFLICT DO NOTHING",
+            *columns(rows, 3),
+        )
+
+
+async def record_handoff_changes(
+    conn: Connection, events: Sequence[Envelope[HandoffChanged]]
+) -> None:
+    await record_handoffs(
+        conn,
+        [(e.conversation_key, e.occurred_at, e.payload.action == "taken_over") for e in events],
+    )
+    # What a takeover stops: messages after it, and any being answered at that moment (a
+    # worker's outcome no longer finds its lease). A replay reading this before the messages
+    # it stops, or after, ends the same way; a reply on the log still marks its message done.
+    # And a hand-back read after a message that followed it (another topic) gives that
+    # message back to the AI.
+    keys = list({e.conversation_key for e in events})
+    await conn.execute(
+        f"UPDATE ai_inbox m SET state = 'skipped', reason = 'handed_off', lease_token = NULL "
+        f"WHERE m.conversation_key = ANY($1::text[]) AND m.state = 'pending' AND {HANDED_OFF}",
+        keys,
+    )
+    await conn.execute(
+        f"UPDATE ai_inbox m SET state = 'pending', reason = NULL, due_at = now() "
+        f"WHERE m.conversation_key = ANY($1::text[]) AND m.state = 'skipped' "
+        f"AND m.reason = 'handed_off' AND NOT {HANDED_OFF}",
+        keys,
+    )
+
+
 async def record_changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
     await record_closes(conn, SERVICE, events)
     # A reopen undoes the close: messages skipped because of it are answered after all,
@@ -196,6 +261,7 @@ async def claim(pool: Pool, limit: int, lease_s: float, turns: int) -> list[Any]
                 i.occurred_at
         )
         SELECT m.event_id, m.lease_token, m.event, {CLOSED} AS closed, {OPTED_OUT} AS opted_out,
+          {HANDED_OFF} AS handed_off,
           (SELECT coalesce(json_agg(json_build_array(h.role, h.content)
                                     ORDER BY h.anchor_at, h.second), '[]')
            FROM (SELECT t.role, t.content, t.anchor_at, t.role = 'assistant' AS second
@@ -237,12 +303,18 @@ async def answer(
     state: str | None = await pool.fetchval(
         f"""
         WITH m AS (SELECT $3::text AS conversation_key, $4::timestamptz AS occurred_at),
-        verdict AS (SELECT {CLOSED} AS closed, {OPTED_OUT} AS opted_out FROM m),
+        verdict AS (
+            SELECT {CLOSED} AS closed, {OPTED_OUT} AS opted_out, {HANDED_OFF} AS handed_off
+            FROM m
+        ),
         recorded AS (
             UPDATE ai_inbox SET
-                state = CASE WHEN v.closed OR v.opted_out THEN 'skipped' ELSE 'done' END,
-                reason = CASE WHEN v.closed THEN 'closed' WHEN v.opted_out THEN 'opted_out' END,
-                reply_event_id = CASE WHEN v.closed OR v.opted_out THEN NULL ELSE $5::uuid END,
+                state = CASE WHEN v.closed OR v.opted_out OR v.handed_off THEN 'skipped'
+                             ELSE 'done' END,
+                reason = CASE WHEN v.closed THEN 'closed' WHEN v.opted_out THEN 'opted_out'
+                              WHEN v.handed_off THEN 'handed_off' END,
+                reply_event_id = CASE WHEN v.closed OR v.opted_out OR v.handed_off THEN NULL
+                                      ELSE $5::uuid END,
                 lease_token = NULL
             FROM verdict v
             WHERE event_id = $1 AND lease_token = $2 AND state = 'pending'

@@ -30,7 +30,7 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         pool = await runtime.start(store.MIGRATIONS)
-        runtime.consume(CONSUMED, AnalyticsService(pool))
+        runtime.consume(CONSUMED, AnalyticsService(pool), read_model=True)
         try:
             yield {
                 "pool": pool,

@@ -34,6 +34,10 @@ class Conversation(BaseModel):
     opted_out: bool
     opened_at: datetime
     closed_at: datetime | None
+    # Who answers: the AI; the AI, though the participant asked for a person; a person.
+    handoff: Literal["ai", "requested", "agent"]
+    handoff_at: datetime | None
+    handoff_agent: str | None
     first_activity_at: datetime | None
     last_activity_at: datetime | None
     messages_in: int
@@ -55,6 +59,8 @@ class Message(BaseModel):
     error_code: int | None
     status_history: list[dict[str, Any]]
     ai: dict[str, Any] | None
+    # The operator who wrote it, for an agent's message.
+    agent: str | None
     at: datetime
 
 
@@ -73,6 +79,7 @@ async def list_conversations(
     state: Literal["open", "closed"] | None = None,
     channel: Literal["sms", "whatsapp"] | None = None,
     participant: Annotated[str | None, Query(max_length=64)] = None,
+    handoff: Literal["ai", "requested", "agent"] | None = None,
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ConversationPage:
@@ -89,6 +96,7 @@ async def list_conversations(
         state=state,
         channel=channel,
         participant=participant,
+        handoff=handoff,
         before=before,
         limit=limit + 1,
     )

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from parley_conversation import store
+from parley_conversation import agents_api, store
 from parley_conversation.api import router
 from parley_conversation.service import ConversationService
 from parley_conversation.settings import ConversationSettings
@@ -21,6 +21,7 @@ CONSUMED = [
     topics.MESSAGE_SENT,
     topics.STATUS_UPDATED,
     topics.CONVERSATION_CHANGED,
+    topics.MESSAGE_REQUESTED,
 ]
 
 
@@ -31,7 +32,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         pool = await runtime.start(store.MIGRATIONS)
         service = ConversationService(pool, runtime.outbox())
-        runtime.consume(CONSUMED, service)
+        runtime.consume(CONSUMED, service, read_model=True)
         try:
             yield {"service": service, "api_token": settings.api_token.get_secret_value()}
         finally:
@@ -43,5 +44,6 @@ def create_app(settings: ConversationSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(agents_api.router)
     health_routes(app, runtime.ready)
     return app

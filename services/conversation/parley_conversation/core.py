@@ -1,11 +1,11 @@
-"""Pure rules of the conversation service: page cursors."""
+"""Pure rules of the conversation service: page cursors, handoffs, operators' messages."""
 
 from __future__ import annotations
 
 import base64
 import json
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 
 class BadCursor(ValueError):
@@ -30,3 +30,31 @@ def decode_cursor(cursor: str, size: int) -> list[str]:
     ):
         raise BadCursor("cursor is not one this API issued")
     return parts
+
+
+Handoff = Literal["ai", "requested", "agent"]
+"""Who answers a conversation: the AI; the AI, but the participant asked for a person; a
+person (the AI is paused)."""
+
+
+def handoff_state(last_change: str | None) -> Handoff:
+    """The state after the latest of a conversation's handoff changes (and requests)."""
+    return {"taken_over": "agent", "requested": "requested"}.get(last_change or "", "ai")  # type: ignore[return-value]
+
+
+def refuse_handoff(state: Handoff, action: Literal["taken_over", "handed_back"]) -> str | None:
+    """Why an operator's takeover or hand-back cannot be done now, or None."""
+    if action == "taken_over" and state == "agent":
+        return "a person has this conversation already"
+    if action == "handed_back" and state != "agent":
+        return "nobody has taken this conversation over"
+    return None
+
+
+def refuse_send(closed: bool, opted_out: bool) -> str | None:
+    """Why an operator's message cannot be sent in a conversation, or None."""
+    if opted_out:
+        return "the participant opted out (STOP); nothing may be sent until they text START"
+    if closed:
+        return "the conversation is closed; reopen it first"
+    return None

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from typing import ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 from uuid import UUID, uuid4
 
-from parley_conversation import store
+from parley_conversation import agents, store
+from parley_conversation.core import handoff_state, refuse_handoff, refuse_send
 from parley_shared import topics
 from parley_shared.bus import BrokerUnavailable
 from parley_shared.db import Connection, Pool, enqueue, first_time
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
+    HandoffChanged,
     MessageReceived,
     MessageSent,
+    OutboundRequested,
+    Payload,
     ReplyGenerated,
     StatusUpdated,
     new_envelope,
 )
-from parley_shared.keywords import keyword_of
+from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection
+
+Q = TypeVar("Q", bound=Payload)
 
 
 class NotFound(LookupError):
@@ -47,10 +53,15 @@ class ConversationService(Projection):
         self.on(ReplyGenerated, store.add_replies)
         self.on(MessageSent, store.record_sent)
         self.on(StatusUpdated, store.record_statuses)
+        self.on(OutboundRequested, agents.add_requests)
+        self.on(HandoffChanged, agents.add_handoffs)
 
     @staticmethod
     async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         await store.add_inbound(conn, events)
+        await agents.flag_requests(
+            conn, [e.event_id for e in events if asks_for_human(e.payload.body)]
+        )
         for event in events:
             keyword = keyword_of(event.payload.body)
             if keyword in ("opt_out", "opt_in"):
@@ -79,15 +90,7 @@ class ConversationService(Projection):
     ) -> None:
         """Close or reopen on an operator's request: state change and event, one transaction."""
         async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "SELECT c.conversation_key, c.closed_at, c.opened_at, t.channel, t.our_address,"
-                " t.participant, t.account_sid FROM conversation_conversations c "
-                "JOIN conversation_threads t USING (conversation_key) WHERE c.id = $1 "
-                "FOR UPDATE OF c",
-                conversation,
-            )
-            if row is None:
-                raise NotFound(str(conversation))
+            row = await self._locked(conn, conversation)
             if action == "closed" and row["closed_at"] is not None:
                 raise Conflict("conversation is already closed")
             if action == "reopened":
@@ -101,7 +104,8 @@ class ConversationService(Projection):
                 )
                 if newer:
                     raise Conflict("the participant has started a newer conversation since")
-            event = new_envelope(
+            event = self._event(
+                row,
                 ConversationChanged(
                     conversation_id=conversation,
                     action=action,
@@ -110,14 +114,91 @@ class ConversationService(Projection):
                     our_address=row["our_address"],
                     actor=actor,
                 ),
-                event_id=uuid4(),
-                conversation_key=row["conversation_key"],
-                account_sid=row["account_sid"],
-                occurred_at=datetime.now(UTC),
             )
-            await first_time(conn, store.SERVICE, event.event_id)
-            await self._apply_change(conn, event)
-            await enqueue(conn, store.SERVICE, [(topics.CONVERSATION_CHANGED, event)])
+            await self._commit(conn, topics.CONVERSATION_CHANGED, event)
+        await self._publish()
+
+    async def send(
+        self, conversation: UUID, body: str, media_urls: Sequence[str], agent: str
+    ) -> Envelope[OutboundRequested]:
+        """An operator's message: the sender sends it like a reply; the history shows it."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._locked(conn, conversation)
+            refusal = refuse_send(row["closed_at"] is not None, row["opted_out"])
+            if refusal is not None:
+                raise Conflict(refusal)
+            event = self._event(
+                row,
+                OutboundRequested(
+                    conversation_id=conversation,
+                    channel=row["channel"],
+                    participant=row["participant"],
+                    our_address=row["our_address"],
+                    body=body,
+                    media_urls=tuple(media_urls),
+                    agent=agent,
+                ),
+            )
+            await self._commit(conn, topics.MESSAGE_REQUESTED, event)
+        await self._publish()
+        return event
+
+    async def handoff(
+        self, conversation: UUID, action: Literal["taken_over", "handed_back"], agent: str
+    ) -> None:
+        """A person takes the conversation over from the AI (paused for it), or hands back."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await self._locked(conn, conversation)
+            refusal = refuse_handoff(handoff_state(row["handoff_action"]), action)
+            if refusal is not None:
+                raise Conflict(refusal)
+            if row["closed_at"] is not None:
+                raise Conflict("the conversation is closed")
+            event = self._event(
+                row,
+                HandoffChanged(
+                    conversation_id=conversation,
+                    action=action,
+                    channel=row["channel"],
+                    participant=row["participant"],
+                    our_address=row["our_address"],
+                    agent=agent,
+                ),
+            )
+            await self._commit(conn, topics.CONVERSATION_CHANGED, event)
+        await self._publish()
+
+    @staticmethod
+    async def _locked(conn: Connection, conversation: UUID) -> Any:
+        row = await conn.fetchrow(
+            "SELECT c.conversation_key, c.closed_at, c.opened_at, t.channel, t.our_address,"
+            " t.participant, t.account_sid, t.opted_out, "
+            "h.handoff_action FROM conversation_conversations c JOIN conversation_threads t "
+            f"USING (conversation_key) {agents.HANDOFF_JOIN} WHERE c.id = $1 FOR UPDATE OF c",
+            conversation,
+        )
+        if row is None:
+            raise NotFound(str(conversation))
+        return row
+
+    @staticmethod
+    def _event(row: Any, payload: Q) -> Envelope[Q]:
+        return new_envelope(
+            payload,
+            event_id=uuid4(),
+            conversation_key=row["conversation_key"],
+            account_sid=row["account_sid"],
+            occurred_at=datetime.now(UTC),
+        )
+
+    async def _commit(self, conn: Connection, topic: str, event: Envelope) -> None:
+        """Apply an operator's change here and queue it for the log, in the caller's
+        transaction."""
+        await first_time(conn, store.SERVICE, event.event_id)
+        await self.apply(conn, [event])
+        await enqueue(conn, store.SERVICE, [(topic, event)])
+
+    async def _publish(self) -> None:
         if self.relay is not None:
             # Publish before answering, so the change is on the log before the operator (or
             # the participant) does anything next; the background relay covers a failure here.

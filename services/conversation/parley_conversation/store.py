@@ -19,12 +19,14 @@ from parley_shared.db import Connection, columns
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
+    HandoffChanged,
     MessageReceived,
     MessageSent,
+    OutboundRequested,
     ReplyGenerated,
     StatusUpdated,
 )
-from parley_shared.migrations import baseline
+from parley_shared.migrations import Migration, baseline
 from parley_shared.status import fold_statuses
 
 SERVICE = "conversation"
@@ -81,7 +83,24 @@ CREATE TABLE IF NOT EXISTS conversation_statuses (
 """
 
 # Step N takes the tables to version N; append, never edit a released step.
-MIGRATIONS = (baseline(SERVICE, SCHEMA),)
+MIGRATIONS = (
+    baseline(SERVICE, SCHEMA),
+    Migration(
+        "operators' messages and handoffs (see agents.py)",
+        """
+        ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS agent text;
+        ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS asks_human boolean
+            NOT NULL DEFAULT false;
+        CREATE TABLE IF NOT EXISTS conversation_handoffs (
+            conversation_id uuid NOT NULL,
+            at timestamptz NOT NULL,
+            action text NOT NULL CHECK (action IN ('taken_over', 'handed_back')),
+            agent text NOT NULL,
+            PRIMARY KEY (conversation_id, at)
+        );
+        """,
+    ),
+)
 
 
 Thread = tuple[str, str, str, str, str, str | None]
@@ -89,7 +108,14 @@ Thread = tuple[str, str, str, str, str, str | None]
 
 
 def thread_of(
-    event: Envelope[MessageReceived | ReplyGenerated | MessageSent | ConversationChanged],
+    event: Envelope[
+        MessageReceived
+        | ReplyGenerated
+        | MessageSent
+        | ConversationChanged
+        | OutboundRequested
+        | HandoffChanged
+    ],
     profile_name: str | None = None,
 ) -> Thread:
     p = event.payload
@@ -208,7 +234,7 @@ async def record_sent(conn: Connection, events: Sequence[Envelope[MessageSent]])
     early = [e for e in latest.values() if e.payload.reply_event_id not in known]
     if early:
         await upsert_threads(conn, [thread_of(e) for e in early])
-        anchors = [e.payload.inbound_at or e.occurred_at for e in early]
+        anchors = [e.payload.inbound_at or e.payload.requested_at or e.occurred_at for e in early]
         placed = await place_all(
             conn,
             "conversation_conversations",

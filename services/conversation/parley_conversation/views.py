@@ -12,16 +12,20 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
+from parley_conversation.agents import HANDOFF_JOIN
+from parley_conversation.core import handoff_state
 from parley_shared.db import Pool
 
-CONVERSATION_SQL = """
+CONVERSATION_SQL = f"""
 SELECT c.id, t.channel, t.our_address, t.participant, t.profile_name, t.opted_out,
        c.opened_at, c.closed_at,
        CASE WHEN c.closed_at IS NULL THEN 'open' ELSE 'closed' END AS state,
        m.first_at AS first_activity_at, m.last_at AS last_activity_at,
-       coalesce(m.n_in, 0) AS messages_in, coalesce(m.n_out, 0) AS messages_out
+       coalesce(m.n_in, 0) AS messages_in, coalesce(m.n_out, 0) AS messages_out,
+       h.handoff_action, h.handoff_at, h.handoff_agent
 FROM conversation_conversations c
 JOIN conversation_threads t USING (conversation_key)
+{HANDOFF_JOIN}
 LEFT JOIN LATERAL (
     SELECT min(occurred_at) AS first_at, max(occurred_at) AS last_at,
            count(*) FILTER (WHERE direction = 'inbound') AS n_in,
@@ -37,6 +41,7 @@ async def conversations(
     state: Literal["open", "closed"] | None,
     channel: str | None,
     participant: str | None,
+    handoff: str | None = None,
     before: tuple[datetime, UUID] | None,
     limit: int,
 ) -> list[dict[str, Any]]:
@@ -54,18 +59,30 @@ async def conversations(
     if before is not None:
         args += list(before)
         where.append(f"(c.opened_at, c.id) < (${len(args) - 1}, ${len(args)})")
+    if handoff is not None:
+        args.append(handoff)
+        where.append(
+            f"coalesce(CASE h.handoff_action WHEN 'taken_over' THEN 'agent' "
+            f"WHEN 'requested' THEN 'requested' END, 'ai') = ${len(args)}"
+        )
     args.append(limit)
     rows = await pool.fetch(
         f"{CONVERSATION_SQL} WHERE {' AND '.join(where)} "
         f"ORDER BY c.opened_at DESC, c.id DESC LIMIT ${len(args)}",
         *args,
     )
-    return [dict(row) for row in rows]
+    return [_conversation(row) for row in rows]
+
+
+def _conversation(row: Any) -> dict[str, Any]:
+    record = dict(row)
+    record["handoff"] = handoff_state(record.pop("handoff_action"))
+    return record
 
 
 async def conversation(pool: Pool, conversation_id: UUID) -> dict[str, Any] | None:
     row = await pool.fetchrow(f"{CONVERSATION_SQL} WHERE c.id = $1", conversation_id)
-    return dict(row) if row is not None else None
+    return _conversation(row) if row is not None else None
 
 
 async def exists(pool: Pool, conversation_id: UUID) -> bool:
@@ -90,6 +107,7 @@ async def messages(
     rows = await pool.fetch(
         f"""
         SELECT m.id, m.direction, m.body, m.media, m.message_sid, m.status, m.error_code, m.ai,
+               m.agent,
                m.occurred_at AS at, m.anchor_at,
                coalesce((SELECT json_agg(json_build_object('status', s.status, 'at', s.at,
                                  'error_code', s.error_code) ORDER BY s.at)

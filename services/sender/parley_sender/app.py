@@ -23,6 +23,7 @@ CONSUMED = [
     topics.MESSAGE_SENT,
     topics.MESSAGE_RECEIVED,
     topics.CONVERSATION_CHANGED,
+    topics.MESSAGE_REQUESTED,
 ]
 
 

@@ -37,6 +37,7 @@ from parley_shared.events import (
     Envelope,
     MessageReceived,
     MessageSent,
+    OutboundRequested,
     ReplyGenerated,
     caused_by,
     decode,
@@ -61,6 +62,7 @@ class SenderProjection(Projection):
         super().__init__(pool)
         self._on_work = on_work
         self.on(ReplyGenerated, self.replies)
+        self.on(OutboundRequested, store.add_requests)
         self.on(MessageSent, self.outcomes)
         self.on(MessageReceived, self.keywords)
         self.on(ConversationChanged, self.changes)
@@ -94,15 +96,17 @@ class SenderProjection(Projection):
         )
 
     def applied(self, events: Sequence[Envelope]) -> None:
-        if self._on_work is not None and any(isinstance(e.payload, ReplyGenerated) for e in events):
+        if self._on_work is not None and any(
+            isinstance(e.payload, ReplyGenerated | OutboundRequested) for e in events
+        ):
             self._on_work()
 
 
 @dataclass(frozen=True)
 class Delivery:
-    """A leased reply: the event, and what the claim learned about it."""
+    """A leased reply (or operator's message): the event, and what the claim learned."""
 
-    reply: Envelope[ReplyGenerated]
+    reply: Envelope[ReplyGenerated] | Envelope[OutboundRequested]
     attempts: int
     maybe_sent: bool  # an earlier attempt may have reached Twilio
     sending_since: datetime | None
@@ -197,6 +201,8 @@ class OutgoingInbox:
 
     async def _settle(self, pool: Pool, claim: Claim[Delivery], outcome: Outcome) -> None:
         reply = claim.work.reply
+        p = reply.payload
+        answers = p if isinstance(p, ReplyGenerated) else None
         status = outcome.status or ("queued" if outcome.kind == "sent" else "failed")
         state = (
             "sent" if outcome.kind == "sent" else "skipped" if status == "canceled" else "failed"
@@ -205,17 +211,18 @@ class OutgoingInbox:
             reply,
             MessageSent(
                 reply_event_id=reply.event_id,
-                in_reply_to=reply.payload.in_reply_to,
-                inbound_at=reply.payload.inbound_at,
-                channel=reply.payload.channel,
-                participant=reply.payload.participant,
-                our_address=reply.payload.our_address,
-                body=reply.payload.body,
+                in_reply_to=answers.in_reply_to if answers else None,
+                inbound_at=answers.inbound_at if answers else None,
+                requested_at=None if answers else reply.occurred_at,
+                channel=p.channel,
+                participant=p.participant,
+                our_address=p.our_address,
+                body=p.body,
                 message_sid=outcome.message_sid,
                 status=status,
                 error_code=outcome.error_code,
                 error_message=outcome.error_message,
-                segments=reply.payload.segments,
+                segments=answers.segments if answers else None,
                 attempts=claim.work.attempts,
             ),
             event_id=derived_event_id(topics.MESSAGE_SENT, reply.event_id),
@@ -263,6 +270,7 @@ class OutgoingInbox:
                         from_=p.our_address,
                         messaging_service_sid=p.messaging_service_sid,
                         body=p.body,
+                        media_urls=() if isinstance(p, ReplyGenerated) else p.media_urls,
                         status_callback=self.status_callback,
                     )
             except TimeoutError:

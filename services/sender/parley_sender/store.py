@@ -16,7 +16,7 @@ from uuid import UUID
 from parley_sender.core import OPTED_OUT_CODE
 from parley_shared.conversations import closed_sql, closes_ddl
 from parley_shared.db import Connection, Pool
-from parley_shared.events import Envelope, MessageSent, ReplyGenerated, encode
+from parley_shared.events import Envelope, MessageSent, OutboundRequested, ReplyGenerated, encode
 from parley_shared.migrations import Migration, baseline
 from parley_shared.topics import MESSAGE_SENT
 
@@ -82,6 +82,22 @@ async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated
         [e.conversation_key for e in events],
         [encode(e) for e in events],
         [e.payload.inbound_at for e in events],
+    )
+
+
+async def add_requests(conn: Connection, events: Sequence[Envelope[OutboundRequested]]) -> None:
+    """Operators' messages, queued like replies (one queue keeps a conversation in order);
+    the request time stands where a reply has its inbound's, for the close check."""
+    await conn.execute(
+        "INSERT INTO sender_outbound (reply_event_id, conversation_key, event, inbound_at, "
+        "state) SELECT r.id, r.key, r.event, r.at, 'pending' FROM unnest($1::uuid[], "
+        "$2::text[], $3::bytea[], $4::timestamptz[]) AS r(id, key, event, at) "
+        "ON CONFLICT (reply_event_id) DO UPDATE SET event = EXCLUDED.event, "
+        "inbound_at = EXCLUDED.inbound_at WHERE sender_outbound.event IS NULL",
+        [e.event_id for e in events],
+        [e.conversation_key for e in events],
+        [encode(e) for e in events],
+        [e.occurred_at for e in events],
     )
 
 

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from twilio.base import values
 from twilio.base.exceptions import TwilioException, TwilioRestException
 from twilio.http.async_http_client import AsyncTwilioHttpClient
 from twilio.rest import Client
@@ -35,6 +37,7 @@ class MessagingPort(Protocol):
         messaging_service_sid: str | None,
         body: str,
         status_callback: str,
+        media_urls: Sequence[str] = (),
     ) -> Accepted: ...
 
     async def find_sent(self, *, to: str, body: str, since: datetime) -> list[str]: ...
@@ -62,6 +65,7 @@ class TwilioMessaging:
         messaging_service_sid: str | None,
         body: str,
         status_callback: str,
+        media_urls: Sequence[str] = (),
     ) -> Accepted:
         origin = (
             {"messaging_service_sid": messaging_service_sid}
@@ -70,7 +74,11 @@ class TwilioMessaging:
         )
         try:
             message = await self._client.messages.create_async(
-                to=to, body=body, status_callback=status_callback, **origin
+                to=to,
+                body=body,
+                status_callback=status_callback,
+                media_url=list(media_urls) if media_urls else values.unset,
+                **origin,
             )
         except TwilioRestException as exc:
             raise SendError(exc.status, exc.code, str(exc.msg)) from exc

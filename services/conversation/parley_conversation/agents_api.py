@@ -1,0 +1,100 @@
+"""The operators' API for what people do in a conversation: take it over from the AI, write
+to the participant, hand it back (bearer ``API_TOKEN``)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from datetime import datetime
+from typing import Annotated, Literal, TypeVar
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, model_validator
+
+from parley_conversation.api import Conversation, Service, get_conversation
+from parley_conversation.service import Conflict, NotFound
+from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED, require_token
+
+router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
+
+Agent = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+T = TypeVar("T")
+
+
+class Handoff(BaseModel):
+    agent: Agent = Field(description="The person taking over or handing back, as shown in history")
+
+
+class AgentMessage(BaseModel):
+    agent: Agent = Field(description="The person writing, as shown in history")
+    body: Annotated[str, StringConstraints(max_length=1600)] = ""
+    media_urls: list[AnyHttpUrl] = Field(default_factory=list, max_length=10)
+
+    @model_validator(mode="after")
+    def _something(self) -> AgentMessage:
+        if not self.body.strip() and not self.media_urls:
+            raise ValueError("a message needs a body or media")
+        return self
+
+
+class Requested(BaseModel):
+    id: UUID = Field(description="The message's id in the conversation's history")
+    conversation_id: UUID
+    requested_at: datetime
+
+
+async def _do(conversation_id: UUID, action: Callable[[], Awaitable[T]]) -> T:
+    try:
+        return await action()
+    except NotFound as exc:
+        raise HTTPException(404, f"conversation {conversation_id} not found") from exc
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from exc
+
+
+async def _handoff(
+    conversation_id: UUID, action: Literal["taken_over", "handed_back"], by: Handoff, s: Service
+) -> Conversation:
+    await _do(conversation_id, lambda: s.handoff(conversation_id, action, by.agent))
+    return await get_conversation(conversation_id, s)
+
+
+@router.post(
+    "/conversations/{conversation_id}/takeover",
+    response_model=Conversation,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def take_over(conversation_id: UUID, by: Handoff, service: Service) -> Conversation:
+    """A person answers from now on: the AI sends nothing more in this conversation, not even
+    a reply it was writing at this moment."""
+    return await _handoff(conversation_id, "taken_over", by, service)
+
+
+@router.post(
+    "/conversations/{conversation_id}/handback",
+    response_model=Conversation,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def hand_back(conversation_id: UUID, by: Handoff, service: Service) -> Conversation:
+    """The AI answers the participant's next messages again."""
+    return await _handoff(conversation_id, "handed_back", by, service)
+
+
+@router.post(
+    "/conversations/{conversation_id}/messages",
+    response_model=Requested,
+    status_code=202,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def send_message(conversation_id: UUID, message: AgentMessage, service: Service) -> Requested:
+    """Send a message as a person. Accepted means it is on the log: the sender sends it once
+    and its delivery shows in the history like a reply's."""
+    event = await _do(
+        conversation_id,
+        lambda: service.send(
+            conversation_id, message.body, [str(u) for u in message.media_urls], message.agent
+        ),
+    )
+    return Requested(
+        id=event.event_id, conversation_id=conversation_id, requested_at=event.occurred_at
+    )

@@ -1,0 +1,140 @@
+"""People in the loop: an operator takes a conversation over from the AI, writes to the
+participant through the sender, and hands it back; a participant can ask for a person."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+from tests.e2e.conftest import BOT_SMS, Parley, eventually
+from tests.e2e.test_loop import replies_to
+
+
+async def conversation_of(parley: Parley, number: str) -> dict[str, Any]:
+    async def one() -> dict[str, Any] | None:
+        found = await parley.conversations_of(number)
+        return found[0] if len(found) == 1 else None
+
+    return await eventually(one)
+
+
+async def test_takeover_pauses_the_ai_an_agent_writes_and_hand_back_resumes_it(
+    parley: Parley,
+) -> None:
+    number = "+15550120001"
+    await parley.text(number, "hello")
+    await replies_to(parley, number, 1)
+    conversation = await conversation_of(parley, number)
+    assert conversation["handoff"] == "ai"
+    path = f"/v1/conversations/{conversation['id']}"
+
+    taken = await parley.api(f"{path}/takeover", method="POST", json={"agent": "Ana"})
+    assert (taken["handoff"], taken["handoff_agent"]) == ("agent", "Ana")
+    again = await parley.conversation.post(f"{path}/takeover", json={"agent": "Bo"})
+    assert again.status_code == 409, again.text
+
+    await parley.text(number, "is anyone there?")
+    response = await parley.conversation.post(
+        f"{path}/messages",
+        json={"agent": "Ana", "body": "Hi, Ana here.", "media_urls": ["https://example.com/a.jpg"]},
+    )
+    assert response.status_code == 202, response.text
+    requested = response.json()
+    [_, by_agent] = await replies_to(parley, number, 2)
+    assert (by_agent.body, by_agent.from_) == ("Hi, Ana here.", BOT_SMS)
+    assert by_agent.media_urls == ("https://example.com/a.jpg",)
+
+    async def tracked() -> list[dict[str, Any]] | None:
+        history = await parley.history_of(number)
+        mine = [m for m in history if m["id"] == requested["id"]]
+        return history if mine and mine[0]["status"] == "delivered" else None
+
+    history = await eventually(tracked)
+    agent_message = next(m for m in history if m["id"] == requested["id"])
+    assert (agent_message["agent"], agent_message["ai"]) == ("Ana", None)
+    assert agent_message["message_sid"] == by_agent.sid
+    assert [m["body"] for m in history if m["direction"] == "inbound"] == [
+        "hello",
+        "is anyone there?",
+    ]
+    # The AI answered nothing while Ana had the conversation.
+    await asyncio.sleep(1.0)
+    assert len(parley.twilio.for_number(number)) == 2
+
+    back = await parley.api(f"{path}/handback", method="POST", json={"agent": "Ana"})
+    assert back["handoff"] == "ai"
+    await parley.text(number, "thanks, one more question")
+    sent = await replies_to(parley, number, 3)
+    assert sent[2].body == "AI says: thanks, one more question"
+    assert len(parley.twilio.for_number(number)) == 3
+
+
+async def test_a_takeover_during_the_model_call_means_no_ai_reply(parley: Parley) -> None:
+    number = "+15550120002"
+    await parley.text(number, "first")
+    await replies_to(parley, number, 1)
+    conversation = await conversation_of(parley, number)
+    parley.openai.delays = {"slow": 2.0}
+    await parley.text(number, "slow question")
+    await asyncio.sleep(0.5)  # the model is answering it now
+    await parley.api(
+        f"/v1/conversations/{conversation['id']}/takeover", method="POST", json={"agent": "Cy"}
+    )
+    await asyncio.sleep(3.0)
+    assert [m.body for m in parley.twilio.for_number(number)] == ["AI says: first"]
+
+
+async def test_asking_for_a_person_flags_the_conversation_and_pauses_the_ai(
+    parley: Parley,
+) -> None:
+    number = "+15550120003"
+    await parley.text(number, "hello")
+    await replies_to(parley, number, 1)
+    await parley.text(number, "Human!")
+    await parley.text(number, "please?")
+
+    async def flagged() -> dict[str, Any] | None:
+        conversation = await conversation_of(parley, number)
+        return conversation if conversation["handoff"] == "requested" else None
+
+    conversation = await eventually(flagged)
+    waiting = await parley.api("/v1/conversations", params={"handoff": "requested"})
+    assert conversation["id"] in [c["id"] for c in waiting["items"]]
+    await eventually(lambda: _inbound_count(parley, number, 3))
+    await asyncio.sleep(1.0)
+    assert len(parley.twilio.for_number(number)) == 1
+    # A person answers, then gives the conversation back: the AI answers again.
+    path = f"/v1/conversations/{conversation['id']}"
+    await parley.api(f"{path}/takeover", method="POST", json={"agent": "Di"})
+    await parley.api(f"{path}/handback", method="POST", json={"agent": "Di"})
+    await parley.text(number, "ok bot")
+    sent = await replies_to(parley, number, 2)
+    assert sent[1].body == "AI says: ok bot"
+
+
+async def _inbound_count(parley: Parley, number: str, count: int) -> bool:
+    history = await parley.history_of(number)
+    return len([m for m in history if m["direction"] == "inbound"]) >= count
+
+
+async def test_agent_messages_are_refused_clearly(parley: Parley) -> None:
+    number = "+15550120004"
+    await parley.text(number, "hello")
+    await replies_to(parley, number, 1)
+    conversation = await conversation_of(parley, number)
+    path = f"/v1/conversations/{conversation['id']}"
+    empty = await parley.conversation.post(f"{path}/messages", json={"agent": "Ed", "body": " "})
+    assert empty.status_code == 422
+    nobody = await parley.conversation.post(f"{path}/messages", json={"body": "hi"})
+    assert nobody.status_code == 422
+    back = await parley.conversation.post(f"{path}/handback", json={"agent": "Ed"})
+    assert back.status_code == 409
+    await parley.api(f"{path}/close", method="POST")
+    closed = await parley.conversation.post(f"{path}/messages", json={"agent": "Ed", "body": "x"})
+    assert closed.status_code == 409
+    assert "closed" in closed.json()["detail"]
+    missing = await parley.conversation.post(
+        "/v1/conversations/00000000-0000-0000-0000-000000000000/messages",
+        json={"agent": "Ed", "body": "x"},
+    )
+    assert missing.status_code == 404
