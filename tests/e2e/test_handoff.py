@@ -127,6 +127,9 @@ async def test_agent_messages_are_refused_clearly(parley: Parley) -> None:
     assert empty.status_code == 422
     nobody = await parley.conversation.post(f"{path}/messages", json={"body": "hi"})
     assert nobody.status_code == 422
+    for bad in ({"agent": "Ed", "body": "a\u0000b"}, {"agent": "E\u0000d", "body": "hi"}):
+        refused = await parley.conversation.post(f"{path}/messages", json=bad)
+        assert refused.status_code == 422, refused.text
     back = await parley.conversation.post(f"{path}/handback", json={"agent": "Ed"})
     assert back.status_code == 409
     await parley.api(f"{path}/close", method="POST")

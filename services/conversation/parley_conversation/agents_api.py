@@ -17,7 +17,11 @@ from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED, require_token
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
 
-Agent = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)]
+# PostgreSQL text cannot hold NUL: refuse it here (422), not at the insert (500).
+NO_NUL = r"^[^\x00]*$"
+Agent = Annotated[
+    str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=NO_NUL)
+]
 T = TypeVar("T")
 
 
@@ -27,7 +31,7 @@ class Handoff(BaseModel):
 
 class AgentMessage(BaseModel):
     agent: Agent = Field(description="The person writing, as shown in history")
-    body: Annotated[str, StringConstraints(max_length=1600)] = ""
+    body: Annotated[str, StringConstraints(max_length=1600, pattern=NO_NUL)] = ""
     media_urls: list[AnyHttpUrl] = Field(default_factory=list, max_length=10)
 
     @model_validator(mode="after")
