@@ -11,8 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 
-from parley_conversation.store import thread_of, upsert_threads
-from parley_shared.conversations import place_all
+from parley_conversation.store import place
 from parley_shared.db import Connection, columns
 from parley_shared.events import Envelope, HandoffChanged, OutboundRequested
 
@@ -33,10 +32,7 @@ LEFT JOIN LATERAL (
 
 async def add_requests(conn: Connection, events: Sequence[Envelope[OutboundRequested]]) -> None:
     """Operators' messages, placed by the time they were asked for."""
-    await upsert_threads(conn, [thread_of(e) for e in events])
-    placed = await place_all(
-        conn, "conversation_conversations", [(e.conversation_key, e.occurred_at) for e in events]
-    )
+    placed = await place(conn, events, [e.occurred_at for e in events])
     rows = [
         (
             e.event_id,

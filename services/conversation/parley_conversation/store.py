@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 from uuid import UUID
 
 from parley_shared.conversations import place_all, rewrite_thread
@@ -145,10 +146,26 @@ async def upsert_threads(conn: Connection, threads: Sequence[Thread]) -> None:
     )
 
 
+async def place(
+    conn: Connection,
+    events: Sequence[Envelope[Any]],
+    anchors: Sequence[datetime],
+    profile_names: Sequence[str | None] | None = None,
+) -> list[UUID]:
+    """Create the threads of ``events`` not seen before, and return the conversation each
+    belongs to by its anchor time (arrival; a reply's: its inbound's)."""
+    names = profile_names or [None] * len(events)
+    await upsert_threads(conn, [thread_of(e, n) for e, n in zip(events, names, strict=True)])
+    return await place_all(
+        conn,
+        "conversation_conversations",
+        [(e.conversation_key, at) for e, at in zip(events, anchors, strict=True)],
+    )
+
+
 async def add_inbound(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
-    await upsert_threads(conn, [thread_of(e, e.payload.profile_name) for e in events])
-    placed = await place_all(
-        conn, "conversation_conversations", [(e.conversation_key, e.occurred_at) for e in events]
+    placed = await place(
+        conn, events, [e.occurred_at for e in events], [e.payload.profile_name for e in events]
     )
     rows = [
         (
@@ -189,12 +206,7 @@ def _ai(p: ReplyGenerated) -> str:
 
 
 async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
-    await upsert_threads(conn, [thread_of(e) for e in events])
-    placed = await place_all(
-        conn,
-        "conversation_conversations",
-        [(e.conversation_key, e.payload.inbound_at) for e in events],
-    )
+    placed = await place(conn, events, [e.payload.inbound_at for e in events])
     rows = [
         (
             e.event_id,
@@ -233,13 +245,8 @@ async def record_sent(conn: Connection, events: Sequence[Envelope[MessageSent]])
     }
     early = [e for e in latest.values() if e.payload.reply_event_id not in known]
     if early:
-        await upsert_threads(conn, [thread_of(e) for e in early])
         anchors = [e.payload.inbound_at or e.payload.requested_at or e.occurred_at for e in early]
-        placed = await place_all(
-            conn,
-            "conversation_conversations",
-            [(e.conversation_key, at) for e, at in zip(early, anchors, strict=True)],
-        )
+        placed = await place(conn, early, anchors)
         rows = [
             (
                 e.payload.reply_event_id,
