@@ -35,7 +35,7 @@ from parley_conversation.app import CONSUMED as CONVERSATION_TOPICS
 from parley_conversation.service import ConversationService
 from parley_sender import store as sender_store
 from parley_sender.app import CONSUMED as SENDER_TOPICS
-from parley_sender.service import SenderProjection
+from parley_sender.projection import SenderProjection
 from parley_shared.consumer import EventConsumer
 from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, create_pool
 from parley_shared.kafka import KafkaPublisher

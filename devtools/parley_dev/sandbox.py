@@ -11,6 +11,7 @@ import asyncio
 import base64
 import contextlib
 import hmac
+import json
 import random
 import secrets
 from collections.abc import AsyncIterator, Callable
@@ -89,6 +90,7 @@ class SentMessage:
     created: datetime
     status: str = "queued"
     media_urls: tuple[str, ...] = ()
+    content_sid: str | None = None
     # Set when it leaves for the carrier ("sent"); Twilio lists no send date before that.
     date_sent: datetime | None = None
 
@@ -131,6 +133,9 @@ class Sandbox:
     list_faults: list[Fault] = field(default_factory=list)
     chaos: Chaos | None = None
     create_calls: int = 0
+    # WhatsApp participants whose 24-hour window has closed: free-form text to them is
+    # refused with 63016, as Twilio does; templates (ContentSid) go through.
+    window_closed: set[str] = field(default_factory=set)
     # (public prefix, local prefix): sign callbacks for the public URL, deliver them locally.
     deliver_to: tuple[str, str] | None = None
     # Further local prefixes, tried in turn when one does not answer 200 (a load balancer
@@ -282,6 +287,13 @@ def create_app(sandbox: Sandbox) -> FastAPI:
         to = str(form.get("To") or "")
         body = str(form.get("Body") or "")
         media = tuple(str(url) for url in form.getlist("MediaUrl"))
+        content_sid = str(form.get("ContentSid") or "") or None
+        if content_sid is not None:
+            # Twilio renders the approved template; the sandbox shows its variables.
+            variables = json.loads(str(form.get("ContentVariables") or "{}"))
+            body = f"[template {content_sid}] " + " ".join(
+                f"{{{{{k}}}}}={v}" for k, v in sorted(variables.items())
+            )
         origin = form.get("From") or form.get("MessagingServiceSid")
         if not to or not origin:
             return twilio_error(400, 21604 if not to else 21603, "A 'To'/'From' is required")
@@ -292,12 +304,19 @@ def create_app(sandbox: Sandbox) -> FastAPI:
             from_ = "whatsapp:" + from_
         if (to, str(origin)) in sandbox.opted_out:
             return twilio_error(400, 21610, "Attempt to send to unsubscribed recipient")
+        if to.startswith("whatsapp:") and to in sandbox.window_closed and content_sid is None:
+            return twilio_error(
+                400,
+                63016,
+                "Failed to send freeform message because you are outside the allowed window",
+            )
         message = SentMessage(
             sid="SM" + secrets.token_hex(16),
             to=to,
             from_=from_,
             body=body,
             media_urls=media,
+            content_sid=content_sid,
             messaging_service_sid=str(form.get("MessagingServiceSid") or "") or None,
             status_callback=str(form.get("StatusCallback") or "") or None,
             created=datetime.now(UTC),

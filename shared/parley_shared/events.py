@@ -147,6 +147,8 @@ class MessageSent(Payload):
     # For an operator's message (no inbound answered): when it was requested, which places it
     # in its conversation on any replay, as ``inbound_at`` does for a reply.
     requested_at: AwareDatetime | None = None
+    # Set when it went out as a WhatsApp template (outside the 24-hour window).
+    content_sid: str | None = None
 
 
 class OutboundRequested(Payload):
@@ -161,6 +163,10 @@ class OutboundRequested(Payload):
     messaging_service_sid: str | None = None
     body: str
     media_urls: tuple[str, ...] = ()
+    # A WhatsApp template (Twilio Content API): sent instead of ``body``, inside the 24-hour
+    # window or not.
+    content_sid: str | None = None
+    content_variables: dict[str, str] = Field(default_factory=dict)
     # Who sent it: the operator's name as the API was told it.
     agent: str
 

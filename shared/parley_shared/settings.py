@@ -57,3 +57,6 @@ class ProjectionSettings(BusSettings):
     # lasts. A crashed worker's items wait this long for another worker; a shorter grace
     # risks a second call (harmless: outcomes are fenced, sends looked up) for a slow one.
     inbox_lease_grace_s: float = Field(30.0, ge=1, le=600)
+    # WhatsApp takes free-form messages only this long after the participant's last message
+    # (24 hours); after it, only approved templates.
+    whatsapp_window_s: float = Field(86_400.0, gt=0, le=86_400)

@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import httpx
@@ -115,7 +117,17 @@ async def eventually(check: Callable[[], Awaitable[T | None]], timeout_s: float 
 
 
 @pytest.fixture
-async def parley(bus_settings: BusSettings, database: str) -> AsyncIterator[Parley]:
+async def parley(
+    request: pytest.FixtureRequest, bus_settings: BusSettings, database: str, tmp_path: Path
+) -> AsyncIterator[Parley]:
+    """Every service in this process. Parametrize indirectly to change settings:
+    ``{"whatsapp_window_s": 2, "templates": {number: {...}}}``."""
+    options: dict[str, Any] = getattr(request, "param", {})
+    window = {"whatsapp_window_s": options.get("whatsapp_window_s", 86_400.0)}
+    templates = None
+    if "templates" in options:
+        templates = tmp_path / "templates.json"
+        templates.write_text(json.dumps(options["templates"]))
     twilio = sandbox.Sandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
     openai = fake_openai.FakeOpenAI()
     bus = bus_settings.model_dump()
@@ -127,7 +139,9 @@ async def parley(bus_settings: BusSettings, database: str) -> AsyncIterator[Parl
         gateway = GatewaySettings(**bus, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC)
         gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
         twilio.deliver_to = (PUBLIC, gateway_url)
-        conversation = ConversationSettings(**bus, database_url=database, api_token=API_TOKEN)
+        conversation = ConversationSettings(
+            **bus, **window, database_url=database, api_token=API_TOKEN
+        )
         conversation_url = await stack.enter_async_context(serving(conversation_app(conversation)))
         ai = AiSettings(
             **bus,
@@ -146,6 +160,8 @@ async def parley(bus_settings: BusSettings, database: str) -> AsyncIterator[Parl
             twilio_api_base_url=twilio_url,
             public_base_url=PUBLIC,
             api_token=API_TOKEN,
+            sender_whatsapp_templates=templates,
+            **window,
         )
         sender_url = await stack.enter_async_context(serving(sender_app(sender)))
         analytics = AnalyticsSettings(**bus, database_url=database, api_token=API_TOKEN)

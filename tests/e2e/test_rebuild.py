@@ -78,12 +78,20 @@ async def run_workload(parley: Parley) -> int:
     await eventually(lambda: _sent_at_least(parley, 9), timeout_s=30)
     await parley.api(f"{path}/handback", method="POST", json={"agent": "Ana"})
     await parley.text(SMS[1], "operator")
+    # A WhatsApp template sent by an operator.
+    [whatsapp] = await parley.conversations_of(WHATSAPP[1])
+    template = {"content_sid": "HX" + "0" * 32, "variables": {"1": "Ana"}}
+    written = await parley.conversation.post(
+        f"/v1/conversations/{whatsapp['id']}/messages", json={"agent": "Ana", "template": template}
+    )
+    assert written.status_code == 202, written.text
+    await eventually(lambda: _sent_at_least(parley, 10), timeout_s=30)
 
     [conversation] = await parley.conversations_of(WHATSAPP[0])
     await parley.api(f"/v1/conversations/{conversation['id']}/close", method="POST")
     await parley.text(WHATSAPP[0], "A new question after the close")
-    await eventually(lambda: _sent_at_least(parley, 10), timeout_s=30)
-    return 10
+    await eventually(lambda: _sent_at_least(parley, 11), timeout_s=30)
+    return 11
 
 
 async def _sent_at_least(parley: Parley, n: int) -> bool:
@@ -234,7 +242,7 @@ async def check_analytics(
     times = (await parley.analytics.get("/v1/response-times")).json()
     # Response times are of replies to a message; an operator's own message answers none.
     assert times["reply"]["count"] == sum(p.in_reply_to is not None for p in accepted)
-    assert len(accepted) - times["reply"]["count"] == 1
+    assert len(accepted) - times["reply"]["count"] == 2
     assert times["ai"]["count"] == sources["ai"]
     assert times["reply"]["p50_ms"] <= times["reply"]["p99_ms"]
 
@@ -249,6 +257,6 @@ async def check_analytics(
     assert header[:3] == ["id", "direction", "occurred_at"]
     assert Counter(row[1] for row in exported) == {
         "inbound": len(inbound),
-        # Replies, and the operator's message (sent, so it has an outcome).
+        # Replies, and the operators' messages (sent, so they have an outcome).
         "outbound": len({e.event_id for e in replies} | {p.reply_event_id for p in payloads(sent)}),
     }

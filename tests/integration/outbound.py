@@ -5,7 +5,8 @@ from __future__ import annotations
 import uuid
 from datetime import UTC, datetime
 
-from parley_sender.service import OutgoingInbox, SenderProjection
+from parley_sender.projection import SenderProjection
+from parley_sender.service import OutgoingInbox
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared.db import Pool
 from parley_shared.events import Envelope, MessageReceived, ReplyGenerated, new_envelope

@@ -15,7 +15,7 @@ from parley_ai.llm import Completion
 from parley_ai.service import AiProjection, RepliesInbox
 from parley_dev import sandbox
 from parley_sender import store as sender_store
-from parley_sender.service import SenderProjection
+from parley_sender.projection import SenderProjection
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared.db import Pool, create_pool
 from parley_shared.events import (

@@ -12,7 +12,8 @@ import pytest
 
 from parley_dev import sandbox
 from parley_sender import store as sender_store
-from parley_sender.service import GAVE_UP, SenderProjection
+from parley_sender.projection import SenderProjection
+from parley_sender.service import GAVE_UP
 from parley_sender.twilio_client import SendError, TwilioMessaging
 from parley_shared.conversations import first_conversation_id
 from parley_shared.db import Pool

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import itertools
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
 
 import pytest
 from hypothesis import given
@@ -18,8 +20,9 @@ from parley_conversation.core import (
     refuse_handoff,
     refuse_send,
 )
-from parley_sender.core import backoff_s, classify_error
-from parley_shared.events import Location, Media, MessageReceived
+from parley_sender.core import Outcome, backoff_s, classify_error
+from parley_sender.forms import Form, Template, form_for
+from parley_shared.events import Location, Media, MessageReceived, ReplyGenerated
 from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.sms import MAX_BODY, encoding_of, fit_segments, segments, trim_to
 from parley_shared.status import fold_statuses, next_status
@@ -243,3 +246,31 @@ def test_twilio_errors_split_into_retry_and_permanent() -> None:
 )
 def test_exported_cells_never_start_a_formula(cell: object, exported: object) -> None:
     assert spreadsheet_safe(cell) == exported
+
+
+def test_the_form_a_message_goes_out_in() -> None:
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    day = 86_400.0
+    template = Template(content_sid="HX" + "b" * 32, body_variable="1", variables={"2": "x"})
+    reply = ReplyGenerated(
+        in_reply_to=uuid4(),
+        inbound_message_sid="SM1",
+        inbound_at=now - timedelta(hours=2),
+        channel="whatsapp",
+        participant="whatsapp:+1",
+        our_address="whatsapp:+2",
+        body="hello",
+        source="ai",
+    )
+    assert form_for(reply, None, now, day, template) == Form("hello")
+    late = reply.model_copy(update={"inbound_at": now - timedelta(hours=25)})
+    assert form_for(late, None, now, day, template) == Form(
+        "hello", template.content_sid, {"1": "hello", "2": "x"}
+    )
+    # A later inbound read here reopens the window for an old reply.
+    assert form_for(late, now - timedelta(minutes=1), now, day, template) == Form("hello")
+    refused = form_for(late, None, now, day, None)
+    assert isinstance(refused, Outcome)
+    assert (refused.status, refused.error_code) == ("canceled", 63016)
+    sms = late.model_copy(update={"channel": "sms"})
+    assert form_for(sms, None, now, day, None) == Form("hello")

@@ -29,15 +29,29 @@ class Handoff(BaseModel):
     agent: Agent = Field(description="The person taking over or handing back, as shown in history")
 
 
+Variable = Annotated[str, StringConstraints(min_length=1, max_length=1024, pattern=NO_NUL)]
+
+
+class TemplateSend(BaseModel):
+    """An approved WhatsApp template (Twilio Content API), e.g. to write first or after the
+    24-hour window closed."""
+
+    content_sid: str = Field(pattern=r"^HX[0-9a-fA-F]{32}$")
+    variables: dict[
+        Annotated[str, StringConstraints(pattern=r"^[0-9A-Za-z_]{1,32}$")], Variable
+    ] = Field(default_factory=dict, max_length=20)
+
+
 class AgentMessage(BaseModel):
     agent: Agent = Field(description="The person writing, as shown in history")
     body: Annotated[str, StringConstraints(max_length=1600, pattern=NO_NUL)] = ""
     media_urls: list[AnyHttpUrl] = Field(default_factory=list, max_length=10)
+    template: TemplateSend | None = None
 
     @model_validator(mode="after")
     def _something(self) -> AgentMessage:
-        if not self.body.strip() and not self.media_urls:
-            raise ValueError("a message needs a body or media")
+        if not self.body.strip() and not self.media_urls and self.template is None:
+            raise ValueError("a message needs a body, media or a template")
         return self
 
 
@@ -91,12 +105,19 @@ async def hand_back(conversation_id: UUID, by: Handoff, service: Service) -> Con
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def send_message(conversation_id: UUID, message: AgentMessage, service: Service) -> Requested:
-    """Send a message as a person. Accepted means it is on the log: the sender sends it once
-    and its delivery shows in the history like a reply's."""
+    """Send a message as a person, or a WhatsApp template. Accepted means it is on the log:
+    the sender sends it once and its delivery shows in the history like a reply's. Free-form
+    text to a WhatsApp participant whose 24-hour window has closed is a 409: send a template."""
     event = await _do(
         conversation_id,
         lambda: service.send(
-            conversation_id, message.body, [str(u) for u in message.media_urls], message.agent
+            conversation_id,
+            message.body,
+            [str(u) for u in message.media_urls],
+            message.agent,
+            (message.template.content_sid, message.template.variables)
+            if message.template
+            else None,
         ),
     )
     return Requested(

@@ -38,6 +38,9 @@ class Conversation(BaseModel):
     handoff: Literal["ai", "requested", "agent"]
     handoff_at: datetime | None
     handoff_agent: str | None
+    # WhatsApp: until when free-form messages may be sent (24 h after their last message);
+    # after it, only templates. None for SMS, or before they wrote.
+    whatsapp_window_closes_at: datetime | None
     first_activity_at: datetime | None
     last_activity_at: datetime | None
     messages_in: int
@@ -61,6 +64,8 @@ class Message(BaseModel):
     ai: dict[str, Any] | None
     # The operator who wrote it, for an agent's message.
     agent: str | None
+    # The WhatsApp template it went out as, if it did.
+    content_sid: str | None
     at: datetime
 
 
@@ -99,6 +104,7 @@ async def list_conversations(
         handoff=handoff,
         before=before,
         limit=limit + 1,
+        window_s=service.window_s,
     )
     items = [Conversation.model_validate(row) for row in rows[:limit]]
     more = len(rows) > limit
@@ -110,7 +116,7 @@ async def list_conversations(
 
 @router.get("/conversations/{conversation_id}", response_model=Conversation, responses=NOT_FOUND)
 async def get_conversation(conversation_id: UUID, service: Service) -> Conversation:
-    row = await views.conversation(service.pool, conversation_id)
+    row = await views.conversation(service.pool, conversation_id, service.window_s)
     if row is None:
         raise _not_found(conversation_id)
     return Conversation.model_validate(row)

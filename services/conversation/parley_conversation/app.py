@@ -31,7 +31,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         pool = await runtime.start(store.MIGRATIONS)
-        service = ConversationService(pool, runtime.outbox())
+        service = ConversationService(pool, runtime.outbox(), settings.whatsapp_window_s)
         runtime.consume(CONSUMED, service, read_model=True)
         try:
             yield {"service": service, "api_token": settings.api_token.get_secret_value()}

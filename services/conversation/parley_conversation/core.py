@@ -51,10 +51,17 @@ def refuse_handoff(state: Handoff, action: Literal["taken_over", "handed_back"])
     return None
 
 
-def refuse_send(closed: bool, opted_out: bool) -> str | None:
+def refuse_send(
+    closed: bool, opted_out: bool, window_open: bool = True, template: bool = False
+) -> str | None:
     """Why an operator's message cannot be sent in a conversation, or None."""
     if opted_out:
         return "the participant opted out (STOP); nothing may be sent until they text START"
     if closed:
         return "the conversation is closed; reopen it first"
+    if not window_open and not template:
+        return (
+            "outside WhatsApp's 24-hour window since the participant's last message: "
+            "send an approved template (template.content_sid)"
+        )
     return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 from uuid import UUID, uuid4
@@ -27,6 +27,7 @@ from parley_shared.events import (
 from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection
+from parley_shared.whatsapp import window_open
 
 Q = TypeVar("Q", bound=Payload)
 
@@ -45,9 +46,10 @@ class ConversationService(Projection):
 
     service: ClassVar[str] = store.SERVICE
 
-    def __init__(self, pool: Pool, relay: OutboxRelay | None) -> None:
+    def __init__(self, pool: Pool, relay: OutboxRelay | None, window_s: float = 86_400.0) -> None:
         super().__init__(pool)
         self.relay = relay
+        self.window_s = window_s  # WhatsApp's free-form window
         self.on(MessageReceived, self.received)
         self.on(ConversationChanged, self.changed)
         self.on(ReplyGenerated, store.add_replies)
@@ -119,12 +121,25 @@ class ConversationService(Projection):
         await self._publish()
 
     async def send(
-        self, conversation: UUID, body: str, media_urls: Sequence[str], agent: str
+        self,
+        conversation: UUID,
+        body: str,
+        media_urls: Sequence[str],
+        agent: str,
+        template: tuple[str, Mapping[str, str]] | None = None,
     ) -> Envelope[OutboundRequested]:
-        """An operator's message: the sender sends it like a reply; the history shows it."""
+        """An operator's message (or WhatsApp template: content SID and variables): the
+        sender sends it like a reply; the history shows it."""
         async with self.pool.acquire() as conn, conn.transaction():
             row = await self._locked(conn, conversation)
-            refusal = refuse_send(row["closed_at"] is not None, row["opted_out"])
+            refusal = refuse_send(
+                row["closed_at"] is not None,
+                row["opted_out"],
+                window_open(
+                    row["channel"], row["last_inbound_at"], datetime.now(UTC), self.window_s
+                ),
+                template is not None,
+            )
             if refusal is not None:
                 raise Conflict(refusal)
             event = self._event(
@@ -136,6 +151,8 @@ class ConversationService(Projection):
                     our_address=row["our_address"],
                     body=body,
                     media_urls=tuple(media_urls),
+                    content_sid=template[0] if template else None,
+                    content_variables=dict(template[1]) if template else {},
                     agent=agent,
                 ),
             )
@@ -173,7 +190,9 @@ class ConversationService(Projection):
         row = await conn.fetchrow(
             "SELECT c.conversation_key, c.closed_at, c.opened_at, t.channel, t.our_address,"
             " t.participant, t.account_sid, t.opted_out, "
-            "h.handoff_action FROM conversation_conversations c JOIN conversation_threads t "
+            "h.handoff_action, (SELECT max(i.occurred_at) FROM conversation_messages i "
+            " WHERE i.conversation_key = c.conversation_key AND i.direction = 'inbound') "
+            "AS last_inbound_at FROM conversation_conversations c JOIN conversation_threads t "
             f"USING (conversation_key) {agents.HANDOFF_JOIN} WHERE c.id = $1 FOR UPDATE OF c",
             conversation,
         )

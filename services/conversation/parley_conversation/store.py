@@ -90,6 +90,7 @@ MIGRATIONS = (
         "operators' messages and handoffs (see agents.py)",
         """
         ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS agent text;
+        ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS content_sid text;
         ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS asks_human boolean
             NOT NULL DEFAULT false;
         CREATE TABLE IF NOT EXISTS conversation_handoffs (
@@ -273,18 +274,20 @@ async def record_sent(conn: Connection, events: Sequence[Envelope[MessageSent]])
             e.payload.message_sid,
             e.payload.status,
             e.payload.error_code,
+            e.payload.content_sid,
         )
         for e in latest.values()
     ]
     # Without a SID (Twilio refused it) no callback will come: the outcome is the status.
     await conn.execute(
         "UPDATE conversation_messages m SET message_sid = u.sid, initial_status = u.status, "
-        "error_code = u.error, status = CASE WHEN u.sid IS NULL THEN u.status ELSE m.status END "
-        "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[]) AS u(id, sid, status, error) "
-        "WHERE m.id = u.id",
-        *columns(outcomes, 4),
+        "error_code = u.error, content_sid = u.content, "
+        "status = CASE WHEN u.sid IS NULL THEN u.status ELSE m.status END "
+        "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::int[], $5::text[]) "
+        "AS u(id, sid, status, error, content) WHERE m.id = u.id",
+        *columns(outcomes, 5),
     )
-    sids = [sid for _, sid, _, _ in outcomes if sid]
+    sids = [sid for _, sid, _, _, _ in outcomes if sid]
     if sids:
         await refresh_statuses(conn, sids)
 

@@ -15,6 +15,7 @@ from uuid import UUID
 from parley_conversation.agents import HANDOFF_JOIN
 from parley_conversation.core import handoff_state
 from parley_shared.db import Pool
+from parley_shared.whatsapp import window_closes_at
 
 CONVERSATION_SQL = f"""
 SELECT c.id, t.channel, t.our_address, t.participant, t.profile_name, t.opted_out,
@@ -22,7 +23,10 @@ SELECT c.id, t.channel, t.our_address, t.participant, t.profile_name, t.opted_ou
        CASE WHEN c.closed_at IS NULL THEN 'open' ELSE 'closed' END AS state,
        m.first_at AS first_activity_at, m.last_at AS last_activity_at,
        coalesce(m.n_in, 0) AS messages_in, coalesce(m.n_out, 0) AS messages_out,
-       h.handoff_action, h.handoff_at, h.handoff_agent
+       h.handoff_action, h.handoff_at, h.handoff_agent,
+       (SELECT max(i.occurred_at) FROM conversation_messages i
+        WHERE i.conversation_key = c.conversation_key AND i.direction = 'inbound')
+         AS last_inbound_at
 FROM conversation_conversations c
 JOIN conversation_threads t USING (conversation_key)
 {HANDOFF_JOIN}
@@ -44,6 +48,7 @@ async def conversations(
     handoff: str | None = None,
     before: tuple[datetime, UUID] | None,
     limit: int,
+    window_s: float,
 ) -> list[dict[str, Any]]:
     """Newest first, up to ``limit``, those opened before ``before`` (opened_at, id)."""
     where: list[str] = ["true"]
@@ -71,18 +76,21 @@ async def conversations(
         f"ORDER BY c.opened_at DESC, c.id DESC LIMIT ${len(args)}",
         *args,
     )
-    return [_conversation(row) for row in rows]
+    return [_conversation(row, window_s) for row in rows]
 
 
-def _conversation(row: Any) -> dict[str, Any]:
+def _conversation(row: Any, window_s: float) -> dict[str, Any]:
     record = dict(row)
     record["handoff"] = handoff_state(record.pop("handoff_action"))
+    record["whatsapp_window_closes_at"] = window_closes_at(
+        record["channel"], record.pop("last_inbound_at"), window_s
+    )
     return record
 
 
-async def conversation(pool: Pool, conversation_id: UUID) -> dict[str, Any] | None:
+async def conversation(pool: Pool, conversation_id: UUID, window_s: float) -> dict[str, Any] | None:
     row = await pool.fetchrow(f"{CONVERSATION_SQL} WHERE c.id = $1", conversation_id)
-    return _conversation(row) if row is not None else None
+    return _conversation(row, window_s) if row is not None else None
 
 
 async def exists(pool: Pool, conversation_id: UUID) -> bool:
@@ -107,7 +115,7 @@ async def messages(
     rows = await pool.fetch(
         f"""
         SELECT m.id, m.direction, m.body, m.media, m.message_sid, m.status, m.error_code, m.ai,
-               m.agent,
+               m.agent, m.content_sid,
                m.occurred_at AS at, m.anchor_at,
                coalesce((SELECT json_agg(json_build_object('status', s.status, 'at', s.at,
                                  'error_code', s.error_code) ORDER BY s.at)

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import Depends, FastAPI, HTTPException
+from pydantic import TypeAdapter
 
 from parley_sender import store
 from parley_sender.check import Report, account_of, report
-from parley_sender.service import OutgoingInbox, SenderProjection
+from parley_sender.forms import Template
+from parley_sender.projection import SenderProjection
+from parley_sender.service import OutgoingInbox
 from parley_sender.settings import SenderSettings
 from parley_sender.twilio_account import AccountError
 from parley_sender.twilio_client import TwilioMessaging
@@ -25,6 +29,13 @@ CONSUMED = [
     topics.CONVERSATION_CHANGED,
     topics.MESSAGE_REQUESTED,
 ]
+
+
+def load_templates(settings: SenderSettings) -> dict[str, Template]:
+    if settings.sender_whatsapp_templates is None:
+        return {}
+    raw = json.loads(settings.sender_whatsapp_templates.read_text())
+    return TypeAdapter(dict[str, Template]).validate_python(raw)
 
 
 def create_app(settings: SenderSettings) -> FastAPI:
@@ -49,6 +60,8 @@ def create_app(settings: SenderSettings) -> FastAPI:
             # An attempt is at most a look-up and a send, each bounded by the time-out.
             lease_s=2 * call_timeout_s + settings.inbox_lease_grace_s,
             on_settled=relay.notify,
+            window_s=settings.whatsapp_window_s,
+            templates=load_templates(settings),
         )
         worker = runtime.work(outgoing, settings.sender_max_in_flight)
         runtime.consume(

@@ -33,6 +33,8 @@ class Outcome:
     not_taken: bool = False
     # "found": messages Twilio lists that an earlier attempt may have sent, oldest first.
     candidates: tuple[str, ...] = ()
+    # "sent" as a WhatsApp template: which.
+    content_sid: str | None = None
 
 
 def classify_error(http_status: int | None, code: int | None, message: str) -> Outcome:

@@ -13,10 +13,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import ClassVar
 
 from opentelemetry import trace
 
@@ -28,14 +27,12 @@ from parley_sender.core import (
     next_try,
     pick_unclaimed,
 )
+from parley_sender.forms import Form, Template, as_template, form_for
 from parley_sender.twilio_client import MessagingPort, SendError
 from parley_shared import topics
-from parley_shared.conversations import record_closes
-from parley_shared.db import Connection, Pool
+from parley_shared.db import Pool
 from parley_shared.events import (
-    ConversationChanged,
     Envelope,
-    MessageReceived,
     MessageSent,
     OutboundRequested,
     ReplyGenerated,
@@ -43,63 +40,13 @@ from parley_shared.events import (
     decode,
 )
 from parley_shared.identity import derived_event_id
-from parley_shared.keywords import keyword_of
 from parley_shared.leases import Claim
-from parley_shared.projection import Projection
+from parley_shared.whatsapp import OUTSIDE_WINDOW_CODE
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.sender")
 
 GAVE_UP = "Twilio did not take the reply within the retry window (SENDER_RETRY_WINDOW_S)"
-
-
-class SenderProjection(Projection):
-    """The consumer side: replies to send, outcomes and opt-outs; never calls Twilio."""
-
-    service: ClassVar[str] = store.SERVICE
-
-    def __init__(self, pool: Pool, on_work: Callable[[], None] | None = None) -> None:
-        super().__init__(pool)
-        self._on_work = on_work
-        self.on(ReplyGenerated, self.replies)
-        self.on(OutboundRequested, store.add_requests)
-        self.on(MessageSent, self.outcomes)
-        self.on(MessageReceived, self.keywords)
-        self.on(ConversationChanged, self.changes)
-
-    def wants(self, event: Envelope) -> bool:
-        # Of the inbound messages only opt-out and opt-in keywords matter here.
-        if isinstance(event.payload, MessageReceived):
-            return keyword_of(event.payload.body) in ("opt_out", "opt_in")
-        return super().wants(event)
-
-    @staticmethod
-    async def replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
-        await store.add_replies(conn, events)
-
-    @staticmethod
-    async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
-        await store.record_outcomes_from_log(conn, events)
-
-    @staticmethod
-    async def changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
-        await record_closes(conn, store.SERVICE, events)
-
-    @staticmethod
-    async def keywords(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
-        await store.set_opt_outs(
-            conn,
-            [
-                (e.conversation_key, keyword_of(e.payload.body) == "opt_out", e.occurred_at)
-                for e in events
-            ],
-        )
-
-    def applied(self, events: Sequence[Envelope]) -> None:
-        if self._on_work is not None and any(
-            isinstance(e.payload, ReplyGenerated | OutboundRequested) for e in events
-        ):
-            self._on_work()
 
 
 @dataclass(frozen=True)
@@ -114,6 +61,7 @@ class Delivery:
     closed: bool = False  # its conversation was closed after the reply was generated
     elapsed_s: float = 0.0  # since the first attempt
     overdue: bool = False  # past the retry window: look up, never send
+    last_inbound_at: datetime | None = None  # the participant's, as read here (WhatsApp)
 
 
 @dataclass
@@ -126,6 +74,8 @@ class OutgoingInbox:
     call_timeout_s: float
     lease_s: float
     on_settled: Callable[[], None] | None = None
+    window_s: float = 86_400.0
+    templates: Mapping[str, Template] = field(default_factory=dict)
 
     async def claim(self, pool: Pool, limit: int) -> list[Claim[Delivery]]:
         rows = sorted(await store.claim(pool, limit, self.lease_s), key=lambda r: r["seq"])
@@ -142,6 +92,7 @@ class OutgoingInbox:
                     closed=row["closed"],
                     elapsed_s=row["elapsed_s"],
                     overdue=row["elapsed_s"] > self.retry_window_s,
+                    last_inbound_at=row["last_inbound_at"],
                 ),
             )
             for row in rows
@@ -224,6 +175,7 @@ class OutgoingInbox:
                 error_message=outcome.error_message,
                 segments=answers.segments if answers else None,
                 attempts=claim.work.attempts,
+                content_sid=outcome.content_sid,
             ),
             event_id=derived_event_id(topics.MESSAGE_SENT, reply.event_id),
             occurred_at=datetime.now(UTC),
@@ -241,6 +193,10 @@ class OutgoingInbox:
 
     async def _attempt(self, delivery: Delivery) -> Outcome:
         p = delivery.reply.payload
+        template = self.templates.get(p.our_address)
+        form = form_for(p, delivery.last_inbound_at, datetime.now(UTC), self.window_s, template)
+        if isinstance(form, Outcome):
+            return form
         since = delivery.sending_since or datetime.now(UTC)
         with tracer.start_as_current_span("twilio.send"):
             if delivery.maybe_sent:
@@ -248,7 +204,10 @@ class OutgoingInbox:
                     # The twilio SDK's async client ignores its own time-out: these are real.
                     async with asyncio.timeout(self.call_timeout_s):
                         found = await self.twilio.find_sent(
-                            to=p.participant, body=p.body, since=since - timedelta(seconds=5)
+                            to=p.participant,
+                            # Twilio renders a template's text: any message to them counts.
+                            body=None if form.content_sid else form.body,
+                            since=since - timedelta(seconds=5),
                         )
                 except TimeoutError:
                     return Outcome("retry", error_message="Twilio did not answer the look-up")
@@ -263,23 +222,40 @@ class OutgoingInbox:
                     return Outcome("found", candidates=tuple(found))
             if delivery.overdue:
                 return Outcome("failed", error_message=GAVE_UP)
-            try:
-                async with asyncio.timeout(self.call_timeout_s):
-                    accepted = await self.twilio.send(
-                        to=p.participant,
-                        from_=p.our_address,
-                        messaging_service_sid=p.messaging_service_sid,
-                        body=p.body,
-                        media_urls=() if isinstance(p, ReplyGenerated) else p.media_urls,
-                        status_callback=self.status_callback,
-                    )
-            except TimeoutError:
-                return Outcome("retry", error_message="Twilio did not answer in time")
-            except SendError as exc:
-                outcome = classify_error(exc.http_status, exc.code, exc.message)
-                if outcome.kind == "retry" and exc.http_status == 429:
-                    return Outcome(
-                        "retry", error_code=20429, error_message=exc.message, not_taken=True
-                    )
-                return outcome
-        return Outcome("sent", message_sid=accepted.message_sid, status=accepted.status)
+            outcome = await self._send(p, form)
+            fallback = as_template(p.body, template)
+            if (
+                outcome.error_code == OUTSIDE_WINDOW_CODE
+                and form.content_sid is None
+                and fallback is not None
+            ):
+                # Twilio knows the window best; it refused the text, so nothing went out.
+                outcome = await self._send(p, fallback)
+        return outcome
+
+    async def _send(self, p: ReplyGenerated | OutboundRequested, form: Form) -> Outcome:
+        try:
+            async with asyncio.timeout(self.call_timeout_s):
+                accepted = await self.twilio.send(
+                    to=p.participant,
+                    from_=p.our_address,
+                    messaging_service_sid=p.messaging_service_sid,
+                    body=form.body,
+                    media_urls=() if isinstance(p, ReplyGenerated) else p.media_urls,
+                    status_callback=self.status_callback,
+                    content_sid=form.content_sid,
+                    content_variables=form.variables,
+                )
+        except TimeoutError:
+            return Outcome("retry", error_message="Twilio did not answer in time")
+        except SendError as exc:
+            outcome = classify_error(exc.http_status, exc.code, exc.message)
+            if outcome.kind == "retry" and exc.http_status == 429:
+                return Outcome("retry", error_code=20429, error_message=exc.message, not_taken=True)
+            return outcome
+        return Outcome(
+            "sent",
+            message_sid=accepted.message_sid,
+            status=accepted.status,
+            content_sid=form.content_sid,
+        )

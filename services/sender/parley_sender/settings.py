@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AnyHttpUrl, Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -26,5 +28,7 @@ class SenderSettings(ProjectionSettings, TwilioSettings):
     # How long a reply is retried through a Twilio outage, from its first attempt.
     sender_retry_window_s: float = Field(900.0, ge=1, le=86_400)
     sender_timeout_s: float = Field(15.0, gt=0, le=120)
+    # JSON file: {"whatsapp:+14155238886": {"content_sid": "HX…", "body_variable": "1"}}.
+    sender_whatsapp_templates: Path | None = None
     sender_host: str = "0.0.0.0"
     sender_port: int = Field(8083, ge=1, le=65535)

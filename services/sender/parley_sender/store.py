@@ -61,6 +61,11 @@ MIGRATIONS = (
         "ALTER TABLE sender_outbound ADD COLUMN IF NOT EXISTS inbound_at timestamptz;"
         + closes_ddl(SERVICE),
     ),
+    Migration(
+        "each WhatsApp thread's last inbound time, for the 24-hour window",
+        "CREATE TABLE IF NOT EXISTS sender_windows (conversation_key text PRIMARY KEY, "
+        "last_inbound_at timestamptz NOT NULL);",
+    ),
 )
 
 # Whether the reply in row ``o`` answers a message of a conversation closed since.
@@ -140,6 +145,19 @@ async def record_outcomes_from_log(
     )
 
 
+async def record_inbound_times(conn: Connection, times: Sequence[tuple[str, datetime]]) -> None:
+    """The latest inbound time per thread: the same whatever order messages are read in."""
+    if times:
+        await conn.execute(
+            "INSERT INTO sender_windows SELECT key, max(at) FROM unnest($1::text[], "
+            "$2::timestamptz[]) AS t(key, at) GROUP BY key ON CONFLICT (conversation_key) "
+            "DO UPDATE SET last_inbound_at = greatest(sender_windows.last_inbound_at, "
+            "EXCLUDED.last_inbound_at)",
+            [key for key, _ in times],
+            [at for _, at in times],
+        )
+
+
 async def set_opt_outs(conn: Connection, changes: Sequence[tuple[str, bool, datetime]]) -> None:
     # Only a newer keyword wins, so replaying in any order ends in the same state.
     for key, opted_out, at in changes:
@@ -163,7 +181,9 @@ async def claim(pool: Pool, limit: int, lease_s: float) -> list[Any]:
             SELECT o.reply_event_id, o.state AS was, o.attempts, o.sending_since,
                    coalesce((SELECT x.opted_out FROM sender_optouts x
                              WHERE x.conversation_key = o.conversation_key), false) AS opted_out,
-                   {CLOSED} AS closed
+                   {CLOSED} AS closed,
+                   (SELECT w.last_inbound_at FROM sender_windows w
+                    WHERE w.conversation_key = o.conversation_key) AS last_inbound_at
             FROM sender_outbound o
             WHERE o.state IN ('pending', 'sending') AND o.event IS NOT NULL
               AND o.due_at <= now()
@@ -181,7 +201,7 @@ async def claim(pool: Pool, limit: int, lease_s: float) -> list[Any]:
             first_attempt_at = coalesce(o.first_attempt_at, now())
         FROM due WHERE o.reply_event_id = due.reply_event_id
         RETURNING o.reply_event_id, o.lease_token, o.event, due.was, o.attempts,
-                  o.sending_since, due.opted_out, due.closed, o.seq,
+                  o.sending_since, due.opted_out, due.closed, o.seq, due.last_inbound_at,
                   extract(epoch FROM now() - o.first_attempt_at)::float8 AS elapsed_s
         """,
         limit,

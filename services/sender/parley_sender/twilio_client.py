@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import json
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
@@ -38,9 +39,11 @@ class MessagingPort(Protocol):
         body: str,
         status_callback: str,
         media_urls: Sequence[str] = (),
+        content_sid: str | None = None,
+        content_variables: Mapping[str, str] | None = None,
     ) -> Accepted: ...
 
-    async def find_sent(self, *, to: str, body: str, since: datetime) -> list[str]: ...
+    async def find_sent(self, *, to: str, body: str | None, since: datetime) -> list[str]: ...
 
     async def close(self) -> None: ...
 
@@ -66,6 +69,8 @@ class TwilioMessaging:
         body: str,
         status_callback: str,
         media_urls: Sequence[str] = (),
+        content_sid: str | None = None,
+        content_variables: Mapping[str, str] | None = None,
     ) -> Accepted:
         origin = (
             {"messaging_service_sid": messaging_service_sid}
@@ -75,7 +80,12 @@ class TwilioMessaging:
         try:
             message = await self._client.messages.create_async(
                 to=to,
-                body=body,
+                # A template is the whole message: Twilio renders its text.
+                body=values.unset if content_sid else body,
+                content_sid=content_sid or values.unset,
+                content_variables=json.dumps(dict(content_variables or {}))
+                if content_sid
+                else values.unset,
                 status_callback=status_callback,
                 media_url=list(media_urls) if media_urls else values.unset,
                 **origin,
@@ -87,11 +97,12 @@ class TwilioMessaging:
         segments = int(message.num_segments) if message.num_segments else None
         return Accepted(str(message.sid), str(message.status or "queued"), segments)
 
-    async def find_sent(self, *, to: str, body: str, since: datetime) -> list[str]:
-        """SIDs of outbound messages to ``to`` with ``body`` created since ``since``, oldest
-        first. No ``DateSent`` filter: a message Twilio accepted but has not sent yet has no
-        send date, and it is exactly the one looked for. Every page is read (up to
-        ``LOOKUP_LIMIT`` messages to this one participant)."""
+    async def find_sent(self, *, to: str, body: str | None, since: datetime) -> list[str]:
+        """SIDs of outbound messages to ``to`` with ``body`` (any body: None, for a template,
+        whose text Twilio rendered) created since ``since``, oldest first. No ``DateSent``
+        filter: a message Twilio accepted but has not sent yet has no send date, and it is
+        exactly the one looked for. Every page is read (up to ``LOOKUP_LIMIT`` messages to
+        this one participant)."""
         try:
             messages = await self._client.messages.list_async(
                 to=to, limit=self.LOOKUP_LIMIT, page_size=100
@@ -107,7 +118,7 @@ class TwilioMessaging:
         found = [
             (message.date_created, str(message.sid))
             for message in messages
-            if message.body == body
+            if (body is None or message.body == body)
             and message.direction != "inbound"
             and message.date_created is not None
             and message.date_created >= since

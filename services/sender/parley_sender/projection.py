@@ -1,0 +1,83 @@
+"""The sender's consumer side: replies and operators' messages to send, send outcomes,
+opt-outs, closes and WhatsApp windows, from the log. It never calls Twilio."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import ClassVar
+
+from parley_sender import store
+from parley_shared.conversations import record_closes
+from parley_shared.db import Connection, Pool
+from parley_shared.events import (
+    ConversationChanged,
+    Envelope,
+    MessageReceived,
+    MessageSent,
+    OutboundRequested,
+    ReplyGenerated,
+)
+from parley_shared.keywords import keyword_of
+from parley_shared.projection import Projection
+
+
+class SenderProjection(Projection):
+    """The consumer side: replies to send, outcomes and opt-outs; never calls Twilio."""
+
+    service: ClassVar[str] = store.SERVICE
+
+    def __init__(self, pool: Pool, on_work: Callable[[], None] | None = None) -> None:
+        super().__init__(pool)
+        self._on_work = on_work
+        self.on(ReplyGenerated, self.replies)
+        self.on(OutboundRequested, store.add_requests)
+        self.on(MessageSent, self.outcomes)
+        self.on(MessageReceived, self.keywords)
+        self.on(ConversationChanged, self.changes)
+
+    def wants(self, event: Envelope) -> bool:
+        # Of the inbound messages only opt-out and opt-in keywords matter here, and WhatsApp
+        # ones' times (the 24-hour window).
+        if isinstance(event.payload, MessageReceived):
+            return (
+                keyword_of(event.payload.body) in ("opt_out", "opt_in")
+                or event.payload.channel == "whatsapp"
+            )
+        return super().wants(event)
+
+    @staticmethod
+    async def replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
+        await store.add_replies(conn, events)
+
+    @staticmethod
+    async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
+        await store.record_outcomes_from_log(conn, events)
+
+    @staticmethod
+    async def changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
+        await record_closes(conn, store.SERVICE, events)
+
+    @staticmethod
+    async def keywords(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+        await store.set_opt_outs(
+            conn,
+            [
+                (e.conversation_key, keyword_of(e.payload.body) == "opt_out", e.occurred_at)
+                for e in events
+                if keyword_of(e.payload.body) in ("opt_out", "opt_in")
+            ],
+        )
+        await store.record_inbound_times(
+            conn,
+            [
+                (e.conversation_key, e.occurred_at)
+                for e in events
+                if e.payload.channel == "whatsapp"
+            ],
+        )
+
+    def applied(self, events: Sequence[Envelope]) -> None:
+        if self._on_work is not None and any(
+            isinstance(e.payload, ReplyGenerated | OutboundRequested) for e in events
+        ):
+            self._on_work()
