@@ -57,6 +57,7 @@ def base_environment(state: Path, kafka: str, database: str) -> dict[str, str]:
         env["TWILIO_AUTH_TOKEN"] = SANDBOX_AUTH_TOKEN
         env["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{SANDBOX.port}"
         env["PARLEY_SANDBOX"] = "1"
+        env["TWILIO_MEDIA_HOSTS"] = "127.0.0.1"  # the sandbox serves media as Twilio does
     env["PARLEY_STATE_DIR"] = str(state)
     return env
 

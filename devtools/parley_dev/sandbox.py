@@ -22,7 +22,7 @@ from typing import Any
 
 import aiohttp
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
 from twilio.request_validator import RequestValidator
 
 from parley_dev.carrier import text_in
@@ -136,6 +136,11 @@ class Sandbox:
     # WhatsApp participants whose 24-hour window has closed: free-form text to them is
     # refused with 63016, as Twilio does; templates (ContentSid) go through.
     window_closed: set[str] = field(default_factory=set)
+    # Media participants sent, by media SID: (content type, bytes), served as Twilio does
+    # (``…/Messages/{sid}/Media/{media sid}``: credentials, then a redirect to the bytes).
+    media: dict[str, tuple[str, bytes]] = field(default_factory=dict)
+    # For each fetch of the bytes: whether it carried credentials (it must not).
+    media_fetches_with_credentials: list[bool] = field(default_factory=list)
     # (public prefix, local prefix): sign callbacks for the public URL, deliver them locally.
     deliver_to: tuple[str, str] | None = None
     # Further local prefixes, tried in turn when one does not answer 200 (a load balancer
@@ -270,6 +275,23 @@ def create_app(sandbox: Sandbox) -> FastAPI:
     app = FastAPI(title="Parley Twilio sandbox", lifespan=lifespan)
     add_account_routes(app, sandbox.account, sandbox.account_sid, sandbox.authorised, twilio_error)
     base = "/2010-04-01/Accounts/{account_sid}/Messages.json"
+
+    @app.get("/2010-04-01/Accounts/{account_sid}/Messages/{message_sid}/Media/{media_sid}")
+    async def media(account_sid: str, message_sid: str, media_sid: str, request: Request) -> Any:
+        if account_sid != sandbox.account_sid or not sandbox.authorised(request):
+            return twilio_error(401, 20003, "Authenticate")
+        if media_sid not in sandbox.media:
+            return twilio_error(404, 20404, "The requested resource was not found")
+        return RedirectResponse(f"/_sandbox/media/{media_sid}", status_code=307)
+
+    @app.get("/_sandbox/media/{media_sid}")
+    async def media_bytes(media_sid: str, request: Request) -> Response:
+        """The signed storage URL Twilio redirects to: no credentials."""
+        sandbox.media_fetches_with_credentials.append("authorization" in request.headers)
+        if media_sid not in sandbox.media:
+            return Response(status_code=404)
+        content_type, content = sandbox.media[media_sid]
+        return Response(content, media_type=content_type)
 
     @app.post(base)
     async def create_message(account_sid: str, request: Request) -> JSONResponse:

@@ -47,6 +47,7 @@ class Parley:
     sender: httpx.AsyncClient
     database: str
     bus: BusSettings
+    twilio_url: str = ""
 
     async def text(self, participant: str, body: str, **extra: str) -> dict[str, str]:
         to = BOT_WHATSAPP if participant.startswith("whatsapp:") else BOT_SMS
@@ -140,7 +141,14 @@ async def parley(
         gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
         twilio.deliver_to = (PUBLIC, gateway_url)
         conversation = ConversationSettings(
-            **bus, **window, database_url=database, api_token=API_TOKEN
+            **bus,
+            **window,
+            database_url=database,
+            api_token=API_TOKEN,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            # The sandbox stands in for Twilio's media hosts.
+            twilio_media_hosts="127.0.0.1",
         )
         conversation_url = await stack.enter_async_context(serving(conversation_app(conversation)))
         ai = AiSettings(
@@ -194,4 +202,5 @@ async def parley(
             sender=sender_api,
             database=database,
             bus=bus_settings,
+            twilio_url=twilio_url,
         )

@@ -7,12 +7,22 @@ from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException, Query, Request
+from fastapi import Path as FastApiPath
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
 from parley_conversation import views
 from parley_conversation.core import BadCursor, decode_cursor, encode_cursor
+from parley_conversation.media import MediaRefused, MediaSource, MediaUnavailable
 from parley_conversation.service import Conflict, ConversationService, NotFound
-from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED, invalid, require_token
+from parley_shared.auth import (
+    CONFLICT,
+    NOT_FOUND,
+    UNAUTHORIZED,
+    Problem,
+    invalid,
+    require_token,
+)
 
 
 async def get_service(request: Request) -> ConversationService:
@@ -66,6 +76,8 @@ class Message(BaseModel):
     agent: str | None
     # The WhatsApp template it went out as, if it did.
     content_sid: str | None
+    # A WhatsApp location the participant shared: latitude, longitude, address, label.
+    location: dict[str, Any] | None
     at: datetime
 
 
@@ -183,3 +195,40 @@ async def reopen_conversation(conversation_id: UUID, service: Service) -> Conver
     """Reopen a closed conversation, unless the participant has started a newer one."""
     await _change(service, conversation_id, "reopened")
     return await get_conversation(conversation_id, service)
+
+
+@router.get(
+    "/conversations/{conversation_id}/messages/{message_id}/media/{index}",
+    response_class=StreamingResponse,
+    responses={
+        **NOT_FOUND,
+        200: {"content": {"application/octet-stream": {}}, "description": "The media's bytes"},
+        403: {"model": Problem, "description": "The URL is not on a Twilio media host"},
+        502: {"model": Problem, "description": "Twilio did not hand the media over"},
+        503: {"model": Problem, "description": "No Twilio credentials configured here"},
+    },
+)
+async def get_media(
+    conversation_id: UUID,
+    message_id: UUID,
+    index: Annotated[int, FastApiPath(ge=0, le=9)],
+    request: Request,
+    service: Service,
+) -> StreamingResponse:
+    """A participant's attachment, fetched from Twilio with the account's credentials (media
+    URLs need them), so the console never links to Twilio directly."""
+    url = await views.media_url(service.pool, conversation_id, message_id, index)
+    if url is None:
+        raise HTTPException(404, "no such media in this conversation")
+    source: MediaSource | None = request.state.media
+    if source is None:
+        raise HTTPException(503, "TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN are not set here")
+    try:
+        content_type, body = await source.open(url)
+    except MediaRefused as exc:
+        raise HTTPException(403, str(exc)) from exc
+    except MediaUnavailable as exc:
+        raise HTTPException(502, str(exc)) from exc
+    return StreamingResponse(
+        body, media_type=content_type, headers={"Cache-Control": "private, max-age=300"}
+    )

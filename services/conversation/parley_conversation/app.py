@@ -10,6 +10,7 @@ from fastapi import FastAPI
 
 from parley_conversation import agents_api, store
 from parley_conversation.api import router
+from parley_conversation.media import MediaSource
 from parley_conversation.service import ConversationService
 from parley_conversation.settings import ConversationSettings
 from parley_shared import topics
@@ -25,6 +26,15 @@ CONSUMED = [
 ]
 
 
+def media_source(settings: ConversationSettings) -> MediaSource | None:
+    if settings.twilio_account_sid is None or settings.twilio_auth_token is None:
+        return None
+    hosts = tuple(h.strip().lower() for h in settings.twilio_media_hosts.split(",") if h.strip())
+    return MediaSource(
+        settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value(), hosts
+    )
+
+
 def create_app(settings: ConversationSettings) -> FastAPI:
     runtime = ProjectionRuntime(settings, store.SERVICE)
 
@@ -34,7 +44,11 @@ def create_app(settings: ConversationSettings) -> FastAPI:
         service = ConversationService(pool, runtime.outbox(), settings.whatsapp_window_s)
         runtime.consume(CONSUMED, service, read_model=True)
         try:
-            yield {"service": service, "api_token": settings.api_token.get_secret_value()}
+            yield {
+                "service": service,
+                "api_token": settings.api_token.get_secret_value(),
+                "media": media_source(settings),
+            }
         finally:
             await runtime.close()
 

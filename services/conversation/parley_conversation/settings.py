@@ -1,11 +1,24 @@
 from __future__ import annotations
 
-from pydantic import Field, SecretStr
+from typing import Any
+
+from pydantic import Field, SecretStr, field_validator
 
 from parley_shared.settings import ProjectionSettings
 
 
 class ConversationSettings(ProjectionSettings):
     api_token: SecretStr = Field(min_length=8)
+    # To fetch participants' media for operators (GET …/media/{n}); unset, that answers 503.
+    twilio_account_sid: str | None = Field(None, pattern=r"^AC[0-9a-fA-F]{32}$")
+    twilio_auth_token: SecretStr | None = None
+    # Hosts media is fetched from, comma-separated; only Twilio's unless a sandbox is added.
+    twilio_media_hosts: str = "api.twilio.com,media.twiliocdn.com,mms.twiliocdn.com"
     conversation_host: str = "0.0.0.0"
     conversation_port: int = Field(8081, ge=1, le=65535)
+
+    @field_validator("twilio_account_sid", "twilio_auth_token", mode="before")
+    @classmethod
+    def _unset_when_empty(cls, value: Any) -> Any:
+        # docker-compose passes unset variables as empty strings.
+        return None if value == "" else value

@@ -87,10 +87,11 @@ CREATE TABLE IF NOT EXISTS conversation_statuses (
 MIGRATIONS = (
     baseline(SERVICE, SCHEMA),
     Migration(
-        "operators' messages and handoffs (see agents.py)",
+        "operators' messages and handoffs (see agents.py), templates, locations",
         """
         ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS agent text;
         ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS content_sid text;
+        ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS location jsonb;
         ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS asks_human boolean
             NOT NULL DEFAULT false;
         CREATE TABLE IF NOT EXISTS conversation_handoffs (
@@ -177,17 +178,18 @@ async def add_inbound(conn: Connection, events: Sequence[Envelope[MessageReceive
             e.payload.body,
             json.dumps([m.model_dump() for m in e.payload.media]),
             e.payload.message_sid,
+            e.payload.location.model_dump_json() if e.payload.location else None,
         )
         for e, conversation in zip(events, placed, strict=True)
     ]
     await conn.execute(
         "INSERT INTO conversation_messages (id, conversation_key, conversation_id, direction, "
-        "anchor_at, occurred_at, body, media, message_sid, initial_status, status) "
+        "anchor_at, occurred_at, body, media, message_sid, initial_status, status, location) "
         "SELECT id, key, conversation, 'inbound', at, at, body, media::jsonb, sid, 'received', "
-        "'received' FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], "
-        "$5::text[], $6::text[], $7::text[]) AS u(id, key, conversation, at, body, media, sid) "
-        "ON CONFLICT DO NOTHING",
-        *columns(rows, 7),
+        "'received', location::jsonb FROM unnest($1::uuid[], $2::text[], $3::uuid[], "
+        "$4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[]) "
+        "AS u(id, key, conversation, at, body, media, sid, location) ON CONFLICT DO NOTHING",
+        *columns(rows, 8),
     )
 
 

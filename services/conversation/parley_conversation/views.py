@@ -115,7 +115,7 @@ async def messages(
     rows = await pool.fetch(
         f"""
         SELECT m.id, m.direction, m.body, m.media, m.message_sid, m.status, m.error_code, m.ai,
-               m.agent, m.content_sid,
+               m.agent, m.content_sid, m.location,
                m.occurred_at AS at, m.anchor_at,
                coalesce((SELECT json_agg(json_build_object('status', s.status, 'at', s.at,
                                  'error_code', s.error_code) ORDER BY s.at)
@@ -129,8 +129,19 @@ async def messages(
     found = []
     for row in rows:
         record = dict(row)
-        for field in ("media", "ai", "status_history"):
+        for field in ("media", "ai", "status_history", "location"):
             if isinstance(record[field], str):
                 record[field] = json.loads(record[field])
         found.append(record)
     return found
+
+
+async def media_url(pool: Pool, conversation_id: UUID, message_id: UUID, index: int) -> str | None:
+    url: str | None = await pool.fetchval(
+        "SELECT media -> $3::int ->> 'url' FROM conversation_messages "
+        "WHERE id = $2 AND conversation_id = $1",
+        conversation_id,
+        message_id,
+        index,
+    )
+    return url
