@@ -166,6 +166,8 @@ async def parley(
         "PUBLIC_BASE_URL": PUBLIC,
         "API_TOKEN": "bench-api-token",
         "LOG_LEVEL": "WARNING",
+        # Closed-loop users text far more than a person does: no abuse limit here.
+        "AI_RATE_LIMIT_PER_MINUTE": "0",
         **env_extra,
     }
     async with running(env, logs) as stack:

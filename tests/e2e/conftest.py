@@ -158,6 +158,7 @@ async def parley(
             openai_base_url=openai_url + "/v1",
             ai_max_retries=2,
             ai_timeout_s=10,
+            ai_rate_limit_per_minute=options.get("ai_rate_limit_per_minute", 20),
         )
         await stack.enter_async_context(serving(ai_app(ai)))
         sender = SenderSettings(

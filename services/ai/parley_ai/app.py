@@ -71,7 +71,11 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
         worker = runtime.work(replies, settings.ai_max_in_flight)
         runtime.consume(
             CONSUMED,
-            AiProjection(runtime.pool, on_work=worker.wake),
+            AiProjection(
+                runtime.pool,
+                on_work=worker.wake,
+                rate_limit_per_minute=settings.ai_rate_limit_per_minute,
+            ),
             # A close read in the same poll as a message after it is known when it is claimed.
             first=[topics.CONVERSATION_CHANGED],
         )

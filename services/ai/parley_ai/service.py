@@ -24,6 +24,7 @@ from parley_ai.core import (
     user_text,
 )
 from parley_ai.llm import Completion, Responder, ResponderFailed
+from parley_ai.settings import RateLimitSettings
 from parley_shared import topics
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
@@ -50,16 +51,23 @@ class AiProjection(Projection):
 
     service: ClassVar[str] = store.SERVICE
 
-    def __init__(self, pool: Pool, on_work: Any = None) -> None:
+    def __init__(
+        self, pool: Pool, on_work: Any = None, rate_limit_per_minute: int | None = None
+    ) -> None:
         super().__init__(pool)
         self._on_work = on_work
+        # From the environment by default, so that a rebuild limits as the live service did.
+        self.rate_limit_per_minute = (
+            RateLimitSettings().ai_rate_limit_per_minute
+            if rate_limit_per_minute is None
+            else rate_limit_per_minute
+        )
         self.on(MessageReceived, self.received)
         self.on(ConversationChanged, self.changed)
         self.on(ReplyGenerated, self.replied)
         self.on(HandoffChanged, store.record_handoff_changes)
 
-    @staticmethod
-    async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+    async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         rows = []
         for event in events:
             keyword = keyword_of(event.payload.body)
@@ -73,7 +81,7 @@ class AiProjection(Projection):
                     None if keyword else user_text(event.payload),
                 )
             )
-        await store.record_inbound(conn, rows)
+        await store.record_inbound(conn, rows, self.rate_limit_per_minute)
 
     @staticmethod
     async def changed(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:

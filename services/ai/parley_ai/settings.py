@@ -3,6 +3,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field, SecretStr, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from parley_shared.settings import ProjectionSettings
 
@@ -13,7 +14,16 @@ DEFAULT_PROMPT = (
 DEFAULT_FALLBACK = "Sorry, we can't answer right now. We'll get back to you shortly."
 
 
-class AiSettings(ProjectionSettings):
+class RateLimitSettings(BaseSettings):
+    """What the ai's projection decides by, so a rebuild decides the same."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    # A participant's messages past this many in a minute get no AI reply (0: no limit).
+    ai_rate_limit_per_minute: int = Field(20, ge=0, le=10_000)
+
+
+class AiSettings(ProjectionSettings, RateLimitSettings):
     openai_api_key: SecretStr | None = None
     # The marked stand-in ("[offline assistant] You said: …") instead of a model: for trying
     # Parley without an account, never a default, so customers never get it by accident.

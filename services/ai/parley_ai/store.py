@@ -66,6 +66,7 @@ CREATE TABLE IF NOT EXISTS ai_keywords (
 """
 
 HANDOFFS = """
+CREATE INDEX IF NOT EXISTS ai_inbox_by_key_time ON ai_inbox (conversation_key, occurred_at);
 CREATE TABLE IF NOT EXISTS ai_handoffs (
     conversation_key text NOT NULL,
     at timestamptz NOT NULL,
@@ -77,7 +78,7 @@ CREATE TABLE IF NOT EXISTS ai_handoffs (
 # Step N takes the tables to version N; append, never edit a released step.
 MIGRATIONS = (
     baseline(SERVICE, SCHEMA + closes_ddl(SERVICE)),
-    Migration("handoffs: the AI pauses while a person has the conversation", HANDOFFS),
+    Migration("handoffs (the AI pauses while a person has it), rate limits", HANDOFFS),
 )
 
 
@@ -101,9 +102,13 @@ HANDED_OFF = """(coalesce((SELECT h.paused FROM ai_handoffs h
 
 
 async def record_inbound(
-    conn: Connection, rows: Sequence[tuple[Envelope, str | None, str | None]]
+    conn: Connection,
+    rows: Sequence[tuple[Envelope, str | None, str | None]],
+    per_minute: int = 0,
 ) -> None:
     """Queue inbound messages: (event, why it is not answered or None, the model's text of it).
+    A participant's messages past ``per_minute`` in the minute up to each (0: no limit) are
+    not answered ('rate_limited').
 
     On a replay the reply (another topic) may have been read first: then it is answered."""
     keywords = [
@@ -145,6 +150,18 @@ async def record_inbound(
         [skip for _, skip, _ in rows],
         [reply_id_of(e) for e, _, _ in rows],
     )
+    if per_minute:
+        # After the insert, so messages of this batch count too: the count is the same
+        # however the log is cut into polls (one thread's messages are read in order).
+        await conn.execute(
+            "UPDATE ai_inbox m SET state = 'skipped', reason = 'rate_limited' "
+            "WHERE m.event_id = ANY($1::uuid[]) AND m.state = 'pending' AND "
+            "(SELECT count(*) FROM ai_inbox o WHERE o.conversation_key = m.conversation_key "
+            " AND o.occurred_at > m.occurred_at - interval '1 minute' "
+            " AND o.occurred_at <= m.occurred_at) > $2",
+            [e.event_id for e, _, _ in rows],
+            per_minute,
+        )
     await add_turns(
         conn,
         [
