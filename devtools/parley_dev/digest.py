@@ -1,8 +1,9 @@
 """A canonical digest of a service's tables, to prove a rebuild reproduces the live state.
 
 Rows are rendered as text and sorted, so physical order does not matter. Left out: outbox
-tables (transport, not state) and columns that record when this copy did its work rather
-than what the log says (processing and migration times, serial numbers, retry leases).
+tables (transport, not state), pacing tables (send times: scheduling, not state) and columns
+that record when this copy did its work rather than what the log says (processing and
+migration times, serial numbers, retry leases).
 """
 
 from __future__ import annotations
@@ -40,7 +41,8 @@ async def _row_text(pool: Pool, table: str) -> str:
 async def digest(pool: Pool, service: str) -> dict[str, tuple[int, str]]:
     tables = await pool.fetch(
         "SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
-        "AND tablename LIKE $1 AND tablename NOT LIKE '%\\_outbox' ORDER BY tablename",
+        "AND tablename LIKE $1 AND tablename NOT LIKE '%\\_outbox' "
+        "AND tablename NOT LIKE '%\\_pacing' ORDER BY tablename",
         f"{service}\\_%",
     )
     result: dict[str, tuple[int, str]] = {}

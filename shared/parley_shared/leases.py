@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 from dataclasses import dataclass
@@ -76,7 +77,8 @@ class LeaseWorker(Generic[T, R]):
         self._sweep_s = sweep_s
         self._wake = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._next_retry: float | None = None
+        # Monotonic times at which items queued for later fall due (a heap).
+        self._due: list[float] = []
         self.peak_in_flight = 0
         REGISTRY.gauge(
             "parley_inbox_in_flight", lambda: len(self._in_flight), "Calls in flight", inbox=name
@@ -89,6 +91,12 @@ class LeaseWorker(Generic[T, R]):
         )
 
     def wake(self) -> None:
+        self._wake.set()
+
+    def wake_in(self, delay_s: float) -> None:
+        """Look for work again after ``delay_s`` (an item queued for later is due then)."""
+        # The database clock may run a little behind this one.
+        heapq.heappush(self._due, time.monotonic() + max(delay_s, 0.0) + 0.05)
         self._wake.set()
 
     @property
@@ -130,12 +138,12 @@ class LeaseWorker(Generic[T, R]):
 
     async def _sleep(self) -> None:
         timeout = self._sweep_s
-        if self._next_retry is not None:
-            timeout = max(0.0, min(timeout, self._next_retry - time.monotonic()))
+        if self._due:
+            timeout = max(0.0, min(timeout, self._due[0] - time.monotonic()))
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._wake.wait(), timeout)
-        if self._next_retry is not None and self._next_retry <= time.monotonic():
-            self._next_retry = None
+        while self._due and self._due[0] <= time.monotonic():
+            heapq.heappop(self._due)
 
     async def _work(self, claim: Claim[T]) -> None:
         try:
@@ -157,7 +165,6 @@ class LeaseWorker(Generic[T, R]):
                 delay = min(delay * 2, 10.0)
         REGISTRY.inc("parley_inbox_records_total", 1, "Outcomes recorded", inbox=self._name)
         if retry_in is not None:
-            due = time.monotonic() + retry_in + 0.05  # the database clock may run behind
-            self._next_retry = due if self._next_retry is None else min(self._next_retry, due)
+            self.wake_in(retry_in)
         # This conversation's next item may be due now, and a slot is free.
         self._wake.set()

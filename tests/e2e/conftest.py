@@ -170,6 +170,7 @@ async def parley(
             public_base_url=PUBLIC,
             api_token=API_TOKEN,
             sender_whatsapp_templates=templates,
+            sender_segments_per_second=options.get("sender_segments_per_second", 0.0),
             **window,
         )
         sender_url = await stack.enter_async_context(serving(sender_app(sender)))

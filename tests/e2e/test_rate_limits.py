@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 
 import pytest
 
@@ -39,3 +40,21 @@ async def test_messages_past_the_limit_in_a_minute_get_no_reply(parley: Parley) 
     assert [m.body for m in parley.twilio.for_number(flood)] == [
         f"AI says: spam {i}" for i in range(3)
     ]
+
+
+@pytest.mark.parametrize("parley", [{"sender_segments_per_second": 4.0}], indirect=True)
+async def test_replies_from_one_number_are_paced_not_refused(parley: Parley) -> None:
+    numbers = [f"+155501501{i:02d}" for i in range(8)]
+    for number in numbers:
+        await parley.text(number, "hello")
+    await eventually(lambda: _sent(parley, len(numbers)), timeout_s=30)
+    created = sorted(m.created for m in parley.twilio.sent)
+    gaps = [(b - a).total_seconds() for a, b in itertools.pairwise(created)]
+    # Four one-segment replies a second from one number: a quarter second apart at least
+    # (a little less for clocks), where unpaced they leave together.
+    assert min(gaps) >= 0.2, gaps
+    assert parley.twilio.create_calls == len(numbers)  # queued here, nothing refused
+
+
+async def _sent(parley: Parley, count: int) -> bool:
+    return len(parley.twilio.sent) >= count

@@ -22,6 +22,7 @@ from parley_conversation.core import (
 )
 from parley_sender.core import Outcome, backoff_s, classify_error
 from parley_sender.forms import Form, Template, form_for
+from parley_sender.pacing import Pacing, slots
 from parley_shared.events import Location, Media, MessageReceived, ReplyGenerated
 from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.sms import MAX_BODY, encoding_of, fit_segments, segments, trim_to
@@ -274,3 +275,21 @@ def test_the_form_a_message_goes_out_in() -> None:
     assert (refused.status, refused.error_code) == ("canceled", 63016)
     sms = late.model_copy(update={"channel": "sms"})
     assert form_for(sms, None, now, day, None) == Form("hello")
+
+
+def test_pacing_gives_each_sender_consecutive_slots() -> None:
+    now = datetime(2026, 12, 6, 12, tzinfo=UTC)
+    pacing = Pacing(per_second=1.0, by_sender={"MG1": 10.0, "+3": 0.0})
+    a, b, c, d, e = (uuid4() for _ in range(5))
+    due, free = slots(
+        pacing,
+        [(a, "+1", 1), (b, "+1", 2), (c, "+1", 1), (d, "MG1", 5), (e, "+3", 9)],
+        {"+1": now - timedelta(seconds=5)},
+        now,
+    )
+    second = timedelta(seconds=1)
+    assert due == {a: now, b: now + second, c: now + 3 * second, d: now}
+    assert free == {"+1": now + 4 * second, "MG1": now + second / 2}
+    # A sender's queue already runs ahead of now: new messages go after it.
+    later, _ = slots(pacing, [(a, "+1", 1)], {"+1": now + 10 * second}, now)
+    assert later == {a: now + 10 * second}

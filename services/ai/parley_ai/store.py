@@ -139,8 +139,12 @@ async def record_inbound(
                     WHEN {HANDED_OFF} THEN 'handed_off' END,
                t.id
         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bytea[], $5::text[],
-                    $6::uuid[]) AS m(event_id, conversation_key, occurred_at, event, skip, reply)
+                    $6::uuid[]) WITH ORDINALITY
+             AS m(event_id, conversation_key, occurred_at, event, skip, reply, n)
         LEFT JOIN ai_turns t ON t.id = m.reply
+        -- Sequence numbers in log order: the join may return rows in any order, and a
+        -- thread's messages are answered in sequence order.
+        ORDER BY m.n
         ON CONFLICT DO NOTHING
         """,
         [e.event_id for e, _, _ in rows],

@@ -13,6 +13,7 @@ from pydantic import TypeAdapter
 from parley_sender import store
 from parley_sender.check import Report, account_of, report
 from parley_sender.forms import Template
+from parley_sender.pacing import Pacing
 from parley_sender.projection import SenderProjection
 from parley_sender.service import OutgoingInbox
 from parley_sender.settings import SenderSettings
@@ -66,7 +67,15 @@ def create_app(settings: SenderSettings) -> FastAPI:
         worker = runtime.work(outgoing, settings.sender_max_in_flight)
         runtime.consume(
             CONSUMED,
-            SenderProjection(runtime.pool, on_work=worker.wake),
+            SenderProjection(
+                runtime.pool,
+                on_work=worker.wake,
+                pace=Pacing(
+                    settings.sender_segments_per_second,
+                    settings.sender_segments_per_second_by_sender,
+                ),
+                on_due=worker.wake_in,
+            ),
             # A close read in the same poll as a reply it cancels is known when it is claimed.
             first=[topics.CONVERSATION_CHANGED],
         )

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from typing import ClassVar
 
 from parley_sender import store
+from parley_sender.pacing import Pacing, schedule
 from parley_shared.conversations import record_closes
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
@@ -19,6 +20,7 @@ from parley_shared.events import (
 )
 from parley_shared.keywords import keyword_of
 from parley_shared.projection import Projection
+from parley_shared.sms import segments
 
 
 class SenderProjection(Projection):
@@ -26,11 +28,19 @@ class SenderProjection(Projection):
 
     service: ClassVar[str] = store.SERVICE
 
-    def __init__(self, pool: Pool, on_work: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        on_work: Callable[[], None] | None = None,
+        pace: Pacing | None = None,
+        on_due: Callable[[float], None] | None = None,
+    ) -> None:
         super().__init__(pool)
         self._on_work = on_work
+        self._pace = pace or Pacing()
+        self._on_due = on_due
         self.on(ReplyGenerated, self.replies)
-        self.on(OutboundRequested, store.add_requests)
+        self.on(OutboundRequested, self.requests)
         self.on(MessageSent, self.outcomes)
         self.on(MessageReceived, self.keywords)
         self.on(ConversationChanged, self.changes)
@@ -45,9 +55,33 @@ class SenderProjection(Projection):
             )
         return super().wants(event)
 
-    @staticmethod
-    async def replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
+    async def replies(self, conn: Connection, events: Sequence[Envelope[ReplyGenerated]]) -> None:
         await store.add_replies(conn, events)
+        self._due(
+            await schedule(
+                conn,
+                self._pace,
+                [(e.event_id, sender_of(e.payload), e.payload.segments) for e in events],
+            )
+        )
+
+    async def requests(
+        self, conn: Connection, events: Sequence[Envelope[OutboundRequested]]
+    ) -> None:
+        await store.add_requests(conn, events)
+        self._due(
+            await schedule(
+                conn,
+                self._pace,
+                [(e.event_id, sender_of(e.payload), segments(e.payload.body)[0]) for e in events],
+            )
+        )
+
+    def _due(self, delays: Sequence[float]) -> None:
+        # Before the commit: at worst the worker looks once too early and finds nothing.
+        if self._on_due is not None:
+            for delay in delays:
+                self._on_due(delay)
 
     @staticmethod
     async def outcomes(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
@@ -81,3 +115,8 @@ class SenderProjection(Projection):
             isinstance(e.payload, ReplyGenerated | OutboundRequested) for e in events
         ):
             self._on_work()
+
+
+def sender_of(message: ReplyGenerated | OutboundRequested) -> str:
+    """What Twilio paces by: the Messaging Service when there is one, else the number."""
+    return message.messaging_service_sid or message.our_address

@@ -30,5 +30,9 @@ class SenderSettings(ProjectionSettings, TwilioSettings):
     sender_timeout_s: float = Field(15.0, gt=0, le=120)
     # JSON file: {"whatsapp:+14155238886": {"content_sid": "HX…", "body_variable": "1"}}.
     sender_whatsapp_templates: Path | None = None
+    # Outbound pacing: segments per second per sending number (0: none; Twilio queues), and
+    # per number or Messaging Service SID: {"MG…": 10, "+15550001": 1}.
+    sender_segments_per_second: float = Field(0.0, ge=0, le=10_000)
+    sender_segments_per_second_by_sender: dict[str, float] = Field(default_factory=dict)
     sender_host: str = "0.0.0.0"
     sender_port: int = Field(8083, ge=1, le=65535)

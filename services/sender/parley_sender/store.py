@@ -13,6 +13,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from parley_sender import pacing
 from parley_sender.core import OPTED_OUT_CODE
 from parley_shared.conversations import closed_sql, closes_ddl
 from parley_shared.db import Connection, Pool
@@ -62,9 +63,9 @@ MIGRATIONS = (
         + closes_ddl(SERVICE),
     ),
     Migration(
-        "each WhatsApp thread's last inbound time, for the 24-hour window",
+        "each WhatsApp thread's last inbound time (the 24-hour window); pacing per number",
         "CREATE TABLE IF NOT EXISTS sender_windows (conversation_key text PRIMARY KEY, "
-        "last_inbound_at timestamptz NOT NULL);",
+        "last_inbound_at timestamptz NOT NULL);" + pacing.DDL,
     ),
 )
 
