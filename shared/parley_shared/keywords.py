@@ -34,6 +34,11 @@ def keyword_of(body: str) -> Keyword | None:
     return None
 
 
-def asks_for_human(body: str) -> bool:
+def asks_for_human(body: str, words: frozenset[str] = HUMAN) -> bool:
     match = _ONE_WORD.fullmatch(body)
-    return match is not None and match.group(1).upper() in HUMAN
+    return match is not None and match.group(1).upper() in words
+
+
+def human_words(extra: str) -> frozenset[str]:
+    """``HUMAN`` and the comma-separated ``extra`` words (HANDOFF_KEYWORDS)."""
+    return HUMAN | {word.strip().upper() for word in extra.split(",") if word.strip()}

@@ -5,6 +5,8 @@ from __future__ import annotations
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from parley_shared.keywords import human_words
+
 
 class BusSettings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
@@ -43,7 +45,22 @@ def describe_errors(exc: Exception) -> str:
     return "invalid configuration:\n" + "\n".join(lines)
 
 
-class ProjectionSettings(BusSettings):
+class KeywordSettings(BaseSettings):
+    """What projections decide by, so that a rebuild (which reads them from the environment
+    too) decides the same."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    # More one-word messages that ask for a person, comma-separated; HUMAN, AGENT, OPERATOR,
+    # PERSON and REPRESENTATIVE always do.
+    handoff_keywords: str = Field("", max_length=1000)
+
+    @property
+    def human_words(self) -> frozenset[str]:
+        return human_words(self.handoff_keywords)
+
+
+class ProjectionSettings(BusSettings, KeywordSettings):
     """A service that builds Postgres tables from the log.
 
     ``DB_SCHEMA`` and ``KAFKA_GROUP_ID`` let a new projection version be rebuilt beside the

@@ -124,7 +124,10 @@ async def parley(
     """Every service in this process. Parametrize indirectly to change settings:
     ``{"whatsapp_window_s": 2, "templates": {number: {...}}}``."""
     options: dict[str, Any] = getattr(request, "param", {})
-    window = {"whatsapp_window_s": options.get("whatsapp_window_s", 86_400.0)}
+    window = {
+        "whatsapp_window_s": options.get("whatsapp_window_s", 86_400.0),
+        "handoff_keywords": options.get("handoff_keywords", ""),
+    }
     templates = None
     if "templates" in options:
         templates = tmp_path / "templates.json"
@@ -159,6 +162,7 @@ async def parley(
             ai_max_retries=2,
             ai_timeout_s=10,
             ai_rate_limit_per_minute=options.get("ai_rate_limit_per_minute", 20),
+            **window,
         )
         await stack.enter_async_context(serving(ai_app(ai)))
         sender = SenderSettings(
@@ -174,7 +178,7 @@ async def parley(
             **window,
         )
         sender_url = await stack.enter_async_context(serving(sender_app(sender)))
-        analytics = AnalyticsSettings(**bus, database_url=database, api_token=API_TOKEN)
+        analytics = AnalyticsSettings(**bus, **window, database_url=database, api_token=API_TOKEN)
         analytics_url = await stack.enter_async_context(serving(analytics_app(analytics)))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=20))
         stats = await stack.enter_async_context(

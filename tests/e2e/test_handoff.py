@@ -4,7 +4,10 @@ participant through the sender, and hands it back; a participant can ask for a p
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from typing import Any
+
+import pytest
 
 from tests.e2e.conftest import BOT_SMS, Parley, eventually
 from tests.e2e.test_loop import replies_to
@@ -22,6 +25,7 @@ async def test_takeover_pauses_the_ai_an_agent_writes_and_hand_back_resumes_it(
     parley: Parley,
 ) -> None:
     number = "+15550120001"
+    start = datetime.now(UTC).isoformat()
     await parley.text(number, "hello")
     await replies_to(parley, number, 1)
     conversation = await conversation_of(parley, number)
@@ -61,8 +65,23 @@ async def test_takeover_pauses_the_ai_an_agent_writes_and_hand_back_resumes_it(
     await asyncio.sleep(1.0)
     assert len(parley.twilio.for_number(number)) == 2
 
+    async def counted() -> dict[str, Any] | None:
+        figures = (await parley.analytics.get("/v1/handoffs", params={"from": start})).json()
+        return figures if figures["first_human_reply"]["count"] == 1 else None
+
+    figures = await eventually(counted)
+    assert (figures["takeovers"], figures["handed_off_conversations"]) == (1, 1)
+    assert (figures["conversations"], figures["handed_off_share"]) == (1, 1.0)
+    assert figures["requests"] == 0
+    assert figures["first_human_reply"]["p50_ms"] > 0
+
     back = await parley.api(f"{path}/handback", method="POST", json={"agent": "Ana"})
     assert back["handoff"] == "ai"
+    timeline = await parley.api(f"{path}/handoffs")
+    assert [(h["action"], h["agent"]) for h in timeline] == [
+        ("taken_over", "Ana"),
+        ("handed_back", "Ana"),
+    ]
     await parley.text(number, "thanks, one more question")
     sent = await replies_to(parley, number, 3)
     assert sent[2].body == "AI says: thanks, one more question"
@@ -88,6 +107,7 @@ async def test_asking_for_a_person_flags_the_conversation_and_pauses_the_ai(
     parley: Parley,
 ) -> None:
     number = "+15550120003"
+    start = datetime.now(UTC).isoformat()
     await parley.text(number, "hello")
     await replies_to(parley, number, 1)
     await parley.text(number, "Human!")
@@ -110,6 +130,12 @@ async def test_asking_for_a_person_flags_the_conversation_and_pauses_the_ai(
     await parley.text(number, "ok bot")
     sent = await replies_to(parley, number, 2)
     assert sent[1].body == "AI says: ok bot"
+    timeline = await parley.api(f"{path}/handoffs")
+    assert [h["action"] for h in timeline] == ["requested", "taken_over", "handed_back"]
+    figures = (await parley.analytics.get("/v1/handoffs", params={"from": start})).json()
+    # Taken over and handed back without writing: no first human reply to time.
+    assert (figures["requests"], figures["takeovers"]) == (1, 1)
+    assert figures["first_human_reply"] == {"count": 0, "p50_ms": None, "p95_ms": None}
 
 
 async def _inbound_count(parley: Parley, number: str, count: int) -> bool:
@@ -141,3 +167,18 @@ async def test_agent_messages_are_refused_clearly(parley: Parley) -> None:
         json={"agent": "Ed", "body": "x"},
     )
     assert missing.status_code == 404
+
+
+@pytest.mark.parametrize("parley", [{"handoff_keywords": "hilfe, Mensch"}], indirect=True)
+async def test_more_words_for_asking_for_a_person_can_be_configured(parley: Parley) -> None:
+    number = "+15550120005"
+    await parley.text(number, "Hilfe!")
+
+    async def flagged() -> dict[str, Any] | None:
+        conversation = await conversation_of(parley, number)
+        return conversation if conversation["handoff"] == "requested" else None
+
+    await eventually(flagged)
+    await parley.text(number, "human")  # the built-in words still count
+    await asyncio.sleep(1.0)
+    assert parley.twilio.for_number(number) == []

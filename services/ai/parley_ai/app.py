@@ -66,6 +66,7 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             fallback_reply=settings.ai_fallback_reply,
             deadline_s=settings.ai_deadline_s,
             lease_s=settings.ai_deadline_s + settings.inbox_lease_grace_s,
+            human=settings.human_words,
             on_reply=relay.notify,
         )
         worker = runtime.work(replies, settings.ai_max_in_flight)
@@ -75,6 +76,7 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
                 runtime.pool,
                 on_work=worker.wake,
                 rate_limit_per_minute=settings.ai_rate_limit_per_minute,
+                human=settings.human_words,
             ),
             # A close read in the same poll as a message after it is known when it is claimed.
             first=[topics.CONVERSATION_CHANGED],

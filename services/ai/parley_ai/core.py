@@ -9,7 +9,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from parley_shared.events import Channel, MessageReceived
 from parley_shared.identity import bare_number
-from parley_shared.keywords import asks_for_human, keyword_of
+from parley_shared.keywords import HUMAN, asks_for_human, keyword_of
 from parley_shared.sms import MAX_BODY, Encoding, fit_segments, segments, trim_to
 
 SMS_TARGET = 320
@@ -57,10 +57,11 @@ def reason_not_to_answer(
     conversation_closed: bool,
     opted_out: bool = False,
     handed_off: bool = False,
+    human: frozenset[str] = HUMAN,
 ) -> Skip | None:
     if keyword_of(message.body) is not None:
         return "keyword"  # Twilio answers STOP/START/HELP itself.
-    if asks_for_human(message.body):
+    if asks_for_human(message.body, human):
         return "human_requested"  # an operator answers: this message and what follows
     if opted_out:
         return "opted_out"  # nothing may be sent to them; do not pay for a reply

@@ -38,9 +38,10 @@ from parley_shared.events import (
     decode,
 )
 from parley_shared.identity import derived_event_id
-from parley_shared.keywords import keyword_of
+from parley_shared.keywords import HUMAN, keyword_of
 from parley_shared.leases import Claim
 from parley_shared.projection import Projection
+from parley_shared.settings import KeywordSettings
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.ai")
@@ -52,10 +53,15 @@ class AiProjection(Projection):
     service: ClassVar[str] = store.SERVICE
 
     def __init__(
-        self, pool: Pool, on_work: Any = None, rate_limit_per_minute: int | None = None
+        self,
+        pool: Pool,
+        on_work: Any = None,
+        rate_limit_per_minute: int | None = None,
+        human: frozenset[str] | None = None,
     ) -> None:
         super().__init__(pool)
         self._on_work = on_work
+        self.human = KeywordSettings().human_words if human is None else human
         # From the environment by default, so that a rebuild limits as the live service did.
         self.rate_limit_per_minute = (
             RateLimitSettings().ai_rate_limit_per_minute
@@ -73,7 +79,7 @@ class AiProjection(Projection):
             keyword = keyword_of(event.payload.body)
             # Keywords precede this message on its own partition, so what they decide is the
             # same live and on a replay; closes (another topic) are checked by the worker.
-            skip = reason_not_to_answer(event.payload, conversation_closed=False)
+            skip = reason_not_to_answer(event.payload, False, human=self.human)
             rows.append(
                 (
                     event,
@@ -122,13 +128,14 @@ class RepliesInbox:
     deadline_s: float
     lease_s: float
     on_reply: Any = None
+    human: frozenset[str] = HUMAN
 
     async def claim(self, pool: Pool, limit: int) -> list[Claim[Question]]:
         claims = []
         for row in await store.claim(pool, limit, self.lease_s, self.history_turns):
             inbound: Envelope[MessageReceived] = decode(row["event"])  # type: ignore[assignment]
             skip = reason_not_to_answer(
-                inbound.payload, row["closed"], row["opted_out"], row["handed_off"]
+                inbound.payload, row["closed"], row["opted_out"], row["handed_off"], self.human
             )
             question = Question(inbound, store.history_of(row), skip)
             claims.append(Claim(row["event_id"], row["lease_token"], question))

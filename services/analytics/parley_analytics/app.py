@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from parley_analytics import store
+from parley_analytics import handoffs_api, store
 from parley_analytics.api import router
 from parley_analytics.service import AnalyticsService
 from parley_analytics.settings import AnalyticsSettings
@@ -30,7 +30,7 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         pool = await runtime.start(store.MIGRATIONS)
-        runtime.consume(CONSUMED, AnalyticsService(pool), read_model=True)
+        runtime.consume(CONSUMED, AnalyticsService(pool, settings.human_words), read_model=True)
         try:
             yield {
                 "pool": pool,
@@ -46,5 +46,6 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
         lifespan=lifespan,
     )
     app.include_router(router)
+    app.include_router(handoffs_api.router)
     health_routes(app, runtime.ready)
     return app

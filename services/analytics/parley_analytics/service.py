@@ -5,18 +5,20 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from parley_analytics import store
+from parley_analytics import handoffs, store
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
+    HandoffChanged,
     MessageReceived,
     MessageSent,
     ReplyGenerated,
     StatusUpdated,
 )
-from parley_shared.keywords import keyword_of
+from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.projection import Projection
+from parley_shared.settings import KeywordSettings
 
 
 class AnalyticsService(Projection):
@@ -24,18 +26,28 @@ class AnalyticsService(Projection):
 
     service: ClassVar[str] = store.SERVICE
 
-    def __init__(self, pool: Pool) -> None:
+    def __init__(self, pool: Pool, human: frozenset[str] | None = None) -> None:
         super().__init__(pool)
+        # From the environment by default, so that a rebuild counts what the live service did.
+        self.human = KeywordSettings().human_words if human is None else human
         self.on(MessageReceived, self.received)
         self.on(ConversationChanged, self.changed)
         self.on(ReplyGenerated, store.add_replies)
-        self.on(MessageSent, store.add_sent)
+        self.on(MessageSent, self.sent)
         self.on(StatusUpdated, self.statuses)
+        self.on(HandoffChanged, handoffs.add_handoffs)
 
-    @staticmethod
-    async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+    async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         opt_outs = [keyword_of(e.payload.body) == "opt_out" for e in events]
         await store.add_inbound(conn, events, opt_outs)
+        await handoffs.add_requests(
+            conn, [e for e in events if asks_for_human(e.payload.body, self.human)]
+        )
+
+    @staticmethod
+    async def sent(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
+        await store.add_sent(conn, events)
+        await handoffs.mark_people(conn, events)
 
     @staticmethod
     async def statuses(conn: Connection, events: Sequence[Envelope[StatusUpdated]]) -> None:

@@ -21,7 +21,7 @@ from parley_analytics.funnel import add_latencies, settle_facts
 from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection, columns
 from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
-from parley_shared.migrations import baseline
+from parley_shared.migrations import Migration, baseline
 
 SERVICE = "analytics"
 
@@ -101,7 +101,30 @@ CREATE INDEX IF NOT EXISTS analytics_conversations_opened ON analytics_conversat
 """
 
 # Step N takes the tables to version N; append, never edit a released step.
-MIGRATIONS = (baseline(SERVICE, SCHEMA),)
+MIGRATIONS = (
+    baseline(SERVICE, SCHEMA),
+    Migration(
+        "handoffs: takeovers, requests for a person, people's messages",
+        """
+        CREATE TABLE IF NOT EXISTS analytics_handoffs (
+            conversation_id uuid NOT NULL, at timestamptz NOT NULL, action text NOT NULL,
+            conversation_key text NOT NULL, channel text NOT NULL, our_address text NOT NULL,
+            PRIMARY KEY (conversation_id, at)
+        );
+        CREATE INDEX IF NOT EXISTS analytics_handoffs_at ON analytics_handoffs (at);
+        CREATE TABLE IF NOT EXISTS analytics_requests (
+            id uuid PRIMARY KEY, conversation_key text NOT NULL, at timestamptz NOT NULL,
+            channel text NOT NULL, our_address text NOT NULL
+        );
+        CREATE INDEX IF NOT EXISTS analytics_requests_key
+            ON analytics_requests (conversation_key, at);
+        ALTER TABLE analytics_facts ADD COLUMN IF NOT EXISTS by_person boolean NOT NULL
+            DEFAULT false;
+        CREATE INDEX IF NOT EXISTS analytics_facts_by_person ON analytics_facts
+            (conversation_key, sent_at) WHERE by_person;
+        """,
+    ),
+)
 
 
 async def add_inbound(

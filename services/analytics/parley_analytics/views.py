@@ -25,16 +25,18 @@ class Filters:
     channel: str | None
     our_number: str | None
 
-    def where(self, time_column: str, first: int = 1) -> tuple[str, list[Any]]:
-        """A WHERE clause over ``time_column`` and the dimension columns, with its args."""
+    def where(self, time_column: str, first: int = 1, table: str = "") -> tuple[str, list[Any]]:
+        """A WHERE clause over ``time_column`` and the dimension columns (of ``table``, an
+        alias, when given), with its args."""
+        of = f"{table}." if table else ""
         clauses = [f"{time_column} >= ${first}", f"{time_column} < ${first + 1}"]
         args: list[Any] = [self.start, self.end]
         if self.channel is not None:
             args.append(self.channel)
-            clauses.append(f"channel = ${first + len(args) - 1}")
+            clauses.append(f"{of}channel = ${first + len(args) - 1}")
         if self.our_number is not None:
             args.append(self.our_number.removeprefix("whatsapp:"))
-            clauses.append(f"replace(our_address, 'whatsapp:', '') = ${first + len(args) - 1}")
+            clauses.append(f"replace({of}our_address, 'whatsapp:', '') = ${first + len(args) - 1}")
         return " AND ".join(clauses), args
 
     def hourly(self) -> tuple[str, list[Any]]:

@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
+from uuid import UUID
 
 from parley_conversation.store import place
-from parley_shared.db import Connection, columns
+from parley_shared.db import Connection, Pool, columns
 from parley_shared.events import Envelope, HandoffChanged, OutboundRequested
 
 # The latest handoff change or request of conversation ``c``, as ``h``: handoff_action,
@@ -79,3 +81,14 @@ async def flag_requests(conn: Connection, message_ids: Sequence[object]) -> None
             "UPDATE conversation_messages SET asks_human = true WHERE id = ANY($1::uuid[])",
             list(message_ids),
         )
+
+
+async def timeline(pool: Pool, conversation_id: UUID) -> list[dict[str, Any]]:
+    """Requests for a person, takeovers and hand-backs of a conversation, oldest first."""
+    rows = await pool.fetch(
+        "SELECT action, at, agent FROM conversation_handoffs WHERE conversation_id = $1 "
+        "UNION ALL SELECT 'requested', anchor_at, NULL FROM conversation_messages "
+        "WHERE conversation_id = $1 AND asks_human ORDER BY 2, 1",
+        conversation_id,
+    )
+    return [dict(row) for row in rows]

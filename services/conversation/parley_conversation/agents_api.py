@@ -11,6 +11,8 @@ from uuid import UUID
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, model_validator
 
+from parley_conversation import views
+from parley_conversation.agents import timeline
 from parley_conversation.api import Conversation, Service, get_conversation
 from parley_conversation.service import Conflict, NotFound
 from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED, require_token
@@ -53,6 +55,12 @@ class AgentMessage(BaseModel):
         if not self.body.strip() and not self.media_urls and self.template is None:
             raise ValueError("a message needs a body, media or a template")
         return self
+
+
+class HandoffEntry(BaseModel):
+    action: Literal["requested", "taken_over", "handed_back"]
+    at: datetime
+    agent: str | None
 
 
 class Requested(BaseModel):
@@ -123,3 +131,18 @@ async def send_message(conversation_id: UUID, message: AgentMessage, service: Se
     return Requested(
         id=event.event_id, conversation_id=conversation_id, requested_at=event.occurred_at
     )
+
+
+@router.get(
+    "/conversations/{conversation_id}/handoffs",
+    response_model=list[HandoffEntry],
+    responses=NOT_FOUND,
+)
+async def handoff_history(conversation_id: UUID, service: Service) -> list[HandoffEntry]:
+    """Who had the conversation when: the participant's requests for a person, takeovers and
+    hand-backs, oldest first."""
+    if not await views.exists(service.pool, conversation_id):
+        raise HTTPException(404, f"conversation {conversation_id} not found")
+    return [
+        HandoffEntry.model_validate(row) for row in await timeline(service.pool, conversation_id)
+    ]

@@ -41,7 +41,9 @@ def create_app(settings: ConversationSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         pool = await runtime.start(store.MIGRATIONS)
-        service = ConversationService(pool, runtime.outbox(), settings.whatsapp_window_s)
+        service = ConversationService(
+            pool, runtime.outbox(), settings.whatsapp_window_s, settings.human_words
+        )
         runtime.consume(CONSUMED, service, read_model=True)
         try:
             yield {

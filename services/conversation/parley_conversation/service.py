@@ -27,6 +27,7 @@ from parley_shared.events import (
 from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection
+from parley_shared.settings import KeywordSettings
 from parley_shared.whatsapp import window_open
 
 Q = TypeVar("Q", bound=Payload)
@@ -46,9 +47,17 @@ class ConversationService(Projection):
 
     service: ClassVar[str] = store.SERVICE
 
-    def __init__(self, pool: Pool, relay: OutboxRelay | None, window_s: float = 86_400.0) -> None:
+    def __init__(
+        self,
+        pool: Pool,
+        relay: OutboxRelay | None,
+        window_s: float = 86_400.0,
+        human: frozenset[str] | None = None,
+    ) -> None:
         super().__init__(pool)
         self.relay = relay
+        # From the environment by default, so that a rebuild flags what the live service did.
+        self.human = KeywordSettings().human_words if human is None else human
         self.window_s = window_s  # WhatsApp's free-form window
         self.on(MessageReceived, self.received)
         self.on(ConversationChanged, self.changed)
@@ -58,11 +67,10 @@ class ConversationService(Projection):
         self.on(OutboundRequested, agents.add_requests)
         self.on(HandoffChanged, agents.add_handoffs)
 
-    @staticmethod
-    async def received(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+    async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         await store.add_inbound(conn, events)
         await agents.flag_requests(
-            conn, [e.event_id for e in events if asks_for_human(e.payload.body)]
+            conn, [e.event_id for e in events if asks_for_human(e.payload.body, self.human)]
         )
         for event in events:
             keyword = keyword_of(event.payload.body)
