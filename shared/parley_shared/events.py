@@ -184,6 +184,32 @@ class HandoffChanged(Payload):
     agent: str
 
 
+class AiOverrides(BaseModel):
+    """How the AI answers for one of our numbers; an unset field takes the service's default."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    system_prompt: str | None = Field(None, min_length=1, max_length=20_000)
+    model: str | None = Field(None, min_length=1, max_length=200)
+    max_tokens: int | None = Field(None, ge=16, le=4096)
+    temperature: float | None = Field(None, ge=0, le=2)
+    fallback_reply: str | None = Field(None, min_length=1, max_length=1600)
+    history_turns: int | None = Field(None, ge=0, le=100)
+    enabled: bool | None = None
+
+
+class AiSettingsChanged(Payload):
+    """An operator set how the AI answers for one of our numbers (a new version of it)."""
+
+    EVENT_TYPE: ClassVar[str] = "ai.settings.changed"
+
+    number: str  # bare E.164: one number's SMS and WhatsApp alike
+    version: int = Field(ge=1)
+    settings: AiOverrides
+    changed: tuple[str, ...]
+    actor: str
+
+
 class ConversationChanged(Payload):
     """An operator closed or reopened a conversation."""
 
@@ -207,6 +233,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         ConversationChanged,
         OutboundRequested,
         HandoffChanged,
+        AiSettingsChanged,
     )
 }
 

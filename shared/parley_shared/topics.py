@@ -12,6 +12,8 @@ STATUS_UPDATED = "status.updated"
 CONVERSATION_CHANGED = "conversation.changed"
 # Messages operators asked the sender to send (agents' messages), beside the AI's replies.
 MESSAGE_REQUESTED = "message.requested"
+# Operators' settings changes (how the AI answers per number), so a rebuild knows them too.
+SETTINGS_CHANGED = "settings.changed"
 
 ALL = (
     MESSAGE_RECEIVED,
@@ -20,6 +22,7 @@ ALL = (
     STATUS_UPDATED,
     CONVERSATION_CHANGED,
     MESSAGE_REQUESTED,
+    SETTINGS_CHANGED,
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 

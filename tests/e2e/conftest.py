@@ -48,6 +48,7 @@ class Parley:
     database: str
     bus: BusSettings
     twilio_url: str = ""
+    ai: httpx.AsyncClient | None = None
 
     async def text(self, participant: str, body: str, **extra: str) -> dict[str, str]:
         to = BOT_WHATSAPP if participant.startswith("whatsapp:") else BOT_SMS
@@ -162,9 +163,10 @@ async def parley(
             ai_max_retries=2,
             ai_timeout_s=10,
             ai_rate_limit_per_minute=options.get("ai_rate_limit_per_minute", 20),
+            api_token=API_TOKEN,
             **window,
         )
-        await stack.enter_async_context(serving(ai_app(ai)))
+        ai_url = await stack.enter_async_context(serving(ai_app(ai)))
         sender = SenderSettings(
             **bus,
             database_url=database,
@@ -209,4 +211,9 @@ async def parley(
             database=database,
             bus=bus_settings,
             twilio_url=twilio_url,
+            ai=await stack.enter_async_context(
+                httpx.AsyncClient(
+                    base_url=ai_url, timeout=20, headers={"Authorization": f"Bearer {API_TOKEN}"}
+                )
+            ),
         )

@@ -23,7 +23,7 @@ from parley_shared.events import (
 )
 from parley_shared.keywords import keyword_of
 from parley_shared.status import fold_statuses
-from tests.e2e.conftest import Parley, eventually
+from tests.e2e.conftest import BOT_SMS, Parley, eventually
 from tests.helpers import read_topic
 
 SMS = ["+15550300001", "+15550300002", "+15550300003"]
@@ -32,6 +32,10 @@ WHATSAPP = ["whatsapp:+15550300004", "whatsapp:+15550300005"]
 
 async def run_workload(parley: Parley) -> int:
     """Returns how many replies Twilio should have been asked to send."""
+    assert parley.ai is not None
+    settings = {"changed_by": "Ana", "system_prompt": "Be brief.", "history_turns": 4}
+    changed = await parley.ai.put(f"/v1/numbers/{BOT_SMS}/ai-settings", json=settings)
+    assert changed.status_code == 200, changed.text
     for number in SMS + WHATSAPP:
         await parley.text(number, f"Hi, this is {number}")
     repeated = await parley.text(SMS[0], "Do you deliver on Sundays?")

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from parley_ai import store as ai_store
-from parley_ai.core import Persona
+from parley_ai.core import Behaviour, Persona
 from parley_ai.llm import Completion
 from parley_ai.service import AiProjection, RepliesInbox
 from parley_dev import sandbox
@@ -56,10 +56,8 @@ class GatedResponder:
 def replies_inbox(responder: GatedResponder) -> RepliesInbox:
     return RepliesInbox(
         responder=responder,
-        defaults=Persona("p", "m", 100, 0.0),
+        defaults=Behaviour(Persona("p", "m", 100, 0.0), "sorry", 10),
         numbers={},
-        history_turns=10,
-        fallback_reply="sorry",
         deadline_s=5,
         lease_s=30,
     )

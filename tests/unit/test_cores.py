@@ -10,7 +10,16 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from parley_ai.core import NumberConfig, Persona, persona_for, reason_not_to_answer, shape_reply
+from parley_ai.core import (
+    Behaviour,
+    NumberConfig,
+    Persona,
+    behaviour_for,
+    changed_fields,
+    persona_for,
+    reason_not_to_answer,
+    shape_reply,
+)
 from parley_analytics.core import spreadsheet_safe
 from parley_conversation.core import (
     BadCursor,
@@ -23,7 +32,7 @@ from parley_conversation.core import (
 from parley_sender.core import Outcome, backoff_s, classify_error
 from parley_sender.forms import Form, Template, form_for
 from parley_sender.pacing import Pacing, slots
-from parley_shared.events import Location, Media, MessageReceived, ReplyGenerated
+from parley_shared.events import AiOverrides, Location, Media, MessageReceived, ReplyGenerated
 from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.sms import MAX_BODY, encoding_of, fit_segments, segments, trim_to
 from parley_shared.status import fold_statuses, next_status
@@ -293,3 +302,17 @@ def test_pacing_gives_each_sender_consecutive_slots() -> None:
     # A sender's queue already runs ahead of now: new messages go after it.
     later, _ = slots(pacing, [(a, "+1", 1)], {"+1": now + 10 * second}, now)
     assert later == {a: now + 10 * second}
+
+
+def test_operators_settings_override_the_file_which_overrides_the_environment() -> None:
+    defaults = Behaviour(Persona("be nice", "gpt-4o-mini", 300, 0.4), "sorry", 10)
+    file = {"+15550001": NumberConfig(model="file-model", max_tokens=100)}
+    api = {"+15550001": AiOverrides(model="api-model", history_turns=0, enabled=False)}
+    b = behaviour_for("whatsapp:+15550001", defaults, file, api)
+    assert b.persona == Persona("be nice", "api-model", 100, 0.4)
+    assert (b.fallback_reply, b.history_turns, b.enabled) == ("sorry", 0, False)
+    assert behaviour_for("+15550002", defaults, file, api) == defaults
+    assert changed_fields(None, AiOverrides(model="x")) == ("model",)
+    assert changed_fields(AiOverrides(model="x", enabled=False), AiOverrides(model="x")) == (
+        "enabled",
+    )

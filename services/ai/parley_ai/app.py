@@ -11,15 +11,21 @@ from fastapi import FastAPI
 from openai import AsyncOpenAI, DefaultAioHttpClient
 from pydantic import TypeAdapter
 
-from parley_ai import store
-from parley_ai.core import NumberConfig, Persona
+from parley_ai import settings_api, store
+from parley_ai.core import Behaviour, NumberConfig, Persona
 from parley_ai.llm import OfflineResponder, OpenAIResponder, Responder
 from parley_ai.service import AiProjection, RepliesInbox
 from parley_ai.settings import AiSettings
+from parley_ai.settings_api import Wiring
 from parley_shared import topics
 from parley_shared.runtime import ProjectionRuntime, health_routes
 
-CONSUMED = [topics.MESSAGE_RECEIVED, topics.REPLY_GENERATED, topics.CONVERSATION_CHANGED]
+CONSUMED = [
+    topics.MESSAGE_RECEIVED,
+    topics.REPLY_GENERATED,
+    topics.CONVERSATION_CHANGED,
+    topics.SETTINGS_CHANGED,
+]
 
 
 def load_numbers(settings: AiSettings) -> dict[str, NumberConfig]:
@@ -27,6 +33,20 @@ def load_numbers(settings: AiSettings) -> dict[str, NumberConfig]:
         return {}
     raw = json.loads(settings.ai_number_config.read_text())
     return TypeAdapter(dict[str, NumberConfig]).validate_python(raw)
+
+
+def defaults_of(settings: AiSettings) -> Behaviour:
+    """What the environment says: the defaults under the file's and the operators' settings."""
+    return Behaviour(
+        Persona(
+            settings.ai_system_prompt,
+            settings.openai_model,
+            settings.ai_max_tokens,
+            settings.ai_temperature,
+        ),
+        settings.ai_fallback_reply,
+        settings.ai_history_turns,
+    )
 
 
 def build_responder(settings: AiSettings) -> Responder:
@@ -55,15 +75,8 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
         relay = runtime.outbox()
         replies = RepliesInbox(
             responder=model,
-            defaults=Persona(
-                settings.ai_system_prompt,
-                settings.openai_model,
-                settings.ai_max_tokens,
-                settings.ai_temperature,
-            ),
+            defaults=defaults_of(settings),
             numbers=load_numbers(settings),
-            history_turns=settings.ai_history_turns,
-            fallback_reply=settings.ai_fallback_reply,
             deadline_s=settings.ai_deadline_s,
             lease_s=settings.ai_deadline_s + settings.inbox_lease_grace_s,
             human=settings.human_words,
@@ -82,11 +95,15 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             first=[topics.CONVERSATION_CHANGED],
         )
         try:
-            yield {}
+            yield {
+                "api_token": settings.api_token.get_secret_value() if settings.api_token else "",
+                "settings": Wiring(runtime.pool, replies.defaults, replies.numbers, relay.notify),
+            }
         finally:
             await runtime.close()
             await model.close()
 
     app = FastAPI(title="Parley ai", summary="One AI reply per inbound message.", lifespan=lifespan)
     health_routes(app, runtime.ready)
+    app.include_router(settings_api.router)
     return app

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict
 
-from parley_shared.events import Channel, MessageReceived
+from parley_shared.events import AiOverrides, Channel, MessageReceived
 from parley_shared.identity import bare_number
 from parley_shared.keywords import HUMAN, asks_for_human, keyword_of
 from parley_shared.sms import MAX_BODY, Encoding, fit_segments, segments, trim_to
@@ -18,15 +19,10 @@ SMS_TARGET = 320
 SMS_MAX_SEGMENTS = 3
 
 
-class NumberConfig(BaseModel):
-    """Settings of one of our numbers; unset fields fall back to the service defaults."""
+class NumberConfig(AiOverrides):
+    """A number's defaults from the AI_NUMBER_CONFIG file (strict: a typo is an error)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-
-    system_prompt: str | None = None
-    model: str | None = None
-    max_tokens: int | None = Field(None, ge=16, le=4096)
-    temperature: float | None = Field(None, ge=0, le=2)
 
 
 @dataclass(frozen=True)
@@ -37,19 +33,55 @@ class Persona:
     temperature: float
 
 
-def persona_for(our_address: str, defaults: Persona, numbers: dict[str, NumberConfig]) -> Persona:
-    config = numbers.get(bare_number(our_address)) or numbers.get(our_address)
-    if config is None:
+@dataclass(frozen=True)
+class Behaviour:
+    """Everything about how the AI answers messages to one number."""
+
+    persona: Persona
+    fallback_reply: str
+    history_turns: int
+    enabled: bool = True
+
+
+def behaviour_for(
+    our_address: str, defaults: Behaviour, *layers: Mapping[str, AiOverrides]
+) -> Behaviour:
+    """The defaults, overridden by each layer's settings for this number in turn (the file's,
+    then the operators'); a layer is keyed by bare number."""
+    merged: dict[str, Any] = {}
+    for layer in layers:
+        config = layer.get(bare_number(our_address)) or layer.get(our_address)
+        if config is not None:
+            merged.update(config.model_dump(exclude_none=True))
+    if not merged:
         return defaults
-    return Persona(
-        system_prompt=config.system_prompt or defaults.system_prompt,
-        model=config.model or defaults.model,
-        max_tokens=config.max_tokens or defaults.max_tokens,
-        temperature=defaults.temperature if config.temperature is None else config.temperature,
+    persona = defaults.persona
+    return Behaviour(
+        persona=Persona(
+            system_prompt=merged.get("system_prompt", persona.system_prompt),
+            model=merged.get("model", persona.model),
+            max_tokens=merged.get("max_tokens", persona.max_tokens),
+            temperature=merged.get("temperature", persona.temperature),
+        ),
+        fallback_reply=merged.get("fallback_reply", defaults.fallback_reply),
+        history_turns=merged.get("history_turns", defaults.history_turns),
+        enabled=merged.get("enabled", defaults.enabled),
     )
 
 
-Skip = Literal["keyword", "human_requested", "opted_out", "closed", "handed_off", "empty"]
+def persona_for(our_address: str, defaults: Persona, numbers: Mapping[str, AiOverrides]) -> Persona:
+    return behaviour_for(our_address, Behaviour(defaults, "", 0), numbers).persona
+
+
+def changed_fields(before: AiOverrides | None, after: AiOverrides) -> tuple[str, ...]:
+    """Names of the settings a new version changes, for the audit trail."""
+    old = (before or AiOverrides()).model_dump()
+    return tuple(name for name, value in after.model_dump().items() if old.get(name) != value)
+
+
+Skip = Literal[
+    "keyword", "human_requested", "ai_disabled", "opted_out", "closed", "handed_off", "empty"
+]
 
 
 def reason_not_to_answer(
@@ -58,11 +90,14 @@ def reason_not_to_answer(
     opted_out: bool = False,
     handed_off: bool = False,
     human: frozenset[str] = HUMAN,
+    enabled: bool = True,
 ) -> Skip | None:
     if keyword_of(message.body) is not None:
         return "keyword"  # Twilio answers STOP/START/HELP itself.
     if asks_for_human(message.body, human):
         return "human_requested"  # an operator answers: this message and what follows
+    if not enabled:
+        return "ai_disabled"  # an operator turned the AI off for this number
     if opted_out:
         return "opted_out"  # nothing may be sent to them; do not pay for a reply
     if conversation_closed:

@@ -5,20 +5,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
 from opentelemetry import trace
 
-from parley_ai import store
+from parley_ai import number_settings, store
 from parley_ai.core import (
+    Behaviour,
     NumberConfig,
     Persona,
     Turn,
+    behaviour_for,
     chat_messages,
-    persona_for,
     reason_not_to_answer,
     shape_reply,
     user_text,
@@ -28,6 +29,7 @@ from parley_ai.settings import RateLimitSettings
 from parley_shared import topics
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
+    AiSettingsChanged,
     ConversationChanged,
     Envelope,
     HandoffChanged,
@@ -72,6 +74,7 @@ class AiProjection(Projection):
         self.on(ConversationChanged, self.changed)
         self.on(ReplyGenerated, self.replied)
         self.on(HandoffChanged, store.record_handoff_changes)
+        self.on(AiSettingsChanged, number_settings.record)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         rows = []
@@ -114,6 +117,7 @@ class Question:
     inbound: Envelope[MessageReceived]
     history: list[Turn]
     skip: str | None
+    behaviour: Behaviour
 
 
 @dataclass
@@ -121,10 +125,8 @@ class RepliesInbox:
     """The worker side (``parley_shared.leases.Inbox``): one reply per inbound message."""
 
     responder: Responder
-    defaults: Persona
-    numbers: dict[str, NumberConfig]
-    history_turns: int
-    fallback_reply: str
+    defaults: Behaviour
+    numbers: Mapping[str, NumberConfig]  # the file's defaults per number
     deadline_s: float
     lease_s: float
     on_reply: Any = None
@@ -132,12 +134,30 @@ class RepliesInbox:
 
     async def claim(self, pool: Pool, limit: int) -> list[Claim[Question]]:
         claims = []
-        for row in await store.claim(pool, limit, self.lease_s, self.history_turns):
+        # Operators' settings as they are now: a change applies to the next message claimed.
+        api = await number_settings.current(pool)
+        turns = max(
+            [
+                self.defaults.history_turns,
+                *(c.history_turns or 0 for c in (*self.numbers.values(), *api.values())),
+            ]
+        )
+        for row in await store.claim(pool, limit, self.lease_s, turns):
             inbound: Envelope[MessageReceived] = decode(row["event"])  # type: ignore[assignment]
+            behaviour = behaviour_for(inbound.payload.our_address, self.defaults, self.numbers, api)
             skip = reason_not_to_answer(
-                inbound.payload, row["closed"], row["opted_out"], row["handed_off"], self.human
+                inbound.payload,
+                row["closed"],
+                row["opted_out"],
+                row["handed_off"],
+                self.human,
+                behaviour.enabled,
             )
-            question = Question(inbound, store.history_of(row), skip)
+            history = store.history_of(row)
+            kept = (
+                history[len(history) - behaviour.history_turns :] if behaviour.history_turns else []
+            )
+            question = Question(inbound, kept, skip, behaviour)
             claims.append(Claim(row["event_id"], row["lease_token"], question))
         return claims
 
@@ -147,10 +167,12 @@ class RepliesInbox:
         if question.skip is not None:
             return question.skip
         message = question.inbound.payload
-        persona = persona_for(message.our_address, self.defaults, self.numbers)
+        persona = question.behaviour.persona
         prompt = chat_messages(persona, message.channel, question.history, user_text(message))
         with tracer.start_as_current_span("ai.complete", attributes={"model": persona.model}):
-            completion, source = await self._complete(persona, prompt)
+            completion, source = await self._complete(
+                persona, prompt, question.behaviour.fallback_reply
+            )
         return self._reply_event(question.inbound, completion, source)
 
     async def record(
@@ -167,14 +189,14 @@ class RepliesInbox:
         return None
 
     async def _complete(
-        self, persona: Persona, messages: list[dict[str, str]]
+        self, persona: Persona, messages: list[dict[str, str]], fallback_reply: str
     ) -> tuple[Completion, ReplySource]:
         try:
             async with asyncio.timeout(self.deadline_s):
                 completion = await self.responder.complete(persona, messages)
         except (ResponderFailed, TimeoutError) as exc:
             log.warning("model failed, sending the fallback reply: %r", exc)
-            return Completion(self.fallback_reply, persona.model, 0, 0, 0), "fallback"
+            return Completion(fallback_reply, persona.model, 0, 0, 0), "fallback"
         return completion, "offline" if self.responder.offline else "ai"
 
     @staticmethod

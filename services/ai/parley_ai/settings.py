@@ -24,6 +24,8 @@ class RateLimitSettings(BaseSettings):
 
 
 class AiSettings(ProjectionSettings, RateLimitSettings):
+    # Bearer token of the AI settings API; unset, it answers 401.
+    api_token: SecretStr | None = None
     openai_api_key: SecretStr | None = None
     # The marked stand-in ("[offline assistant] You said: …") instead of a model: for trying
     # Parley without an account, never a default, so customers never get it by accident.

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
+from parley_ai import number_settings
 from parley_ai.core import Turn
 from parley_shared.conversations import closed_sql, closes_ddl, record_closes
 from parley_shared.db import Connection, Pool, columns
@@ -79,6 +80,7 @@ CREATE TABLE IF NOT EXISTS ai_handoffs (
 MIGRATIONS = (
     baseline(SERVICE, SCHEMA + closes_ddl(SERVICE)),
     Migration("handoffs (the AI pauses while a person has it), rate limits", HANDOFFS),
+    number_settings.MIGRATION,
 )
 
 
