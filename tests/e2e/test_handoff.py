@@ -21,6 +21,16 @@ async def conversation_of(parley: Parley, number: str) -> dict[str, Any]:
     return await eventually(one)
 
 
+async def flagged(parley: Parley, number: str) -> dict[str, Any]:
+    """The conversation once it shows the participant asked for a person."""
+
+    async def requested() -> dict[str, Any] | None:
+        conversation = await conversation_of(parley, number)
+        return conversation if conversation["handoff"] == "requested" else None
+
+    return await eventually(requested)
+
+
 async def test_takeover_pauses_the_ai_an_agent_writes_and_hand_back_resumes_it(
     parley: Parley,
 ) -> None:
@@ -113,11 +123,7 @@ async def test_asking_for_a_person_flags_the_conversation_and_pauses_the_ai(
     await parley.text(number, "Human!")
     await parley.text(number, "please?")
 
-    async def flagged() -> dict[str, Any] | None:
-        conversation = await conversation_of(parley, number)
-        return conversation if conversation["handoff"] == "requested" else None
-
-    conversation = await eventually(flagged)
+    conversation = await flagged(parley, number)
     waiting = await parley.api("/v1/conversations", params={"handoff": "requested"})
     assert conversation["id"] in [c["id"] for c in waiting["items"]]
     await eventually(lambda: _inbound_count(parley, number, 3))
@@ -174,11 +180,7 @@ async def test_more_words_for_asking_for_a_person_can_be_configured(parley: Parl
     number = "+15550120005"
     await parley.text(number, "Hilfe!")
 
-    async def flagged() -> dict[str, Any] | None:
-        conversation = await conversation_of(parley, number)
-        return conversation if conversation["handoff"] == "requested" else None
-
-    await eventually(flagged)
+    await flagged(parley, number)
     await parley.text(number, "human")  # the built-in words still count
     await asyncio.sleep(1.0)
     assert parley.twilio.for_number(number) == []
