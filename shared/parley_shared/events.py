@@ -31,6 +31,7 @@ from pydantic import (
 from typing_extensions import TypeVar
 
 Channel = Literal["sms", "whatsapp"]
+NO_NUL = r"^[^\x00]*$"
 ReplySource = Literal["ai", "fallback", "offline"]
 
 
@@ -189,11 +190,12 @@ class AiOverrides(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="ignore")
 
-    system_prompt: str | None = Field(None, min_length=1, max_length=20_000)
-    model: str | None = Field(None, min_length=1, max_length=200)
+    # PostgreSQL text and jsonb cannot hold NUL: such values are refused, not stored.
+    system_prompt: str | None = Field(None, min_length=1, max_length=20_000, pattern=NO_NUL)
+    model: str | None = Field(None, min_length=1, max_length=200, pattern=NO_NUL)
     max_tokens: int | None = Field(None, ge=16, le=4096)
     temperature: float | None = Field(None, ge=0, le=2)
-    fallback_reply: str | None = Field(None, min_length=1, max_length=1600)
+    fallback_reply: str | None = Field(None, min_length=1, max_length=1600, pattern=NO_NUL)
     history_turns: int | None = Field(None, ge=0, le=100)
     enabled: bool | None = None
 

@@ -68,8 +68,10 @@ async def fuzz_service(client: httpx.AsyncClient, headers: dict[str, str]) -> Se
 @pytest.mark.filterwarnings("ignore::hypothesis.errors.HypothesisDeprecationWarning")
 async def test_operator_apis_answer_generated_requests_as_documented(parley: Parley) -> None:
     auth = {"Authorization": f"Bearer {API_TOKEN}"}
+    assert parley.ai is not None
     failures = [
         *await fuzz_service(parley.conversation, auth),
+        *await fuzz_service(parley.ai, auth),
         *await fuzz_service(parley.analytics, auth),
         *await fuzz_service(parley.sender, auth),
     ]

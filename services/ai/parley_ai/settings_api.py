@@ -16,7 +16,7 @@ from parley_ai import number_settings
 from parley_ai.core import Behaviour, NumberConfig, behaviour_for
 from parley_shared.auth import NOT_FOUND, UNAUTHORIZED, require_token
 from parley_shared.db import Pool
-from parley_shared.events import AiOverrides
+from parley_shared.events import NO_NUL, AiOverrides
 from parley_shared.identity import bare_number
 
 router = APIRouter(
@@ -54,7 +54,8 @@ class Change(AiOverrides):
     """The new settings, whole: a field left out goes back to its default."""
 
     changed_by: Annotated[
-        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80)
+        str,
+        StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=NO_NUL),
     ]
 
 

@@ -16,11 +16,10 @@ from parley_conversation.agents import timeline
 from parley_conversation.api import Conversation, Service, get_conversation
 from parley_conversation.service import Conflict, NotFound
 from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED, require_token
+from parley_shared.events import NO_NUL
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
 
-# PostgreSQL text cannot hold NUL: refuse it here (422), not at the insert (500).
-NO_NUL = r"^[^\x00]*$"
 Agent = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=NO_NUL)
 ]
