@@ -68,7 +68,12 @@ async def create_pool(
         max_size=max_size,
         setup=counted,
         reset=keep_session,
-        server_settings={"search_path": f'"{schema}"', "application_name": f"parley-{name}"},
+        # UTC: hour and day buckets (date_trunc) must not depend on the server's zone.
+        server_settings={
+            "search_path": f'"{schema}"',
+            "application_name": f"parley-{name}",
+            "timezone": "UTC",
+        },
     )
     assert pool is not None
     return pool

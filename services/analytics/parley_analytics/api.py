@@ -13,7 +13,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
-from parley_analytics import views
+from parley_analytics import participants, views
 from parley_analytics.core import cost_usd, percentile, spreadsheet_safe
 from parley_analytics.settings import ModelPrice
 from parley_analytics.views import EXPORT_COLUMNS, Filters, Granularity
@@ -182,7 +182,7 @@ async def stats(f: Range, pool: PoolDep) -> Stats:
         range=Scope.of(f),
         conversations=Counted(total=total, open=still_open),
         messages=Directions(inbound=volume.messages_in, outbound=volume.messages_out),
-        participants=await views.participants(pool, f),
+        participants=await participants.distinct(pool, f),
         opt_outs=volume.opt_outs,
     )
 
@@ -191,7 +191,9 @@ async def stats(f: Range, pool: PoolDep) -> Stats:
 async def engagement(f: Range, pool: PoolDep, granularity: Granularity = "day") -> Engagement:
     """Messages and active participants per bucket; participants active in the 24 h, 7 d and
     30 d before `to`; messages per conversation."""
-    buckets = await views.buckets(pool, f, granularity)
+    buckets = await views.buckets(
+        pool, f, granularity, await participants.series(pool, f, granularity)
+    )
     conversations, _ = await views.conversations(pool, f)
     messages = sum(b.messages_in + b.messages_out for b in buckets)
     return Engagement(
@@ -199,9 +201,9 @@ async def engagement(f: Range, pool: PoolDep, granularity: Granularity = "day") 
         granularity=granularity,
         buckets=buckets,
         active_participants=ActiveParticipants(
-            last_24h=await views.participants(pool, f.last(1)),
-            last_7d=await views.participants(pool, f.last(7)),
-            last_30d=await views.participants(pool, f.last(30)),
+            last_24h=await participants.distinct(pool, f.last(1)),
+            last_7d=await participants.distinct(pool, f.last(7)),
+            last_30d=await participants.distinct(pool, f.last(30)),
         ),
         messages_per_conversation=round(messages / conversations, 2) if conversations else None,
     )

@@ -17,6 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
+from parley_analytics import participants
 from parley_analytics.funnel import add_latencies, settle_facts
 from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection, columns
@@ -124,6 +125,7 @@ MIGRATIONS = (
             (conversation_key, sent_at) WHERE by_person;
         """,
     ),
+    participants.MIGRATION,
 )
 
 
@@ -167,15 +169,7 @@ async def add_inbound(
         cols[5],
         cols[8],
     )
-    await conn.execute(
-        "INSERT INTO analytics_active SELECT DISTINCT date_trunc('hour', at), channel, ours, "
-        "participant FROM unnest($1::timestamptz[], $2::text[], $3::text[], $4::text[]) "
-        "AS u(at, channel, ours, participant) ON CONFLICT DO NOTHING",
-        cols[5],
-        cols[2],
-        cols[3],
-        cols[4],
-    )
+    await participants.add(conn, list(zip(cols[5], cols[2], cols[3], cols[4], strict=True)))
     await place_all(
         conn,
         "analytics_conversations",

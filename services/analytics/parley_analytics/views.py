@@ -8,7 +8,7 @@ read per-message facts.
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, Literal
@@ -69,15 +69,6 @@ async def volume(pool: Pool, f: Filters) -> Volume:
     return Volume(row["messages_in"], row["messages_out"], row["opt_outs"])
 
 
-async def participants(pool: Pool, f: Filters) -> int:
-    """People who wrote or were written to in the range."""
-    hourly, args = f.hourly()
-    count: int = await pool.fetchval(
-        f"SELECT count(DISTINCT participant) FROM analytics_active WHERE {hourly}", *args
-    )
-    return count
-
-
 async def conversations(pool: Pool, f: Filters) -> tuple[int, int]:
     """Conversations opened in the range, and how many of those are still open."""
     where, args = f.where("opened_at")
@@ -98,24 +89,20 @@ class Bucket:
     active_participants: int
 
 
-async def buckets(pool: Pool, f: Filters, granularity: Granularity) -> list[Bucket]:
+async def buckets(
+    pool: Pool, f: Filters, granularity: Granularity, active: Mapping[datetime, int]
+) -> list[Bucket]:
+    """Message volumes per period, with ``active`` (distinct participants per period)."""
     hourly, args = f.hourly()
     rows = await pool.fetch(
-        f"""
-        WITH volume AS (
-            SELECT date_trunc('{granularity}', bucket) AS period,
-                   sum(messages_in)::bigint AS inbound, sum(messages_out)::bigint AS outbound
-            FROM analytics_hourly WHERE {hourly} GROUP BY 1),
-        active AS (
-            SELECT date_trunc('{granularity}', bucket) AS period,
-                   count(DISTINCT participant) AS participants
-            FROM analytics_active WHERE {hourly} GROUP BY 1)
-        SELECT v.period, v.inbound, v.outbound, coalesce(a.participants, 0) AS participants
-        FROM volume v LEFT JOIN active a USING (period) ORDER BY v.period
-        """,
+        f"SELECT date_trunc('{granularity}', bucket) AS period, "
+        "sum(messages_in)::bigint AS inbound, sum(messages_out)::bigint AS outbound "
+        f"FROM analytics_hourly WHERE {hourly} GROUP BY 1 ORDER BY 1",
         *args,
     )
-    return [Bucket(r["period"], r["inbound"], r["outbound"], r["participants"]) for r in rows]
+    return [
+        Bucket(r["period"], r["inbound"], r["outbound"], active.get(r["period"], 0)) for r in rows
+    ]
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,78 @@
+"""Distinct participants from the analytics projection: by channel and number, over ranges
+that cut days, and per hour, day and week."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from uuid import uuid4
+
+from parley_analytics import participants, store
+from parley_analytics.service import AnalyticsService
+from parley_analytics.views import Filters
+from parley_shared.db import Pool
+from parley_shared.events import Channel, MessageReceived, new_envelope
+from parley_shared.migrations import migrate
+
+T0 = datetime(2026, 11, 2, 22, 30, tzinfo=UTC)  # a Monday, late evening
+SMS, WHATSAPP = "+15550001111", "whatsapp:+15550001111"
+OTHER = "+15550002222"
+
+
+async def write(pool: Pool, at: datetime, participant: str, ours: str) -> None:
+    channel: Channel = "whatsapp" if ours.startswith("whatsapp:") else "sms"
+    event = new_envelope(
+        MessageReceived(
+            message_sid=f"SM{uuid4().hex}",
+            account_sid="AC1",
+            channel=channel,
+            participant=participant,
+            our_address=ours,
+            body="hi",
+        ),
+        event_id=uuid4(),
+        conversation_key=f"cv_{participant}_{ours}",
+        account_sid="AC1",
+        occurred_at=at,
+    )
+    await AnalyticsService(pool).handle_batch([event])
+
+
+async def test_participants_by_filter_range_and_period(pool: Pool) -> None:
+    await migrate(pool, store.SERVICE, store.MIGRATIONS)
+    # Three people on SMS to our number, one of them also to the other number; two on
+    # WhatsApp; one person writes again two hours later, after midnight.
+    await write(pool, T0, "+1001", SMS)
+    await write(pool, T0 + timedelta(hours=2), "+1001", SMS)
+    await write(pool, T0, "+1002", SMS)
+    await write(pool, T0 + timedelta(days=1), "+1003", SMS)
+    await write(pool, T0 + timedelta(days=1), "+1003", OTHER)
+    await write(pool, T0, "whatsapp:+1004", WHATSAPP)
+    await write(pool, T0 + timedelta(days=8), "whatsapp:+1005", WHATSAPP)
+
+    async def count(
+        start: datetime, end: datetime, channel: str | None = None, number: str | None = None
+    ) -> int:
+        return await participants.distinct(pool, Filters(start, end, channel, number))
+
+    everything = (T0 - timedelta(days=1), T0 + timedelta(days=10))
+    assert await count(*everything) == 5
+    assert await count(*everything, channel="sms") == 3
+    assert await count(*everything, channel="whatsapp") == 2
+    assert await count(*everything, number="+15550001111") == 5
+    assert await count(*everything, number=OTHER) == 1
+    assert await count(*everything, channel="sms", number="+15550001111") == 3
+    # Ranges that cut days: edge hours count, hours outside do not.
+    assert await count(T0 + timedelta(minutes=40), T0 + timedelta(hours=2)) == 1
+    assert await count(T0 - timedelta(hours=1), T0 + timedelta(minutes=1)) == 3
+    assert await count(T0 + timedelta(hours=3), T0 + timedelta(days=2)) == 1
+
+    per_day = await participants.series(pool, Filters(*everything, None, None), "day")
+    assert per_day[datetime(2026, 11, 2, tzinfo=UTC)] == 3
+    assert per_day[datetime(2026, 11, 3, tzinfo=UTC)] == 2  # +1001 after midnight, +1003
+    per_hour = await participants.series(pool, Filters(*everything, "sms", None), "hour")
+    assert per_hour[datetime(2026, 11, 2, 22, tzinfo=UTC)] == 2
+    per_week = await participants.series(pool, Filters(*everything, None, None), "week")
+    assert per_week == {
+        datetime(2026, 11, 2, tzinfo=UTC): 4,
+        datetime(2026, 11, 9, tzinfo=UTC): 1,
+    }
