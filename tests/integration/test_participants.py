@@ -1,5 +1,5 @@
-"""Distinct participants from the analytics projection: by channel and number, over ranges
-that cut days, and per hour, day and week."""
+"""Rollups read by range: distinct participants (by channel and number, over ranges that cut
+days, per hour, day and week) and latency histograms (daily where a day fits, hourly around)."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
 from parley_analytics import participants, store
+from parley_analytics.funnel import add_latencies
 from parley_analytics.service import AnalyticsService
-from parley_analytics.views import Filters
+from parley_analytics.views import Filters, latencies
 from parley_shared.db import Pool
 from parley_shared.events import Channel, MessageReceived, new_envelope
 from parley_shared.migrations import migrate
@@ -76,3 +77,33 @@ async def test_participants_by_filter_range_and_period(pool: Pool) -> None:
         datetime(2026, 11, 2, tzinfo=UTC): 4,
         datetime(2026, 11, 9, tzinfo=UTC): 1,
     }
+
+
+async def test_latency_histograms_combine_whole_days_and_edge_hours(pool: Pool) -> None:
+    await migrate(pool, store.SERVICE, store.MIGRATIONS)
+    async with pool.acquire() as conn:
+        await add_latencies(
+            conn,
+            [
+                (T0, "sms", SMS, "reply", 100.0, 1),  # Mon 22:30
+                (T0 + timedelta(hours=2), "sms", SMS, "reply", 200.0, 1),  # Tue 00:30
+                (T0 + timedelta(days=1), "whatsapp", WHATSAPP, "reply", 400.0, 1),  # Tue 22:30
+                (T0 + timedelta(days=1), "whatsapp", WHATSAPP, "reply", 400.0, -1),  # taken back
+                (T0 + timedelta(days=3), "sms", OTHER, "reply", 800.0, 1),  # Thu 22:30
+            ],
+        )
+
+    async def reply(
+        start: datetime, end: datetime, channel: str | None = None
+    ) -> tuple[int, float]:
+        found = (await latencies(pool, Filters(start, end, channel, None))).get("reply")
+        return (sum(n for _, n in found.bins), found.total_ms) if found else (0, 0.0)
+
+    # Whole Tuesday and Wednesday from the daily table, Monday 22:00 and Thursday 00:00-23:00
+    # from the hourly one.
+    assert await reply(T0 - timedelta(minutes=10), T0 + timedelta(days=3, hours=1)) == (3, 1100.0)
+    # Hours are the finest grain: the hour the range ends in counts whole.
+    assert await reply(T0 + timedelta(minutes=40), T0 + timedelta(days=3)) == (2, 1000.0)
+    assert await reply(T0 + timedelta(minutes=40), T0 + timedelta(days=2)) == (1, 200.0)
+    assert await reply(T0 - timedelta(days=1), T0 + timedelta(days=5), "sms") == (3, 1100.0)
+    assert await reply(T0 - timedelta(days=1), T0 + timedelta(days=5), "whatsapp") == (0, 0.0)

@@ -18,10 +18,11 @@ async def _add_signed(
     keys: Sequence[tuple[str, str]],
     sums: Sequence[tuple[str, str]],
     rows: Sequence[tuple[Any, ...]],
+    period: str = "hour",
 ) -> None:
-    """Add rows (time, channel, our address, *keys, +1 or -1, *sums) to an hourly table keyed
-    by (bucket, channel, our_address, *keys) with a ``count`` and further sums. A row that
-    drops to zero goes, so the table does not depend on the path its counts took."""
+    """Add rows (time, channel, our address, *keys, +1 or -1, *sums) to an hourly (or daily)
+    table keyed by (bucket, channel, our_address, *keys) with a ``count`` and further sums. A
+    row that drops to zero goes, so the table does not depend on the path its counts took."""
     if not rows:
         return
     names = [name for name, _ in keys]
@@ -38,7 +39,7 @@ async def _add_signed(
     cols = columns(rows, len(types))
     await conn.execute(
         f"INSERT INTO {table} ({columns_of_key}, count{''.join(', ' + n for n, _ in sums)}) "
-        f"SELECT date_trunc('hour', at), channel, ours, {', '.join(names)}, {added} "
+        f"SELECT date_trunc('{period}', at), channel, ours, {', '.join(names)}, {added} "
         f"FROM unnest({params}) AS u({alias}) GROUP BY {group} "
         f"ON CONFLICT ({columns_of_key}) DO UPDATE SET {updates}",
         *cols,
@@ -49,7 +50,7 @@ async def _add_signed(
         await conn.execute(
             f"DELETE FROM {table} t USING unnest({key_params}) "
             f"AS u(at, channel, ours, {', '.join(names)}) "
-            "WHERE t.count = 0 AND t.bucket = date_trunc('hour', u.at) "
+            f"WHERE t.count = 0 AND t.bucket = date_trunc('{period}', u.at) "
             f"AND t.channel = u.channel AND t.our_address = u.ours {matches}",
             *cols[: 3 + len(keys)],
         )
@@ -59,17 +60,15 @@ async def add_latencies(
     conn: Connection, samples: Iterable[tuple[datetime, str, str, str, float, int]]
 ) -> None:
     """(time, channel, our address, metric, milliseconds, +1 to add / -1 to take back)
-    samples into the hourly histograms."""
-    await _add_signed(
-        conn,
-        "analytics_latency",
-        [("metric", "text"), ("bin", "int")],
-        [("sum_ms", "bigint")],
-        [
-            (at, channel, ours, metric, bin_of(ms), delta, round(ms) * delta)
-            for at, channel, ours, metric, ms, delta in samples
-        ],
-    )
+    samples into the hourly and daily histograms."""
+    rows = [
+        (at, channel, ours, metric, bin_of(ms), delta, round(ms) * delta)
+        for at, channel, ours, metric, ms, delta in samples
+    ]
+    for table, period in (("analytics_latency", "hour"), ("analytics_latency_daily", "day")):
+        await _add_signed(
+            conn, table, [("metric", "text"), ("bin", "int")], [("sum_ms", "bigint")], rows, period
+        )
 
 
 async def settle_facts(

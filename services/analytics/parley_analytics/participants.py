@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from datetime import datetime, timedelta
 
 from parley_analytics import sketch
-from parley_analytics.views import Filters
+from parley_analytics.views import Filters, floor
 from parley_shared.db import Connection, Pool
 from parley_shared.identity import bare_number
 from parley_shared.migrations import Migration
@@ -44,18 +44,13 @@ def level_of(f: Filters) -> str:
     return f"{f.channel}|n:{number}" if f.channel else f"n:{number}"
 
 
-def _floor(at: datetime, period: str) -> datetime:
-    at = at.replace(minute=0, second=0, microsecond=0)
-    return at.replace(hour=0) if period == "day" else at
-
-
 async def add(conn: Connection, seen: Sequence[tuple[datetime, str, str, str]]) -> None:
     """(time, channel, our address, participant) of messages: into every sketch they touch."""
     groups: dict[tuple[str, datetime, str], set[str]] = defaultdict(set)
     for at, channel, ours, participant in seen:
         for period in ("hour", "day"):
             for level in levels(channel, ours):
-                groups[(period, _floor(at, period), level)].add(participant)
+                groups[(period, floor(at, period), level)].add(participant)
     if not groups:
         return
     keys = sorted(groups)
@@ -85,32 +80,9 @@ async def add(conn: Connection, seen: Sequence[tuple[datetime, str, str, str]]) 
         )
 
 
-def _pieces(f: Filters) -> tuple[list[datetime], list[datetime]]:
-    """The whole days in the range and the hours at its edges (from the hour it starts in)."""
-    start = _floor(f.start, "hour")
-    first_day = _floor(start, "day")
-    if first_day < start:
-        first_day += timedelta(days=1)
-    last_day = _floor(f.end, "day")
-    if last_day <= first_day:
-        hours = _hours(start, f.end)
-        return [], hours
-    days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days)]
-    return days, _hours(start, first_day) + _hours(last_day, f.end)
-
-
-def _hours(start: datetime, end: datetime) -> list[datetime]:
-    hours = []
-    at = start
-    while at < end:
-        hours.append(at)
-        at += timedelta(hours=1)
-    return hours
-
-
 async def distinct(pool: Pool, f: Filters) -> int:
     """Participants who wrote in the range (estimated; all but exact below a few thousand)."""
-    days, hours = _pieces(f)
+    days, hours = f.pieces()
     rows = await pool.fetch(
         "SELECT registers FROM analytics_sketches WHERE level = $1 AND ("
         "(period = 'day' AND bucket = ANY($2::timestamptz[])) OR "
@@ -130,7 +102,7 @@ async def series(pool: Pool, f: Filters, granularity: str) -> dict[datetime, int
         "AND period = $2 AND bucket >= $3 AND bucket < $4 ORDER BY bucket",
         level_of(f),
         period,
-        _floor(f.start, period),
+        floor(f.start, period),
         f.end,
     )
     if granularity != "week":

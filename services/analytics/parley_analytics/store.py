@@ -126,6 +126,20 @@ MIGRATIONS = (
         """,
     ),
     participants.MIGRATION,
+    Migration(
+        "daily latency histograms; conversations counted from their index alone",
+        """
+        CREATE TABLE IF NOT EXISTS analytics_latency_daily
+            (LIKE analytics_latency INCLUDING ALL);
+        INSERT INTO analytics_latency_daily
+            SELECT date_trunc('day', bucket), channel, our_address, metric, bin, sum(count),
+                   sum(sum_ms)
+            FROM analytics_latency GROUP BY 1, 2, 3, 4, 5 ON CONFLICT DO NOTHING;
+        CREATE INDEX IF NOT EXISTS analytics_conversations_opened_covering
+            ON analytics_conversations (opened_at) INCLUDE (closed_at, channel, our_address);
+        DROP INDEX IF EXISTS analytics_conversations_opened;
+        """,
+    ),
 )
 
 

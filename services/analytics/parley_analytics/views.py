@@ -28,9 +28,15 @@ class Filters:
     def where(self, time_column: str, first: int = 1, table: str = "") -> tuple[str, list[Any]]:
         """A WHERE clause over ``time_column`` and the dimension columns (of ``table``, an
         alias, when given), with its args."""
+        dims, args = self.dims(first + 2, table)
+        span = f"{time_column} >= ${first} AND {time_column} < ${first + 1}"
+        return f"{span} AND {dims}", [self.start, self.end, *args]
+
+    def dims(self, first: int = 1, table: str = "") -> tuple[str, list[Any]]:
+        """A WHERE clause over the dimension columns only, its parameters from ``$first``."""
         of = f"{table}." if table else ""
-        clauses = [f"{time_column} >= ${first}", f"{time_column} < ${first + 1}"]
-        args: list[Any] = [self.start, self.end]
+        clauses = ["true"]
+        args: list[Any] = []
         if self.channel is not None:
             args.append(self.channel)
             clauses.append(f"{of}channel = ${first + len(args) - 1}")
@@ -44,9 +50,36 @@ class Filters:
         where, args = self.where("bucket")
         return where, [self.start.replace(minute=0, second=0, microsecond=0), *args[1:]]
 
+    def pieces(self) -> tuple[list[datetime], list[datetime]]:
+        """The whole days in the range and the hours at its edges (from the hour it starts
+        in), to read daily rollups where they fit and hourly ones around them."""
+        start = floor(self.start, "hour")
+        first_day = floor(start, "day")
+        if first_day < start:
+            first_day += timedelta(days=1)
+        last_day = floor(self.end, "day")
+        if last_day <= first_day:
+            return [], hours_between(start, self.end)
+        days = [first_day + timedelta(days=i) for i in range((last_day - first_day).days)]
+        return days, hours_between(start, first_day) + hours_between(last_day, self.end)
+
     def last(self, days: int) -> Filters:
         """The same filters over the ``days`` before this range's end."""
         return Filters(self.end - timedelta(days=days), self.end, self.channel, self.our_number)
+
+
+def floor(at: datetime, period: str) -> datetime:
+    at = at.replace(minute=0, second=0, microsecond=0)
+    return at.replace(hour=0) if period == "day" else at
+
+
+def hours_between(start: datetime, end: datetime) -> list[datetime]:
+    hours = []
+    at = start
+    while at < end:
+        hours.append(at)
+        at += timedelta(hours=1)
+    return hours
 
 
 @dataclass(frozen=True)
@@ -112,12 +145,21 @@ class Histogram:
 
 
 async def latencies(pool: Pool, f: Filters) -> dict[str, Histogram]:
-    """Per metric (``reply``, ``delivered``, ``ai``), the histogram over the range."""
-    hourly, args = f.hourly()
+    """Per metric (``reply``, ``delivered``, ``ai``), the histogram over the range: the daily
+    rollup for its whole days, the hourly one for the hours at its edges."""
+    days, hours = f.pieces()
+    dims, args = f.dims()
+    n = len(args)
     rows = await pool.fetch(
-        f"SELECT metric, bin, sum(count) AS n, sum(sum_ms) AS total FROM analytics_latency "
-        f"WHERE {hourly} GROUP BY metric, bin ORDER BY metric, bin",
+        f"SELECT metric, bin, sum(count) AS n, sum(sum_ms) AS total FROM ("
+        f"SELECT metric, bin, count, sum_ms FROM analytics_latency_daily "
+        f"WHERE bucket = ANY(${n + 1}::timestamptz[]) AND {dims} UNION ALL "
+        f"SELECT metric, bin, count, sum_ms FROM analytics_latency "
+        f"WHERE bucket = ANY(${n + 2}::timestamptz[]) AND {dims}) x "
+        "GROUP BY metric, bin ORDER BY metric, bin",
         *args,
+        days,
+        hours,
     )
     bins: dict[str, list[tuple[int, int]]] = defaultdict(list)
     totals: dict[str, float] = defaultdict(float)
