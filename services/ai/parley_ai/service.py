@@ -12,7 +12,7 @@ from typing import Any, ClassVar
 
 from opentelemetry import trace
 
-from parley_ai import number_settings, store
+from parley_ai import handoffs, number_settings, store
 from parley_ai.core import (
     Behaviour,
     NumberConfig,
@@ -73,7 +73,7 @@ class AiProjection(Projection):
         self.on(MessageReceived, self.received)
         self.on(ConversationChanged, self.changed)
         self.on(ReplyGenerated, self.replied)
-        self.on(HandoffChanged, store.record_handoff_changes)
+        self.on(HandoffChanged, handoffs.record_handoff_changes)
         self.on(AiSettingsChanged, number_settings.record)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:

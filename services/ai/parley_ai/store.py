@@ -14,14 +14,14 @@ from collections.abc import Sequence
 from typing import Any
 from uuid import UUID
 
-from parley_ai import number_settings
+from parley_ai import handoffs, number_settings
 from parley_ai.core import Turn
+from parley_ai.handoffs import HANDED_OFF, record_handoffs
 from parley_shared.conversations import closed_sql, closes_ddl, record_closes
 from parley_shared.db import Connection, Pool, columns
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
-    HandoffChanged,
     MessageReceived,
     ReplyGenerated,
     encode,
@@ -66,20 +66,14 @@ CREATE TABLE IF NOT EXISTS ai_keywords (
 );
 """
 
-HANDOFFS = """
-CREATE INDEX IF NOT EXISTS ai_inbox_by_key_time ON ai_inbox (conversation_key, occurred_at);
-CREATE TABLE IF NOT EXISTS ai_handoffs (
-    conversation_key text NOT NULL,
-    at timestamptz NOT NULL,
-    paused boolean NOT NULL,
-    PRIMARY KEY (conversation_key, at)
-);
-"""
-
 # Step N takes the tables to version N; append, never edit a released step.
 MIGRATIONS = (
     baseline(SERVICE, SCHEMA + closes_ddl(SERVICE)),
-    Migration("handoffs (the AI pauses while a person has it), rate limits", HANDOFFS),
+    Migration(
+        "handoffs (the AI pauses while a person has it), rate limits (messages by time)",
+        handoffs.DDL + "CREATE INDEX IF NOT EXISTS ai_inbox_by_key_time ON ai_inbox "
+        "(conversation_key, occurred_at);",
+    ),
     number_settings.MIGRATION,
 )
 
@@ -91,16 +85,6 @@ OPTED_OUT = """coalesce((SELECT k.opted_out FROM ai_keywords k
 # Whether the conversation a message written at ``m.occurred_at`` belongs to is closed: the
 # first close after it ends that conversation, unless it was reopened.
 CLOSED = closed_sql(SERVICE, "m.conversation_key", "m.occurred_at")
-# Whether a person has the conversation of a message written at ``m.occurred_at``: the last
-# handoff change before it paused the AI and no close ended that conversation since, or one
-# after it did (taken over while the message waited or was being answered).
-HANDED_OFF = """(coalesce((SELECT h.paused FROM ai_handoffs h
-    WHERE h.conversation_key = m.conversation_key AND h.at <= m.occurred_at
-      AND NOT EXISTS (SELECT 1 FROM ai_closes c WHERE c.conversation_key = h.conversation_key
-          AND c.closed_at > h.at AND c.closed_at <= m.occurred_at AND NOT c.reopened)
-    ORDER BY h.at DESC LIMIT 1), false)
-  OR EXISTS (SELECT 1 FROM ai_handoffs h WHERE h.conversation_key = m.conversation_key
-      AND h.at > m.occurred_at AND h.paused))"""
 
 
 async def record_inbound(
@@ -209,42 +193,6 @@ async def record_replies(conn: Connection, events: Sequence[Envelope[ReplyGenera
             (e.event_id, e.conversation_key, e.payload.inbound_at, "assistant", e.payload.body)
             for e in events
         ],
-    )
-
-
-async def record_handoffs(conn: Connection, rows: Sequence[tuple[str, Any, bool]]) -> None:
-    """(conversation key, when, whether the AI pauses from then on)."""
-    if rows:
-        await conn.execute(
-            "INSERT INTO ai_handoffs SELECT * FROM unnest($1::text[], $2::timestamptz[], "
-            "$3::boolean[]) ON CONFLICT DO NOTHING",
-            *columns(rows, 3),
-        )
-
-
-async def record_handoff_changes(
-    conn: Connection, events: Sequence[Envelope[HandoffChanged]]
-) -> None:
-    await record_handoffs(
-        conn,
-        [(e.conversation_key, e.occurred_at, e.payload.action == "taken_over") for e in events],
-    )
-    # What a takeover stops: messages after it, and any being answered at that moment (a
-    # worker's outcome no longer finds its lease). A replay reading this before the messages
-    # it stops, or after, ends the same way; a reply on the log still marks its message done.
-    # And a hand-back read after a message that followed it (another topic) gives that
-    # message back to the AI.
-    keys = list({e.conversation_key for e in events})
-    await conn.execute(
-        f"UPDATE ai_inbox m SET state = 'skipped', reason = 'handed_off', lease_token = NULL "
-        f"WHERE m.conversation_key = ANY($1::text[]) AND m.state = 'pending' AND {HANDED_OFF}",
-        keys,
-    )
-    await conn.execute(
-        f"UPDATE ai_inbox m SET state = 'pending', reason = NULL, due_at = now() "
-        f"WHERE m.conversation_key = ANY($1::text[]) AND m.state = 'skipped' "
-        f"AND m.reason = 'handed_off' AND NOT {HANDED_OFF}",
-        keys,
     )
 
 
