@@ -15,7 +15,7 @@ from uuid import UUID
 
 from parley_conversation.store import place
 from parley_shared.db import Connection, Pool, columns
-from parley_shared.events import Envelope, HandoffChanged, OutboundRequested
+from parley_shared.events import Envelope, HandoffChanged, Media, OutboundRequested
 
 # The latest handoff change or request of conversation ``c``, as ``h``: handoff_action,
 # handoff_at, handoff_agent (no row: the AI has always had it).
@@ -32,6 +32,11 @@ LEFT JOIN LATERAL (
 """
 
 
+# When the participant of conversation ``c``'s thread last wrote (WhatsApp's window opens then).
+LAST_INBOUND = """(SELECT max(i.occurred_at) FROM conversation_messages i
+    WHERE i.conversation_key = c.conversation_key AND i.direction = 'inbound')"""
+
+
 async def add_requests(conn: Connection, events: Sequence[Envelope[OutboundRequested]]) -> None:
     """Operators' messages, placed by the time they were asked for."""
     placed = await place(conn, events, [e.occurred_at for e in events])
@@ -42,7 +47,7 @@ async def add_requests(conn: Connection, events: Sequence[Envelope[OutboundReque
             conversation,
             e.occurred_at,
             e.payload.body,
-            json.dumps([{"url": url, "content_type": None} for url in e.payload.media_urls]),
+            json.dumps([Media(url=url).model_dump() for url in e.payload.media_urls]),
             e.payload.agent,
         )
         for e, conversation in zip(events, placed, strict=True)

@@ -198,9 +198,8 @@ class ConversationService(Projection):
         row = await conn.fetchrow(
             "SELECT c.conversation_key, c.closed_at, c.opened_at, t.channel, t.our_address,"
             " t.participant, t.account_sid, t.opted_out, "
-            "h.handoff_action, (SELECT max(i.occurred_at) FROM conversation_messages i "
-            " WHERE i.conversation_key = c.conversation_key AND i.direction = 'inbound') "
-            "AS last_inbound_at FROM conversation_conversations c JOIN conversation_threads t "
+            f"h.handoff_action, {agents.LAST_INBOUND} AS last_inbound_at "
+            "FROM conversation_conversations c JOIN conversation_threads t "
             f"USING (conversation_key) {agents.HANDOFF_JOIN} WHERE c.id = $1 FOR UPDATE OF c",
             conversation,
         )

@@ -12,7 +12,7 @@ from datetime import datetime
 from typing import Any, Literal
 from uuid import UUID
 
-from parley_conversation.agents import HANDOFF_JOIN
+from parley_conversation.agents import HANDOFF_JOIN, LAST_INBOUND
 from parley_conversation.core import handoff_state
 from parley_shared.db import Pool
 from parley_shared.whatsapp import window_closes_at
@@ -24,9 +24,7 @@ SELECT c.id, t.channel, t.our_address, t.participant, t.profile_name, t.opted_ou
        m.first_at AS first_activity_at, m.last_at AS last_activity_at,
        coalesce(m.n_in, 0) AS messages_in, coalesce(m.n_out, 0) AS messages_out,
        h.handoff_action, h.handoff_at, h.handoff_agent,
-       (SELECT max(i.occurred_at) FROM conversation_messages i
-        WHERE i.conversation_key = c.conversation_key AND i.direction = 'inbound')
-         AS last_inbound_at
+       {LAST_INBOUND} AS last_inbound_at
 FROM conversation_conversations c
 JOIN conversation_threads t USING (conversation_key)
 {HANDOFF_JOIN}

@@ -42,7 +42,7 @@ class SenderProjection(Projection):
         self.on(ReplyGenerated, self.replies)
         self.on(OutboundRequested, self.requests)
         self.on(MessageSent, self.outcomes)
-        self.on(MessageReceived, self.keywords)
+        self.on(MessageReceived, self.inbound)
         self.on(ConversationChanged, self.changes)
 
     def wants(self, event: Envelope) -> bool:
@@ -92,13 +92,15 @@ class SenderProjection(Projection):
         await record_closes(conn, store.SERVICE, events)
 
     @staticmethod
-    async def keywords(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+    async def inbound(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
+        """Opt-out and opt-in keywords, and WhatsApp threads' last inbound times."""
+        keywords = [(e, keyword_of(e.payload.body)) for e in events]
         await store.set_opt_outs(
             conn,
             [
-                (e.conversation_key, keyword_of(e.payload.body) == "opt_out", e.occurred_at)
-                for e in events
-                if keyword_of(e.payload.body) in ("opt_out", "opt_in")
+                (e.conversation_key, keyword == "opt_out", e.occurred_at)
+                for e, keyword in keywords
+                if keyword in ("opt_out", "opt_in")
             ],
         )
         await store.record_inbound_times(
