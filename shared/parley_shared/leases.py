@@ -2,10 +2,15 @@
 
 A service's inbox table is a queue. The worker claims items in one short statement that
 leases them (an expiry and a fencing token, committed at once), runs the slow call for each
-with no connection held, at most ``max_in_flight`` at a time, and records each outcome in one
-short statement that only succeeds while the lease is still this worker's. An outcome whose
-lease was lost (it expired, another worker took the item) is dropped; the deterministic
-event ids make the other worker's result the same event anyway.
+with no connection held, at most ``max_in_flight`` at a time, and records outcomes in short
+statements that only succeed while each lease is still this worker's. An outcome whose lease
+was lost (it expired, another worker took the item) is dropped; the deterministic event ids
+make the other worker's result the same event anyway.
+
+Outcomes are group-committed: one recorder writes every outcome that finished while the
+previous write ran, in one set-based call. Calls started together end together (a poll's
+worth of messages reaches the model at once), and a statement per outcome would queue them
+on the pool's few connections; one write per group costs one round trip and one commit.
 
 No polling on the hot path: the claimer wakes when the consumer records work (``wake()``),
 when a call finishes (its conversation's next item may now be due), at the earliest retry this
@@ -20,6 +25,7 @@ import contextlib
 import heapq
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID
@@ -54,9 +60,11 @@ class Inbox(Protocol[T, R]):
         """The slow call. Holds no connection; must end within the lease (own time-outs)."""
         ...
 
-    async def record(self, pool: Pool, claim: Claim[T], outcome: R) -> float | None:
-        """Record the outcome, fenced by ``claim.token``; returns seconds until a retry is
-        due when the item was rescheduled, else None."""
+    async def record(
+        self, pool: Pool, outcomes: Sequence[tuple[Claim[T], R]]
+    ) -> Sequence[float | None]:
+        """Record outcomes (at most one per conversation), each fenced by its claim's token;
+        returns, for each, seconds until a retry is due when it was rescheduled, else None."""
         ...
 
 
@@ -79,6 +87,9 @@ class LeaseWorker(Generic[T, R]):
         self._in_flight: set[asyncio.Task[None]] = set()
         # Monotonic times at which items queued for later fall due (a heap).
         self._due: list[float] = []
+        # Outcomes waiting for the recorder, each with the future its call's task awaits.
+        self._finished: list[tuple[Claim[T], R, asyncio.Future[None]]] = []
+        self._record_wake = asyncio.Event()
         self.peak_in_flight = 0
         REGISTRY.gauge(
             "parley_inbox_in_flight", lambda: len(self._in_flight), "Calls in flight", inbox=name
@@ -104,6 +115,7 @@ class LeaseWorker(Generic[T, R]):
         return len(self._in_flight)
 
     async def run(self) -> None:
+        recorder = asyncio.create_task(self._record_forever())
         try:
             while True:
                 free = self._max_in_flight - len(self._in_flight)
@@ -121,9 +133,9 @@ class LeaseWorker(Generic[T, R]):
                     continue  # there may be more due right now
                 await self._sleep()
         finally:
-            for task in self._in_flight:
+            for task in (*self._in_flight, recorder):
                 task.cancel()
-            await asyncio.gather(*self._in_flight, return_exceptions=True)
+            await asyncio.gather(*self._in_flight, recorder, return_exceptions=True)
 
     async def _claim(self, limit: int) -> list[Claim[T]]:
         try:
@@ -154,17 +166,53 @@ class LeaseWorker(Generic[T, R]):
                 "%s: work on %s failed; it is retried when its lease ends", self._name, claim.id
             )
             return
+        # The call keeps its slot until its outcome is written, so that ``max_in_flight``
+        # also bounds what waits for the recorder.
+        recorded = asyncio.get_running_loop().create_future()
+        self._finished.append((claim, outcome, recorded))
+        self._record_wake.set()
+        await recorded
+
+    async def _record_forever(self) -> None:
+        while True:
+            await self._record_wake.wait()
+            self._record_wake.clear()
+            group, self._finished = self._finished, []
+            if group:
+                await self._record(group)
+
+    async def _record(self, group: list[tuple[Claim[T], R, asyncio.Future[None]]]) -> None:
         delay = 0.5
         while True:
             try:
-                retry_in = await self._inbox.record(self._pool, claim, outcome)
+                retries = await self._inbox.record(self._pool, [(c, o) for c, o, _ in group])
                 break
             except TRANSIENT_DB_ERRORS as exc:
-                log.warning("%s cannot record %s yet: %r", self._name, claim.id, exc)
+                log.warning("%s cannot record %d outcomes yet: %r", self._name, len(group), exc)
                 await asyncio.sleep(delay)
                 delay = min(delay * 2, 10.0)
-        REGISTRY.inc("parley_inbox_records_total", 1, "Outcomes recorded", inbox=self._name)
-        if retry_in is not None:
-            self.wake_in(retry_in)
-        # This conversation's next item may be due now, and a slot is free.
+            except Exception:
+                if len(group) > 1:
+                    # One outcome the write cannot take must not hold back the others.
+                    for one in group:
+                        await self._record([one])
+                    return
+                log.exception(
+                    "%s: cannot record %s; it is retried when its lease ends",
+                    self._name,
+                    group[0][0].id,
+                )
+                retries = [None]
+                break
+        REGISTRY.inc(
+            "parley_inbox_records_total", len(group), "Outcomes recorded", inbox=self._name
+        )
+        REGISTRY.inc("parley_inbox_record_writes_total", 1, "Group writes", inbox=self._name)
+        for retry_in in retries:
+            if retry_in is not None:
+                self.wake_in(retry_in)
+        for _, _, recorded in group:
+            if not recorded.done():
+                recorded.set_result(None)
+        # These conversations' next items may be due now, and slots are free.
         self._wake.set()

@@ -47,7 +47,7 @@ async def send_one(pool: Pool, inbox: OutgoingInbox) -> bool:
     """What the lease worker does for one item; False when nothing was due."""
     claims = await inbox.claim(pool, 1)
     for claim in claims:
-        await inbox.record(pool, claim, await inbox.perform(claim))
+        await inbox.record(pool, [(claim, await inbox.perform(claim))])
     return bool(claims)
 
 

@@ -88,9 +88,9 @@ async def test_ai_restart_mid_call_still_yields_one_reply(pool: Pool) -> None:
     responder.gate.set()
     [again] = await inbox.claim(pool, 10)
     assert again.token != claim.token
-    await inbox.record(pool, again, await inbox.perform(again))
+    await inbox.record(pool, [(again, await inbox.perform(again))])
     # The first worker comes back from the dead with an answer: its lease is gone.
-    await inbox.record(pool, claim, await inbox.perform(claim))
+    await inbox.record(pool, [(claim, await inbox.perform(claim))])
     assert await inbox.claim(pool, 10) == []
     await OutboxRelay(pool, "ai", bus).publish_pending()
     [reply] = bus.events("reply.generated")
@@ -125,7 +125,7 @@ async def test_ai_close_during_the_model_call_means_no_reply(pool: Pool) -> None
         occurred_at=datetime.now(UTC),
     )
     await projection.handle(close)
-    await inbox.record(pool, claim, outcome)
+    await inbox.record(pool, [(claim, outcome)])
     row = await pool.fetchrow("SELECT state, reason FROM ai_inbox")
     assert row is not None
     assert (row["state"], row["reason"]) == ("skipped", "closed")

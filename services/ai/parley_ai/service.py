@@ -176,17 +176,26 @@ class RepliesInbox:
         return self._reply_event(question.inbound, completion, source)
 
     async def record(
-        self, pool: Pool, claim: Claim[Question], outcome: Envelope[ReplyGenerated] | str
-    ) -> float | None:
-        if isinstance(outcome, str):
-            await store.skip(pool, claim.id, claim.token, outcome)
-            return None
-        state = await store.answer(pool, claim.work.inbound, claim.token, outcome)
-        if state is None:
-            log.warning("lease on %s was lost; its new owner answers it", claim.id)
-        elif state == "done" and self.on_reply is not None:
+        self, pool: Pool, outcomes: Sequence[tuple[Claim[Question], Envelope[ReplyGenerated] | str]]
+    ) -> list[float | None]:
+        states = await store.record_outcomes(
+            pool,
+            [
+                store.Outcome(
+                    claim.work.inbound,
+                    claim.token,
+                    reply=None if isinstance(outcome, str) else outcome,
+                    skip=outcome if isinstance(outcome, str) else None,
+                )
+                for claim, outcome in outcomes
+            ],
+        )
+        for claim, _ in outcomes:
+            if claim.id not in states:
+                log.warning("lease on %s was lost; its new owner answers it", claim.id)
+        if "done" in states.values() and self.on_reply is not None:
             self.on_reply()
-        return None
+        return [None] * len(outcomes)
 
     async def _complete(
         self, persona: Persona, messages: list[dict[str, str]], fallback_reply: str

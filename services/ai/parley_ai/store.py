@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 from uuid import UUID
 
@@ -255,60 +256,67 @@ def history_of(row: Any) -> list[Turn]:
     return [Turn(role=role, content=content) for role, content in json.loads(row["history"])]
 
 
-async def skip(pool: Pool, inbound: UUID, token: UUID, reason: str) -> None:
-    await pool.execute(
-        "UPDATE ai_inbox SET state = 'skipped', reason = $3, lease_token = NULL "
-        "WHERE event_id = $1 AND lease_token = $2 AND state = 'pending'",
-        inbound,
-        token,
-        reason,
-    )
+@dataclass(frozen=True)
+class Outcome:
+    """What one leased message came to: a reply to record, or why there is none."""
+
+    inbound: Envelope[MessageReceived]
+    token: UUID
+    reply: Envelope[ReplyGenerated] | None
+    skip: str | None = None
 
 
-async def answer(
-    pool: Pool, inbound: Envelope[MessageReceived], token: UUID, reply: Envelope[ReplyGenerated]
-) -> str | None:
-    """Record a reply, unless the lease was lost or the conversation was closed or the
-    participant opted out meanwhile; one statement. Returns the inbox state it set ('done',
-    'skipped'), or None when the lease was no longer ours."""
-    state: str | None = await pool.fetchval(
+async def record_outcomes(pool: Pool, outcomes: Sequence[Outcome]) -> dict[UUID, str]:
+    """Record outcomes, each fenced by its lease token, in one statement. A reply is kept
+    unless the conversation was closed, the participant opted out or a person took over
+    meanwhile (checked now, as this commits). Returns the state set per inbound message
+    ('done', 'skipped'); a message whose lease was no longer ours is absent."""
+    rows = await pool.fetch(
         f"""
-        WITH m AS (SELECT $3::text AS conversation_key, $4::timestamptz AS occurred_at),
+        WITH m AS (
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[],
+                                 $5::text[], $6::uuid[], $7::text[], $8::bytea[])
+                AS m(event_id, token, conversation_key, occurred_at, skip, reply_id, body,
+                     event)
+        ),
         verdict AS (
-            SELECT {CLOSED} AS closed, {OPTED_OUT} AS opted_out, {HANDED_OFF} AS handed_off
+            SELECT m.*, CASE WHEN m.skip IS NOT NULL THEN m.skip
+                             WHEN {CLOSED} THEN 'closed' WHEN {OPTED_OUT} THEN 'opted_out'
+                             WHEN {HANDED_OFF} THEN 'handed_off' END AS reason
             FROM m
         ),
         recorded AS (
             UPDATE ai_inbox SET
-                state = CASE WHEN v.closed OR v.opted_out OR v.handed_off THEN 'skipped'
-                             ELSE 'done' END,
-                reason = CASE WHEN v.closed THEN 'closed' WHEN v.opted_out THEN 'opted_out'
-                              WHEN v.handed_off THEN 'handed_off' END,
-                reply_event_id = CASE WHEN v.closed OR v.opted_out OR v.handed_off THEN NULL
-                                      ELSE $5::uuid END,
+                state = CASE WHEN v.reason IS NULL THEN 'done' ELSE 'skipped' END,
+                reason = v.reason,
+                reply_event_id = CASE WHEN v.reason IS NULL THEN v.reply_id END,
                 lease_token = NULL
             FROM verdict v
-            WHERE event_id = $1 AND lease_token = $2 AND state = 'pending'
-            RETURNING ai_inbox.state
+            WHERE ai_inbox.event_id = v.event_id AND ai_inbox.lease_token = v.token
+              AND ai_inbox.state = 'pending'
+            RETURNING ai_inbox.event_id, ai_inbox.state
+        ),
+        answered AS (
+            SELECT v.* FROM verdict v JOIN recorded r USING (event_id) WHERE r.state = 'done'
         ),
         turn AS (
             INSERT INTO ai_turns (id, conversation_key, anchor_at, role, content)
-            SELECT $5, $3, $4, 'assistant', $6 FROM recorded WHERE state = 'done'
+            SELECT reply_id, conversation_key, occurred_at, 'assistant', body FROM answered
             ON CONFLICT DO NOTHING
         ),
         outbox AS (
-            INSERT INTO ai_outbox (topic, event)
-            SELECT $8, $7 FROM recorded WHERE state = 'done'
+            INSERT INTO ai_outbox (topic, event) SELECT $9, event FROM answered
         )
-        SELECT state FROM recorded
+        SELECT event_id, state FROM recorded
         """,
-        inbound.event_id,
-        token,
-        inbound.conversation_key,
-        inbound.occurred_at,
-        reply.event_id,
-        reply.payload.body,
-        encode(reply),
+        [o.inbound.event_id for o in outcomes],
+        [o.token for o in outcomes],
+        [o.inbound.conversation_key for o in outcomes],
+        [o.inbound.occurred_at for o in outcomes],
+        [o.skip for o in outcomes],
+        [o.reply.event_id if o.reply else None for o in outcomes],
+        [o.reply.payload.body if o.reply else None for o in outcomes],
+        [encode(o.reply) if o.reply else None for o in outcomes],
         REPLY_GENERATED,
     )
-    return state
+    return {row["event_id"]: row["state"] for row in rows}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
@@ -113,7 +113,32 @@ class OutgoingInbox:
             )
         return await self._attempt(delivery)
 
-    async def record(self, pool: Pool, claim: Claim[Delivery], outcome: Outcome) -> float | None:
+    async def record(
+        self, pool: Pool, outcomes: Sequence[tuple[Claim[Delivery], Outcome]]
+    ) -> list[float | None]:
+        """Final outcomes are written together in one statement; retries (rare) one by one."""
+        retries: list[float | None] = []
+        final: list[store.Settled] = []
+        for claim, outcome in outcomes:
+            decided = await self._decide(pool, claim, outcome)
+            if isinstance(decided, store.Settled):
+                final.append(decided)
+                retries.append(None)
+            else:
+                retries.append(decided)
+        if final:
+            settled = await store.settle(pool, final)
+            for lost in {s.reply_id for s in final} - settled:
+                log.warning("lease on %s was lost before its outcome was recorded", lost)
+            if settled and self.on_settled is not None:
+                self.on_settled()
+        return retries
+
+    async def _decide(
+        self, pool: Pool, claim: Claim[Delivery], outcome: Outcome
+    ) -> store.Settled | float | None:
+        """The final outcome to record, or (the retry was scheduled here) seconds until it is
+        due, or None if the lease was lost meanwhile."""
         delivery = claim.work
         if outcome.kind == "found":
             taken = await store.sids_taken(pool, list(outcome.candidates), claim.id)
@@ -147,10 +172,10 @@ class OutgoingInbox:
                     maybe_sent=not outcome.not_taken,
                 )
                 return delay if kept else None
-        await self._settle(pool, claim, outcome)
-        return None
+        return self._settled(claim, outcome)
 
-    async def _settle(self, pool: Pool, claim: Claim[Delivery], outcome: Outcome) -> None:
+    @staticmethod
+    def _settled(claim: Claim[Delivery], outcome: Outcome) -> store.Settled:
         reply = claim.work.reply
         p = reply.payload
         answers = p if isinstance(p, ReplyGenerated) else None
@@ -184,12 +209,7 @@ class OutgoingInbox:
         opt_out = (
             (reply.conversation_key, sent.occurred_at) if store.unsubscribed(sent.payload) else None
         )
-        if not await store.settle(
-            pool, claim.id, claim.token, state=state, sent=sent, opt_out=opt_out
-        ):
-            log.warning("lease on %s was lost before its outcome was recorded", claim.id)
-        elif self.on_settled is not None:
-            self.on_settled()
+        return store.Settled(claim.id, claim.token, state, sent, opt_out)
 
     async def _attempt(self, delivery: Delivery) -> Outcome:
         p = delivery.reply.payload

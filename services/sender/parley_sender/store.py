@@ -3,12 +3,13 @@
 A claim leases the oldest due reply of each conversation with no earlier open one, marks it
 'sending' (committed before Twilio is called, so a crash after Twilio accepted it is known to
 be ambiguous) and says whether the participant has opted out, in one statement. Outcomes are
-recorded in one statement fenced by the lease token.
+recorded in one statement per group of them, each fenced by its lease token.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -210,50 +211,61 @@ async def claim(pool: Pool, limit: int, lease_s: float) -> list[Any]:
     )
 
 
-async def settle(
-    pool: Pool,
-    reply_id: UUID,
-    token: UUID,
-    *,
-    state: str,
-    sent: Envelope[MessageSent],
-    opt_out: tuple[str, datetime] | None,
-) -> bool:
-    """Record the final outcome and queue its ``message.sent``, if the lease is still ours;
-    a 21610 answer also records the opt-out. One statement."""
-    p = sent.payload
-    return bool(
-        await pool.fetchval(
-            """
-            WITH settled AS (
-                UPDATE sender_outbound SET state = $3, message_sid = $4, error_code = $5,
-                    error_message = $6, lease_token = NULL
-                WHERE reply_event_id = $1 AND lease_token = $2 RETURNING 1
-            ),
-            optout AS (
-                INSERT INTO sender_optouts (conversation_key, opted_out, changed_at)
-                SELECT $9, true, $10::timestamptz FROM settled WHERE $9::text IS NOT NULL
-                ON CONFLICT (conversation_key) DO UPDATE SET opted_out = true,
-                    changed_at = EXCLUDED.changed_at
-                WHERE sender_optouts.changed_at <= EXCLUDED.changed_at
-            ),
-            outbox AS (
-                INSERT INTO sender_outbox (topic, event) SELECT $7, $8 FROM settled
-            )
-            SELECT count(*) FROM settled
-            """,
-            reply_id,
-            token,
-            state,
-            p.message_sid,
-            p.error_code,
-            p.error_message,
-            MESSAGE_SENT,
-            encode(sent),
-            opt_out[0] if opt_out else None,
-            opt_out[1] if opt_out else None,
+@dataclass(frozen=True)
+class Settled:
+    """A reply's final outcome: the row's state, its ``message.sent``, and the opt-out it
+    records (Twilio's 21610) if any."""
+
+    reply_id: UUID
+    token: UUID
+    state: str
+    sent: Envelope[MessageSent]
+    opt_out: tuple[str, datetime] | None
+
+
+async def settle(pool: Pool, outcomes: Sequence[Settled]) -> set[UUID]:
+    """Record final outcomes and queue their ``message.sent``, each only if its lease is
+    still ours, in one statement. Returns the replies settled."""
+    rows = await pool.fetch(
+        """
+        WITH s AS (
+            SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::text[], $5::int[],
+                                 $6::text[], $7::bytea[], $8::text[], $9::timestamptz[])
+                AS s(reply_id, token, state, message_sid, error_code, error_message, event,
+                     opt_out_key, opt_out_at)
+        ),
+        settled AS (
+            UPDATE sender_outbound o SET state = s.state, message_sid = s.message_sid,
+                error_code = s.error_code, error_message = s.error_message, lease_token = NULL
+            FROM s WHERE o.reply_event_id = s.reply_id AND o.lease_token = s.token
+            RETURNING o.reply_event_id
+        ),
+        mine AS (SELECT s.* FROM s JOIN settled ON settled.reply_event_id = s.reply_id),
+        optout AS (
+            INSERT INTO sender_optouts (conversation_key, opted_out, changed_at)
+            SELECT DISTINCT ON (opt_out_key) opt_out_key, true, opt_out_at FROM mine
+            WHERE opt_out_key IS NOT NULL ORDER BY opt_out_key, opt_out_at DESC
+            ON CONFLICT (conversation_key) DO UPDATE SET opted_out = true,
+                changed_at = EXCLUDED.changed_at
+            WHERE sender_optouts.changed_at <= EXCLUDED.changed_at
+        ),
+        outbox AS (
+            INSERT INTO sender_outbox (topic, event) SELECT $10, event FROM mine
         )
+        SELECT reply_event_id FROM settled
+        """,
+        [o.reply_id for o in outcomes],
+        [o.token for o in outcomes],
+        [o.state for o in outcomes],
+        [o.sent.payload.message_sid for o in outcomes],
+        [o.sent.payload.error_code for o in outcomes],
+        [o.sent.payload.error_message for o in outcomes],
+        [encode(o.sent) for o in outcomes],
+        [o.opt_out[0] if o.opt_out else None for o in outcomes],
+        [o.opt_out[1] if o.opt_out else None for o in outcomes],
+        MESSAGE_SENT,
     )
+    return {row["reply_event_id"] for row in rows}
 
 
 async def sids_taken(pool: Pool, sids: Sequence[str], reply_id: UUID) -> set[str]:
