@@ -296,7 +296,18 @@ async def hops(admin: asyncpg.Connection, since: float) -> list[tuple[str, float
         "GROUP BY n, hop ORDER BY n",
         since,
     )
-    return [(r["hop"], r["p50"], r["p99"]) for r in rows]
+    queued = await admin.fetchrow(
+        "SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY ms) AS p50, "
+        "percentile_cont(0.99) WITHIN GROUP (ORDER BY ms) AS p99 FROM (SELECT "
+        "extract(epoch FROM recorded_at - occurred_at) * 1000 AS ms FROM ai_inbox "
+        "WHERE occurred_at >= to_timestamp($1)) q",
+        since,
+    )
+    figures = [(r["hop"], r["p50"], r["p99"]) for r in rows]
+    if queued is not None and figures:
+        hop = "  of which webhook -> queued in the ai's inbox"
+        figures.insert(1, (hop, queued["p50"] or 0.0, queued["p99"] or 0.0))
+    return figures
 
 
 async def _xacts(admin: asyncpg.Connection) -> float:
