@@ -1,4 +1,4 @@
-"""Bearer-token check and the documented error shapes of the operators' APIs.
+"""The documented error shapes of the operators' APIs (who may call: ``tenancy``).
 
 Errors have one of two shapes, both in every OpenAPI document: ``{"detail": "…"}`` for
 401/404/409, and FastAPI's validation shape, ``{"detail": [{"loc", "msg", "type"}]}``, for
@@ -8,14 +8,10 @@ before it starts), so a client parses one 422 shape.
 
 from __future__ import annotations
 
-import hmac
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import Depends, HTTPException, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi import HTTPException
 from pydantic import BaseModel
-
-bearer = HTTPBearer(auto_error=False)
 
 
 class Problem(BaseModel):
@@ -23,7 +19,8 @@ class Problem(BaseModel):
 
 
 UNAUTHORIZED: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem, "description": "Missing or wrong bearer token"}
+    401: {"model": Problem, "description": "Missing, revoked or wrong bearer token"},
+    403: {"model": Problem, "description": "The token's scope does not allow this"},
 }
 NOT_FOUND: dict[int | str, dict[str, Any]] = {
     404: {"model": Problem, "description": "No such resource"}
@@ -36,20 +33,3 @@ CONFLICT: dict[int | str, dict[str, Any]] = {
 def invalid(name: str, message: str, where: str = "query") -> HTTPException:
     """A 422 in the validation shape, for a parameter the schema alone cannot judge."""
     return HTTPException(422, [{"loc": [where, name], "msg": message, "type": "value_error"}])
-
-
-async def require_token(
-    request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-) -> None:
-    """401 unless the request carries ``Authorization: Bearer <API_TOKEN>``; the expected
-    token comes from the app's lifespan state (``api_token``)."""
-    expected: str = request.state.api_token
-    if (
-        not expected
-        or credentials is None
-        or not hmac.compare_digest(credentials.credentials.encode(), expected.encode())
-    ):
-        raise HTTPException(
-            401, "missing or wrong bearer token", headers={"WWW-Authenticate": "Bearer"}
-        )

@@ -225,6 +225,41 @@ class ConversationChanged(Payload):
     actor: str = "operator"
 
 
+class TenantChanged(Payload):
+    """A tenant (a business) was created or changed: what it is called, which of our numbers
+    and Messaging Services are its own (a new version replaces the whole list)."""
+
+    EVENT_TYPE: ClassVar[str] = "tenant.changed"
+
+    tenant_id: UUID
+    version: int = Field(ge=1)
+    name: str = Field(min_length=1, max_length=200, pattern=NO_NUL)
+    numbers: tuple[str, ...]  # bare E.164: a number's SMS and WhatsApp alike
+    messaging_services: tuple[str, ...]
+    actor: str
+
+
+class TokenIssued(Payload):
+    """An API token for a tenant. Only its SHA-256 digest is ever written anywhere."""
+
+    EVENT_TYPE: ClassVar[str] = "tenant.token.issued"
+
+    token_id: UUID
+    tenant_id: UUID
+    scope: Literal["read", "write"]
+    digest: str = Field(pattern=r"^[0-9a-f]{64}$")
+    label: str = Field(max_length=200, pattern=NO_NUL)
+    actor: str
+
+
+class TokenRevoked(Payload):
+    EVENT_TYPE: ClassVar[str] = "tenant.token.revoked"
+
+    token_id: UUID
+    tenant_id: UUID
+    actor: str
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     cls.EVENT_TYPE: cls
     for cls in (
@@ -236,6 +271,9 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         OutboundRequested,
         HandoffChanged,
         AiSettingsChanged,
+        TenantChanged,
+        TokenIssued,
+        TokenRevoked,
     )
 }
 

@@ -1,12 +1,12 @@
 """A projection: state built from events, each applied once, in a transaction with its
 processed-event record.
 
-A projection registers one handler per payload type with ``on``; a handler gets the
+A projection registers handlers per payload type with ``on``; a handler gets the
 connection and every new event of its type in the batch, already typed
 (``Envelope[MessageReceived]``), so it can apply them with set-based SQL. One poll of the
 consumer is one ``handle_batch``: one transaction, one statement to learn which events are
-new, then one handler call per payload type present, in registration order. Handlers must not
-depend on the order events of different topics are read in (a replay reads them in another
+new, then one call per handler of each payload type present, in registration order. Handlers
+must not depend on the order events of different topics are read in (a replay reads them in another
 order than live processing did).
 """
 
@@ -28,10 +28,11 @@ class Projection:
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
-        self._handlers: dict[type[Payload], Apply[Any]] = {}
+        self._handlers: dict[type[Payload], list[Apply[Any]]] = {}
 
     def on(self, kind: type[P], apply: Apply[P]) -> None:
-        self._handlers[kind] = cast("Apply[Any]", apply)
+        """Apply events of ``kind`` with ``apply``, after the handlers registered before."""
+        self._handlers.setdefault(kind, []).append(cast("Apply[Any]", apply))
 
     def wants(self, event: Envelope) -> bool:
         """Whether an event changes this projection; others are not even recorded."""
@@ -65,7 +66,8 @@ class Projection:
         # consumed by two replicas at once, and each would miss the other's uncommitted
         # rows. Whoever comes second waits, then sees what the first committed.
         await lock_keys(conn, self.service, (e.conversation_key for e in events))
-        for kind, apply in self._handlers.items():
+        for kind, handlers in self._handlers.items():
             of_kind = [event for event in events if type(event.payload) is kind]
             if of_kind:
-                await apply(conn, of_kind)
+                for apply in handlers:
+                    await apply(conn, of_kind)

@@ -14,6 +14,8 @@ CONVERSATION_CHANGED = "conversation.changed"
 MESSAGE_REQUESTED = "message.requested"
 # Operators' settings changes (how the AI answers per number), so a rebuild knows them too.
 SETTINGS_CHANGED = "settings.changed"
+# Tenants, the numbers they own and their API tokens (digests only): every API scopes by them.
+TENANTS_CHANGED = "tenants.changed"
 
 ALL = (
     MESSAGE_RECEIVED,
@@ -23,6 +25,7 @@ ALL = (
     CONVERSATION_CHANGED,
     MESSAGE_REQUESTED,
     SETTINGS_CHANGED,
+    TENANTS_CHANGED,
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 

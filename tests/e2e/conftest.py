@@ -91,7 +91,7 @@ class Parley:
 
     async def api(self, path: str, method: str = "GET", **kwargs: Any) -> Any:
         response = await self.conversation.request(method, path, **kwargs)
-        assert response.status_code == 200, response.text
+        assert response.status_code in (200, 201, 202), response.text
         return response.json()
 
     async def history_of(self, participant: str) -> list[dict[str, Any]]:

@@ -36,6 +36,11 @@ async def run_workload(parley: Parley) -> int:
     settings = {"changed_by": "Ana", "system_prompt": "Be brief.", "history_turns": 4}
     changed = await parley.ai.put(f"/v1/numbers/{BOT_SMS}/ai-settings", json=settings)
     assert changed.status_code == 200, changed.text
+    # Tenants and tokens are rebuilt from the log like everything else.
+    tenant = await parley.api("/v1/tenants", "POST", json={"name": "Acme", "numbers": [BOT_SMS]})
+    await parley.api(f"/v1/tenants/{tenant['id']}", "PUT", json={"name": "Acme Ltd"})
+    token = await parley.api(f"/v1/tenants/{tenant['id']}/tokens", "POST", json={"scope": "read"})
+    await parley.api(f"/v1/tenants/{tenant['id']}/tokens/{token['id']}", "DELETE")
     for number in SMS + WHATSAPP:
         await parley.text(number, f"Hi, this is {number}")
     repeated = await parley.text(SMS[0], "Do you deliver on Sundays?")

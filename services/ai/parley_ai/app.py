@@ -19,12 +19,14 @@ from parley_ai.settings import AiSettings
 from parley_ai.settings_api import Wiring
 from parley_shared import topics
 from parley_shared.runtime import ProjectionRuntime, health_routes
+from parley_shared.tenancy import Tenancy, secret
 
 CONSUMED = [
     topics.MESSAGE_RECEIVED,
     topics.REPLY_GENERATED,
     topics.CONVERSATION_CHANGED,
     topics.SETTINGS_CHANGED,
+    topics.TENANTS_CHANGED,
 ]
 
 
@@ -96,7 +98,7 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
         )
         try:
             yield {
-                "api_token": settings.api_token.get_secret_value() if settings.api_token else "",
+                "tenancy": Tenancy(runtime.pool, store.SERVICE, secret(settings.api_token)),
                 "settings": Wiring(runtime.pool, replies.defaults, replies.numbers, relay.notify),
             }
         finally:

@@ -44,6 +44,7 @@ from parley_shared.keywords import HUMAN, keyword_of
 from parley_shared.leases import Claim
 from parley_shared.projection import Projection
 from parley_shared.settings import KeywordSettings
+from parley_shared.tenancy import TenantsProjection
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.ai")
@@ -75,6 +76,7 @@ class AiProjection(Projection):
         self.on(ReplyGenerated, self.replied)
         self.on(HandoffChanged, handoffs.record_handoff_changes)
         self.on(AiSettingsChanged, number_settings.record)
+        TenantsProjection(self.service).follow(self)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         rows = []

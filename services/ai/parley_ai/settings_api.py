@@ -1,4 +1,5 @@
-"""Operators' API for how the AI answers per number (bearer ``API_TOKEN``): read the effective
+"""Operators' API for how the AI answers per number (bearer token; a tenant's reaches its own
+numbers only, as if no other existed; changes need a write token): read the effective
 settings and where each value comes from, change them (a new audited version, effective for
 the next message), and read every version."""
 
@@ -14,13 +15,14 @@ from pydantic import BaseModel, StringConstraints
 
 from parley_ai import number_settings
 from parley_ai.core import Behaviour, NumberConfig, behaviour_for
-from parley_shared.auth import NOT_FOUND, UNAUTHORIZED, require_token
+from parley_shared.auth import NOT_FOUND, UNAUTHORIZED
 from parley_shared.db import Pool
 from parley_shared.events import NO_NUL, AiOverrides
 from parley_shared.identity import bare_number
+from parley_shared.tenancy import Caller, Reader, Writer, caller
 
 router = APIRouter(
-    prefix="/v1", dependencies=[Depends(require_token)], responses=UNAUTHORIZED, tags=["settings"]
+    prefix="/v1", dependencies=[Depends(caller)], responses=UNAUTHORIZED, tags=["settings"]
 )
 Number = Annotated[
     str, Path(pattern=r"^(whatsapp:)?\+[1-9][0-9]{5,14}$", examples=["+14155238886"])
@@ -122,35 +124,45 @@ async def _view(pool: Pool, number: str, w: Wiring) -> NumberSettings:
     )
 
 
-@router.get("/numbers/{number}/ai-settings", response_model=NumberSettings)
-async def get_settings(number: Number, w: Wired) -> NumberSettings:
+def _owned(number: str, who: Caller) -> str:
+    if not who.owns(number):
+        raise HTTPException(404, f"{bare_number(number)} is not one of your numbers")
+    return bare_number(number)
+
+
+@router.get("/numbers/{number}/ai-settings", response_model=NumberSettings, responses=NOT_FOUND)
+async def get_settings(number: Number, w: Wired, who: Reader) -> NumberSettings:
     """The AI's settings for one of our numbers (SMS and WhatsApp alike)."""
-    return await _view(w.pool, bare_number(number), w)
+    return await _view(w.pool, _owned(number, who), w)
 
 
-@router.put("/numbers/{number}/ai-settings", response_model=NumberSettings)
-async def put_settings(number: Number, change: Change, w: Wired) -> NumberSettings:
+@router.put("/numbers/{number}/ai-settings", response_model=NumberSettings, responses=NOT_FOUND)
+async def put_settings(number: Number, change: Change, w: Wired, who: Writer) -> NumberSettings:
     """Replace the operators' settings of a number; a new version if anything changed, used
     from the next message on."""
+    bare = _owned(number, who)
     settings = AiOverrides.model_validate(change.model_dump(exclude={"changed_by"}))
-    if await number_settings.change(w.pool, bare_number(number), settings, change.changed_by):
+    if await number_settings.change(w.pool, bare, settings, change.changed_by):
         w.published()
-    return await _view(w.pool, bare_number(number), w)
+    return await _view(w.pool, bare, w)
 
 
 @router.get(
     "/numbers/{number}/ai-settings/versions", response_model=list[Version], responses=NOT_FOUND
 )
-async def list_versions(number: Number, w: Wired) -> list[Version]:
+async def list_versions(number: Number, w: Wired, who: Reader) -> list[Version]:
     """Every version, newest first: who changed which settings, when."""
-    found = await number_settings.versions(w.pool, bare_number(number))
+    found = await number_settings.versions(w.pool, _owned(number, who))
     if not found:
         raise HTTPException(404, f"no settings were ever set for {bare_number(number)}")
     return [Version(**{**v, "changed": list(v["changed"])}) for v in found]
 
 
 @router.get("/ai-settings", response_model=list[NumberSettings])
-async def list_settings(w: Wired) -> list[NumberSettings]:
-    """Every number with settings from the operators or the file."""
-    numbers = sorted({*await number_settings.current(w.pool), *w.numbers})
+async def list_settings(w: Wired, who: Reader) -> list[NumberSettings]:
+    """Every number with settings from the operators or the file (a tenant's: every number
+    of its own, set or not)."""
+    numbers = sorted(
+        {*await number_settings.current(w.pool), *w.numbers} if who.numbers is None else who.numbers
+    )
     return [await _view(w.pool, number, w) for number in numbers]

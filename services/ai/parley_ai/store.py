@@ -18,6 +18,7 @@ from uuid import UUID
 from parley_ai import handoffs, number_settings
 from parley_ai.core import Turn
 from parley_ai.handoffs import HANDED_OFF, record_handoffs
+from parley_shared import tenancy
 from parley_shared.conversations import closed_sql, closes_ddl, record_closes
 from parley_shared.db import Connection, Pool, columns
 from parley_shared.events import (
@@ -76,6 +77,7 @@ MIGRATIONS = (
         "(conversation_key, occurred_at);",
     ),
     number_settings.MIGRATION,
+    tenancy.migration(SERVICE),
 )
 
 

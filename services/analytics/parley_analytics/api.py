@@ -1,5 +1,6 @@
-"""The analytics API (bearer ``API_TOKEN``): every endpoint takes a time range, a channel and
-one of our numbers as filters; the figures come from the read models in ``views``."""
+"""The analytics API (bearer token; a tenant's sees its own numbers only): every endpoint takes
+a time range, a channel and one of our numbers as filters; the figures come from the read
+models in ``views``."""
 
 from __future__ import annotations
 
@@ -17,8 +18,9 @@ from parley_analytics import participants, views
 from parley_analytics.core import cost_usd, percentile, spreadsheet_safe
 from parley_analytics.settings import ModelPrice
 from parley_analytics.views import EXPORT_COLUMNS, Filters, Granularity
-from parley_shared.auth import UNAUTHORIZED, invalid, require_token
+from parley_shared.auth import UNAUTHORIZED, invalid
 from parley_shared.db import Pool
+from parley_shared.tenancy import Reader, caller
 
 MAX_RANGE = timedelta(days=3660)
 # Dates outside these are mistakes, and arithmetic on them overflows Python's datetime.
@@ -36,6 +38,7 @@ def _aware(value: datetime) -> datetime:
 
 
 async def filters(
+    who: Reader,
     start: Annotated[
         datetime | None,
         Query(alias="from", description="inclusive, ISO 8601; default 30 days before `to`"),
@@ -53,12 +56,12 @@ async def filters(
         raise invalid("from", "must be before `to`")
     if end - start > MAX_RANGE:
         raise invalid("from", "the range may not be longer than ten years")
-    return Filters(start, end, channel, our_number)
+    return Filters(start, end, channel, our_number, who.numbers)
 
 
 Range = Annotated[Filters, Depends(filters)]
 PoolDep = Annotated[Pool, Depends(get_pool)]
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
+router = APIRouter(prefix="/v1", dependencies=[Depends(caller)], responses=UNAUTHORIZED)
 
 
 class Scope(BaseModel):

@@ -14,6 +14,7 @@ from parley_analytics.service import AnalyticsService
 from parley_analytics.settings import AnalyticsSettings
 from parley_shared import topics
 from parley_shared.runtime import ProjectionRuntime, health_routes
+from parley_shared.tenancy import Tenancy
 
 CONSUMED = [
     topics.MESSAGE_RECEIVED,
@@ -21,6 +22,7 @@ CONSUMED = [
     topics.MESSAGE_SENT,
     topics.STATUS_UPDATED,
     topics.CONVERSATION_CHANGED,
+    topics.TENANTS_CHANGED,
 ]
 
 
@@ -34,7 +36,7 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
         try:
             yield {
                 "pool": pool,
-                "api_token": settings.api_token.get_secret_value(),
+                "tenancy": Tenancy(pool, store.SERVICE, settings.api_token.get_secret_value()),
                 "prices": settings.analytics_model_prices,
             }
         finally:

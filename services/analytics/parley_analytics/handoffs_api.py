@@ -7,9 +7,10 @@ from pydantic import BaseModel
 
 from parley_analytics import handoffs, views
 from parley_analytics.api import PoolDep, Range, Scope
-from parley_shared.auth import UNAUTHORIZED, require_token
+from parley_shared.auth import UNAUTHORIZED
+from parley_shared.tenancy import caller
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
+router = APIRouter(prefix="/v1", dependencies=[Depends(caller)], responses=UNAUTHORIZED)
 
 
 class Wait(BaseModel):

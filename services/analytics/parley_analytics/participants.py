@@ -37,11 +37,14 @@ def levels(channel: str, our_address: str) -> tuple[str, ...]:
     return ("*", channel, f"n:{number}", f"{channel}|n:{number}")
 
 
-def level_of(f: Filters) -> str:
-    if f.our_number is None:
-        return f.channel or "*"
-    number = bare_number(f.our_number)
-    return f"{f.channel}|n:{number}" if f.channel else f"n:{number}"
+def levels_of(f: Filters) -> list[str]:
+    """The sketches whose union counts the participants ``f`` selects."""
+    if f.our_number is None and f.numbers is None:
+        return [f.channel or "*"]
+    numbers = {bare_number(f.our_number)} if f.our_number is not None else set(f.numbers or ())
+    if f.numbers is not None:
+        numbers &= f.numbers
+    return sorted(f"{f.channel}|n:{n}" if f.channel else f"n:{n}" for n in numbers)
 
 
 async def add(conn: Connection, seen: Sequence[tuple[datetime, str, str, str]]) -> None:
@@ -84,10 +87,10 @@ async def distinct(pool: Pool, f: Filters) -> int:
     """Participants who wrote in the range (estimated; all but exact below a few thousand)."""
     days, hours = f.pieces()
     rows = await pool.fetch(
-        "SELECT registers FROM analytics_sketches WHERE level = $1 AND ("
+        "SELECT registers FROM analytics_sketches WHERE level = ANY($1::text[]) AND ("
         "(period = 'day' AND bucket = ANY($2::timestamptz[])) OR "
         "(period = 'hour' AND bucket = ANY($3::timestamptz[])))",
-        level_of(f),
+        levels_of(f),
         days,
         hours,
     )
@@ -97,18 +100,23 @@ async def distinct(pool: Pool, f: Filters) -> int:
 async def series(pool: Pool, f: Filters, granularity: str) -> dict[datetime, int]:
     """Distinct participants per hour, day or week of the range."""
     period = "hour" if granularity == "hour" else "day"
+    levels = levels_of(f)
     rows = await pool.fetch(
-        "SELECT bucket, estimate, registers FROM analytics_sketches WHERE level = $1 "
-        "AND period = $2 AND bucket >= $3 AND bucket < $4 ORDER BY bucket",
-        level_of(f),
+        "SELECT bucket, estimate, registers FROM analytics_sketches "
+        "WHERE level = ANY($1::text[]) AND period = $2 AND bucket >= $3 AND bucket < $4 "
+        "ORDER BY bucket",
+        levels,
         period,
         floor(f.start, period),
         f.end,
     )
-    if granularity != "week":
+    if granularity != "week" and len(levels) == 1:
         return {r["bucket"]: r["estimate"] for r in rows}
-    weeks: dict[datetime, list[bytes]] = defaultdict(list)
+    # Several numbers' sketches, or a week of days: the union of their registers.
+    groups: dict[datetime, list[bytes]] = defaultdict(list)
     for r in rows:
-        day = r["bucket"]
-        weeks[day - timedelta(days=day.weekday())].append(bytes(r["registers"]))
-    return {week: sketch.estimate(sketch.merge(regs)) for week, regs in weeks.items()}
+        at = r["bucket"]
+        groups[at - timedelta(days=at.weekday()) if granularity == "week" else at].append(
+            bytes(r["registers"])
+        )
+    return {at: sketch.estimate(sketch.merge(regs)) for at, regs in groups.items()}

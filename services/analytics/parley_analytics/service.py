@@ -19,6 +19,7 @@ from parley_shared.events import (
 from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.projection import Projection
 from parley_shared.settings import KeywordSettings
+from parley_shared.tenancy import TenantsProjection
 
 
 class AnalyticsService(Projection):
@@ -36,6 +37,7 @@ class AnalyticsService(Projection):
         self.on(MessageSent, self.sent)
         self.on(StatusUpdated, self.statuses)
         self.on(HandoffChanged, handoffs.add_handoffs)
+        TenantsProjection(self.service).follow(self)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         opt_outs = [keyword_of(e.payload.body) == "opt_out" for e in events]

@@ -19,6 +19,7 @@ from uuid import UUID
 
 from parley_analytics import participants
 from parley_analytics.funnel import add_latencies, settle_facts
+from parley_shared import tenancy
 from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection, columns
 from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
@@ -140,6 +141,7 @@ MIGRATIONS = (
         DROP INDEX IF EXISTS analytics_conversations_opened;
         """,
     ),
+    tenancy.migration(SERVICE),
 )
 
 

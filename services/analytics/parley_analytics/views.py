@@ -24,6 +24,8 @@ class Filters:
     end: datetime
     channel: str | None
     our_number: str | None
+    # The caller's tenant's numbers (bare E.164); None: every number (the admin).
+    numbers: frozenset[str] | None = None
 
     def where(self, time_column: str, first: int = 1, table: str = "") -> tuple[str, list[Any]]:
         """A WHERE clause over ``time_column`` and the dimension columns (of ``table``, an
@@ -43,6 +45,9 @@ class Filters:
         if self.our_number is not None:
             args.append(self.our_number.removeprefix("whatsapp:"))
             clauses.append(f"replace({of}our_address, 'whatsapp:', '') = ${first + len(args) - 1}")
+        if self.numbers is not None:
+            args.append(sorted({*self.numbers, *(f"whatsapp:{n}" for n in self.numbers)}))
+            clauses.append(f"{of}our_address = ANY(${first + len(args) - 1}::text[])")
         return " AND ".join(clauses), args
 
     def hourly(self) -> tuple[str, list[Any]]:
@@ -65,7 +70,9 @@ class Filters:
 
     def last(self, days: int) -> Filters:
         """The same filters over the ``days`` before this range's end."""
-        return Filters(self.end - timedelta(days=days), self.end, self.channel, self.our_number)
+        return Filters(
+            self.end - timedelta(days=days), self.end, self.channel, self.our_number, self.numbers
+        )
 
 
 def floor(at: datetime, period: str) -> datetime:

@@ -1,5 +1,5 @@
 """The operators' API for what people do in a conversation: take it over from the AI, write
-to the participant, hand it back (bearer ``API_TOKEN``)."""
+to the participant, hand it back (a token that may write, scoped to its tenant)."""
 
 from __future__ import annotations
 
@@ -13,12 +13,14 @@ from pydantic import AnyHttpUrl, BaseModel, Field, StringConstraints, model_vali
 
 from parley_conversation import views
 from parley_conversation.agents import timeline
-from parley_conversation.api import Conversation, Service, get_conversation
+from parley_conversation.api import Conversation, get_conversation
+from parley_conversation.dependencies import CHANGES, SEES, Service
 from parley_conversation.service import Conflict, NotFound
-from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED, require_token
+from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED
 from parley_shared.events import NO_NUL
+from parley_shared.tenancy import caller
 
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
+router = APIRouter(prefix="/v1", dependencies=[Depends(caller)], responses=UNAUTHORIZED)
 
 Agent = Annotated[
     str, StringConstraints(strip_whitespace=True, min_length=1, max_length=80, pattern=NO_NUL)
@@ -88,6 +90,7 @@ async def _handoff(
     "/conversations/{conversation_id}/takeover",
     response_model=Conversation,
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=CHANGES,
 )
 async def take_over(conversation_id: UUID, by: Handoff, service: Service) -> Conversation:
     """A person answers from now on: the AI sends nothing more in this conversation, not even
@@ -99,6 +102,7 @@ async def take_over(conversation_id: UUID, by: Handoff, service: Service) -> Con
     "/conversations/{conversation_id}/handback",
     response_model=Conversation,
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=CHANGES,
 )
 async def hand_back(conversation_id: UUID, by: Handoff, service: Service) -> Conversation:
     """The AI answers the participant's next messages again."""
@@ -110,6 +114,7 @@ async def hand_back(conversation_id: UUID, by: Handoff, service: Service) -> Con
     response_model=Requested,
     status_code=202,
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=CHANGES,
 )
 async def send_message(conversation_id: UUID, message: AgentMessage, service: Service) -> Requested:
     """Send a message as a person, or a WhatsApp template. Accepted means it is on the log:
@@ -136,6 +141,7 @@ async def send_message(conversation_id: UUID, message: AgentMessage, service: Se
     "/conversations/{conversation_id}/handoffs",
     response_model=list[HandoffEntry],
     responses=NOT_FOUND,
+    dependencies=SEES,
 )
 async def handoff_history(conversation_id: UUID, service: Service) -> list[HandoffEntry]:
     """Who had the conversation when: the participant's requests for a person, takeovers and

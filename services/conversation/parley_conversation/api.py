@@ -1,4 +1,4 @@
-"""The operators' conversation API (bearer ``API_TOKEN``)."""
+"""The operators' conversation API (bearer token: the admin's or a tenant's, scoped to it)."""
 
 from __future__ import annotations
 
@@ -13,25 +13,13 @@ from pydantic import BaseModel
 
 from parley_conversation import views
 from parley_conversation.core import BadCursor, decode_cursor, encode_cursor
+from parley_conversation.dependencies import CHANGES, SEES, Service
 from parley_conversation.media import MediaRefused, MediaSource, MediaUnavailable
 from parley_conversation.service import Conflict, ConversationService, NotFound
-from parley_shared.auth import (
-    CONFLICT,
-    NOT_FOUND,
-    UNAUTHORIZED,
-    Problem,
-    invalid,
-    require_token,
-)
+from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED, Problem, invalid
+from parley_shared.tenancy import Reader, caller
 
-
-async def get_service(request: Request) -> ConversationService:
-    service: ConversationService = request.state.service
-    return service
-
-
-Service = Annotated[ConversationService, Depends(get_service)]
-router = APIRouter(prefix="/v1", dependencies=[Depends(require_token)], responses=UNAUTHORIZED)
+router = APIRouter(prefix="/v1", dependencies=[Depends(caller)], responses=UNAUTHORIZED)
 
 
 class Conversation(BaseModel):
@@ -93,6 +81,7 @@ def _not_found(conversation: UUID) -> HTTPException:
 @router.get("/conversations", response_model=ConversationPage)
 async def list_conversations(
     service: Service,
+    who: Reader,
     state: Literal["open", "closed"] | None = None,
     channel: Literal["sms", "whatsapp"] | None = None,
     participant: Annotated[str | None, Query(max_length=64)] = None,
@@ -117,6 +106,7 @@ async def list_conversations(
         before=before,
         limit=limit + 1,
         window_s=service.window_s,
+        addresses=who.addresses(),
     )
     items = [Conversation.model_validate(row) for row in rows[:limit]]
     more = len(rows) > limit
@@ -126,7 +116,12 @@ async def list_conversations(
     )
 
 
-@router.get("/conversations/{conversation_id}", response_model=Conversation, responses=NOT_FOUND)
+@router.get(
+    "/conversations/{conversation_id}",
+    response_model=Conversation,
+    responses=NOT_FOUND,
+    dependencies=SEES,
+)
 async def get_conversation(conversation_id: UUID, service: Service) -> Conversation:
     row = await views.conversation(service.pool, conversation_id, service.window_s)
     if row is None:
@@ -135,7 +130,10 @@ async def get_conversation(conversation_id: UUID, service: Service) -> Conversat
 
 
 @router.get(
-    "/conversations/{conversation_id}/messages", response_model=MessagePage, responses=NOT_FOUND
+    "/conversations/{conversation_id}/messages",
+    response_model=MessagePage,
+    responses=NOT_FOUND,
+    dependencies=SEES,
 )
 async def list_messages(
     conversation_id: UUID,
@@ -179,6 +177,7 @@ async def _change(
     "/conversations/{conversation_id}/close",
     response_model=Conversation,
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=CHANGES,
 )
 async def close_conversation(conversation_id: UUID, service: Service) -> Conversation:
     """Close: no more AI replies; the participant's next message opens a new conversation."""
@@ -190,6 +189,7 @@ async def close_conversation(conversation_id: UUID, service: Service) -> Convers
     "/conversations/{conversation_id}/reopen",
     response_model=Conversation,
     responses={**NOT_FOUND, **CONFLICT},
+    dependencies=CHANGES,
 )
 async def reopen_conversation(conversation_id: UUID, service: Service) -> Conversation:
     """Reopen a closed conversation, unless the participant has started a newer one."""
@@ -207,6 +207,7 @@ async def reopen_conversation(conversation_id: UUID, service: Service) -> Conver
         502: {"model": Problem, "description": "Twilio did not hand the media over"},
         503: {"model": Problem, "description": "No Twilio credentials configured here"},
     },
+    dependencies=SEES,
 )
 async def get_media(
     conversation_id: UUID,

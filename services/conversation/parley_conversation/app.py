@@ -8,13 +8,14 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from parley_conversation import agents_api, store
+from parley_conversation import agents_api, store, tenants_api
 from parley_conversation.api import router
 from parley_conversation.media import MediaSource
 from parley_conversation.service import ConversationService
 from parley_conversation.settings import ConversationSettings
 from parley_shared import topics
 from parley_shared.runtime import ProjectionRuntime, health_routes
+from parley_shared.tenancy import Tenancy
 
 CONSUMED = [
     topics.MESSAGE_RECEIVED,
@@ -23,6 +24,7 @@ CONSUMED = [
     topics.STATUS_UPDATED,
     topics.CONVERSATION_CHANGED,
     topics.MESSAGE_REQUESTED,
+    topics.TENANTS_CHANGED,
 ]
 
 
@@ -48,7 +50,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
         try:
             yield {
                 "service": service,
-                "api_token": settings.api_token.get_secret_value(),
+                "tenancy": Tenancy(pool, store.SERVICE, settings.api_token.get_secret_value()),
                 "media": media_source(settings),
             }
         finally:
@@ -61,5 +63,6 @@ def create_app(settings: ConversationSettings) -> FastAPI:
     )
     app.include_router(router)
     app.include_router(agents_api.router)
+    app.include_router(tenants_api.router)
     health_routes(app, runtime.ready)
     return app

@@ -28,6 +28,7 @@ from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection
 from parley_shared.settings import KeywordSettings
+from parley_shared.tenancy import TenantsProjection
 from parley_shared.whatsapp import window_open
 
 Q = TypeVar("Q", bound=Payload)
@@ -66,6 +67,7 @@ class ConversationService(Projection):
         self.on(StatusUpdated, store.record_statuses)
         self.on(OutboundRequested, agents.add_requests)
         self.on(HandoffChanged, agents.add_handoffs)
+        TenantsProjection(self.service).follow(self)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         await store.add_inbound(conn, events)

@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from parley_shared import tenancy
 from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection, columns
 from parley_shared.events import (
@@ -103,6 +104,7 @@ MIGRATIONS = (
         );
         """,
     ),
+    tenancy.migration(SERVICE),
 )
 
 

@@ -47,10 +47,15 @@ async def conversations(
     before: tuple[datetime, UUID] | None,
     limit: int,
     window_s: float,
+    addresses: list[str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Newest first, up to ``limit``, those opened before ``before`` (opened_at, id)."""
+    """Newest first, up to ``limit``, those opened before ``before`` (opened_at, id), on
+    ``addresses`` (our numbers) if given."""
     where: list[str] = ["true"]
     args: list[Any] = []
+    if addresses is not None:
+        args.append(addresses)
+        where.append(f"t.our_address = ANY(${len(args)}::text[])")
     if state is not None:
         where.append("c.closed_at IS " + ("NULL" if state == "open" else "NOT NULL"))
     if channel is not None:
@@ -89,6 +94,16 @@ def _conversation(row: Any, window_s: float) -> dict[str, Any]:
 async def conversation(pool: Pool, conversation_id: UUID, window_s: float) -> dict[str, Any] | None:
     row = await pool.fetchrow(f"{CONVERSATION_SQL} WHERE c.id = $1", conversation_id)
     return _conversation(row, window_s) if row is not None else None
+
+
+async def address_of(pool: Pool, conversation_id: UUID) -> str | None:
+    """The number of ours a conversation is with."""
+    address: str | None = await pool.fetchval(
+        "SELECT t.our_address FROM conversation_conversations c "
+        "JOIN conversation_threads t USING (conversation_key) WHERE c.id = $1",
+        conversation_id,
+    )
+    return address
 
 
 async def exists(pool: Pool, conversation_id: UUID) -> bool:

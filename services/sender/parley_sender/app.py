@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from fastapi import Depends, FastAPI, HTTPException
+from fastapi import FastAPI, HTTPException
 from pydantic import TypeAdapter
 
 from parley_sender import store
@@ -20,8 +20,9 @@ from parley_sender.settings import SenderSettings
 from parley_sender.twilio_account import AccountError
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared import topics
-from parley_shared.auth import UNAUTHORIZED, Problem, require_token
+from parley_shared.auth import UNAUTHORIZED, Problem
 from parley_shared.runtime import ProjectionRuntime, health_routes
+from parley_shared.tenancy import Reader, Tenancy, secret
 
 CONSUMED = [
     topics.REPLY_GENERATED,
@@ -29,6 +30,7 @@ CONSUMED = [
     topics.MESSAGE_RECEIVED,
     topics.CONVERSATION_CHANGED,
     topics.MESSAGE_REQUESTED,
+    topics.TENANTS_CHANGED,
 ]
 
 
@@ -80,7 +82,7 @@ def create_app(settings: SenderSettings) -> FastAPI:
             first=[topics.CONVERSATION_CHANGED],
         )
         try:
-            yield {"api_token": settings.api_token.get_secret_value() if settings.api_token else ""}
+            yield {"tenancy": Tenancy(runtime.pool, store.SERVICE, secret(settings.api_token))}
         finally:
             await runtime.close()
             await twilio.close()
@@ -93,19 +95,18 @@ def create_app(settings: SenderSettings) -> FastAPI:
     @app.get(
         "/v1/twilio/check",
         response_model=Report,
-        dependencies=[Depends(require_token)],
         responses={
             **UNAUTHORIZED,
             502: {"model": Problem, "description": "Twilio refused the credentials or is away"},
         },
         tags=["twilio"],
     )
-    async def twilio_check() -> Report:
+    async def twilio_check(who: Reader) -> Report:
         """Whether the account's numbers and Messaging Services send to this Parley, with
         the fix for each that does not (as ``python -m parley_sender.check`` prints it)."""
         account = account_of(settings)
         try:
-            return await report(account, str(settings.public_base_url).rstrip("/"))
+            return await report(account, str(settings.public_base_url).rstrip("/"), who)
         except AccountError as exc:
             raise HTTPException(502, str(exc)) from exc
         finally:

@@ -18,6 +18,7 @@ from pydantic import BaseModel
 from parley_sender.settings import TwilioSettings
 from parley_sender.setup_check import INBOUND_PATH, Finding, check
 from parley_sender.twilio_account import AccountError, TwilioAccount
+from parley_shared.tenancy import ADMIN, Caller
 
 
 class Report(BaseModel):
@@ -27,10 +28,17 @@ class Report(BaseModel):
     findings: list[Finding]
 
 
-async def report(account: TwilioAccount, public_base: str) -> Report:
-    """Raises AccountError when the credentials are refused."""
+async def report(account: TwilioAccount, public_base: str, who: Caller = ADMIN) -> Report:
+    """Raises AccountError when the credentials are refused. A tenant's report covers only
+    its own numbers and Messaging Services."""
     name = await account.name()
-    findings = check(await account.numbers(), await account.messaging_services(), public_base)
+    numbers = [n for n in await account.numbers() if who.owns(n.phone_number)]
+    services = [
+        s
+        for s in await account.messaging_services()
+        if who.messaging_services is None or s.sid in who.messaging_services
+    ]
+    findings = check(numbers, services, public_base)
     return Report(
         account=name,
         public_base_url=public_base,

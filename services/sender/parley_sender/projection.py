@@ -21,6 +21,7 @@ from parley_shared.events import (
 from parley_shared.keywords import keyword_of
 from parley_shared.projection import Projection
 from parley_shared.sms import segments
+from parley_shared.tenancy import TenantsProjection
 
 
 class SenderProjection(Projection):
@@ -44,6 +45,7 @@ class SenderProjection(Projection):
         self.on(MessageSent, self.outcomes)
         self.on(MessageReceived, self.inbound)
         self.on(ConversationChanged, self.changes)
+        TenantsProjection(self.service).follow(self)
 
     def wants(self, event: Envelope) -> bool:
         # Of the inbound messages only opt-out and opt-in keywords matter here, and WhatsApp

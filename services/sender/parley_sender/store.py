@@ -16,6 +16,7 @@ from uuid import UUID
 
 from parley_sender import pacing
 from parley_sender.core import OPTED_OUT_CODE
+from parley_shared import tenancy
 from parley_shared.conversations import closed_sql, closes_ddl
 from parley_shared.db import Connection, Pool
 from parley_shared.events import Envelope, MessageSent, OutboundRequested, ReplyGenerated, encode
@@ -68,6 +69,7 @@ MIGRATIONS = (
         "CREATE TABLE IF NOT EXISTS sender_windows (conversation_key text PRIMARY KEY, "
         "last_inbound_at timestamptz NOT NULL);" + pacing.DDL,
     ),
+    tenancy.migration(SERVICE),
 )
 
 # Whether the reply in row ``o`` answers a message of a conversation closed since.
