@@ -65,6 +65,9 @@ ENDPOINTS = [
     "/v1/delivery",
     "/v1/ai-usage",
     "/v1/stats?channel=whatsapp",
+    "/v1/handoffs",
+    "/v1/breakdown",
+    "/v1/breakdown?by=tenant",
 ]
 
 

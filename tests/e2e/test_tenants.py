@@ -159,6 +159,21 @@ async def test_a_tenant_reaches_only_what_it_owns(parley: Parley) -> None:
         assert await inbound(stats_a, our_number=B_NUMBER) is None
         assert (await call(stats_a, "GET", "/v1/stats"))["participants"] == 1
 
+        # Breakdowns: per number and per tenant for the admin; a tenant sees its own row.
+        def rows(figures: dict[str, Any]) -> dict[str, tuple[int, int]]:
+            return {
+                r["name"] or r["key"]: (r["inbound"], r["participants"]) for r in figures["rows"]
+            }
+
+        by_number = await call(parley.analytics, "GET", "/v1/breakdown")
+        assert rows(by_number) == {BOT_SMS: (1, 1), B_NUMBER: (1, 1)}
+        by_tenant = await call(parley.analytics, "GET", "/v1/breakdown", params={"by": "tenant"})
+        assert rows(by_tenant) == {"Acme": (1, 1), "Bravo": (1, 1), "unassigned": (0, 0)}
+        assert [r["numbers"] for r in by_tenant["rows"]][:2] == [[BOT_SMS], [B_NUMBER]]
+        own = await call(stats_a, "GET", "/v1/breakdown", params={"by": "tenant"})
+        assert rows(own) == {"Acme": (1, 1)}
+        assert rows(await call(stats_a, "GET", "/v1/breakdown")) == {BOT_SMS: (1, 1)}
+
         # The Twilio check shows a tenant its own numbers only.
         parley.twilio.account.add_number(BOT_SMS, None)
         parley.twilio.account.add_number(B_NUMBER, None)

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from parley_analytics import handoffs_api, store
+from parley_analytics import breakdown, handoffs_api, store
 from parley_analytics.api import router
 from parley_analytics.service import AnalyticsService
 from parley_analytics.settings import AnalyticsSettings
@@ -49,5 +49,6 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
     )
     app.include_router(router)
     app.include_router(handoffs_api.router)
+    app.include_router(breakdown.router)
     health_routes(app, runtime.ready)
     return app

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from parley_conversation import agents_api, store, tenants_api
+from parley_conversation import agents_api, live, store, tenants_api
 from parley_conversation.api import router
 from parley_conversation.media import MediaSource
 from parley_conversation.service import ConversationService
@@ -43,8 +43,14 @@ def create_app(settings: ConversationSettings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         pool = await runtime.start(store.MIGRATIONS)
+        changes = live.Changes(settings.database_url, live.channel_of(settings.db_schema))
+        runtime.background("live updates", changes.listen)
         service = ConversationService(
-            pool, runtime.outbox(), settings.whatsapp_window_s, settings.human_words
+            pool,
+            runtime.outbox(),
+            settings.whatsapp_window_s,
+            settings.human_words,
+            live_channel=live.channel_of(settings.db_schema),
         )
         runtime.consume(CONSUMED, service, read_model=True)
         try:
@@ -52,6 +58,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
                 "service": service,
                 "tenancy": Tenancy(pool, store.SERVICE, settings.api_token.get_secret_value()),
                 "media": media_source(settings),
+                "changes": changes,
             }
         finally:
             await runtime.close()
@@ -64,5 +71,6 @@ def create_app(settings: ConversationSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(agents_api.router)
     app.include_router(tenants_api.router)
+    app.include_router(live.router)
     health_routes(app, runtime.ready)
     return app

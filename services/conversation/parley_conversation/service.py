@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 from uuid import UUID, uuid4
 
-from parley_conversation import agents, store
+from parley_conversation import agents, live, store
 from parley_conversation.core import handoff_state, refuse_handoff, refuse_send
 from parley_shared import topics
 from parley_shared.bus import BrokerUnavailable
@@ -54,9 +54,12 @@ class ConversationService(Projection):
         relay: OutboxRelay | None,
         window_s: float = 86_400.0,
         human: frozenset[str] | None = None,
+        live_channel: str | None = None,
     ) -> None:
         super().__init__(pool)
         self.relay = relay
+        # Where committed changes are announced to the console's live streams (live.py).
+        self.live_channel = live_channel
         # From the environment by default, so that a rebuild flags what the live service did.
         self.human = KeywordSettings().human_words if human is None else human
         self.window_s = window_s  # WhatsApp's free-form window
@@ -68,6 +71,11 @@ class ConversationService(Projection):
         self.on(OutboundRequested, agents.add_requests)
         self.on(HandoffChanged, agents.add_handoffs)
         TenantsProjection(self.service).follow(self)
+
+    async def apply(self, conn: Connection, events: Sequence[Envelope]) -> None:
+        await super().apply(conn, events)
+        if self.live_channel is not None:
+            await live.announce(conn, self.live_channel, events)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         await store.add_inbound(conn, events)
