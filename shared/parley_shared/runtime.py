@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import asyncpg
 import uvicorn
 from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
@@ -92,6 +93,19 @@ async def keep_running(name: str, loop: Callable[[], Awaitable[None]]) -> None:
             logging.getLogger(__name__).exception("%s crashed; restarting in %.1fs", name, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30.0)
+
+
+def allow_browsers(app: FastAPI) -> None:
+    """Let the console, served by the conversation service, call this API from the browser.
+    Any origin: the APIs take bearer tokens, never cookies, so another site's page gets
+    nothing a token it does not have would not give it."""
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=["*"],
+        allow_methods=["GET", "POST", "PUT", "DELETE"],
+        allow_headers=["Authorization", "Content-Type"],
+        max_age=600,
+    )
 
 
 def health_routes(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:

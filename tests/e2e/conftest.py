@@ -144,17 +144,6 @@ async def parley(
         gateway = GatewaySettings(**bus, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC)
         gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
         twilio.deliver_to = (PUBLIC, gateway_url)
-        conversation = ConversationSettings(
-            **bus,
-            **window,
-            database_url=database,
-            api_token=API_TOKEN,
-            twilio_account_sid=ACCOUNT_SID,
-            twilio_auth_token=AUTH_TOKEN,
-            # The sandbox stands in for Twilio's media hosts.
-            twilio_media_hosts="127.0.0.1",
-        )
-        conversation_url = await stack.enter_async_context(serving(conversation_app(conversation)))
         ai = AiSettings(
             **bus,
             database_url=database,
@@ -182,6 +171,20 @@ async def parley(
         sender_url = await stack.enter_async_context(serving(sender_app(sender)))
         analytics = AnalyticsSettings(**bus, **window, database_url=database, api_token=API_TOKEN)
         analytics_url = await stack.enter_async_context(serving(analytics_app(analytics)))
+        conversation = ConversationSettings(
+            **bus,
+            **window,
+            database_url=database,
+            api_token=API_TOKEN,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            # The sandbox stands in for Twilio's media hosts.
+            twilio_media_hosts="127.0.0.1",
+            console_ai_url=ai_url,
+            console_analytics_url=analytics_url,
+            console_sender_url=sender_url,
+        )
+        conversation_url = await stack.enter_async_context(serving(conversation_app(conversation)))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=20))
         stats = await stack.enter_async_context(
             httpx.AsyncClient(

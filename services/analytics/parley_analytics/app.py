@@ -13,7 +13,7 @@ from parley_analytics.api import router
 from parley_analytics.service import AnalyticsService
 from parley_analytics.settings import AnalyticsSettings
 from parley_shared import topics
-from parley_shared.runtime import ProjectionRuntime, health_routes
+from parley_shared.runtime import ProjectionRuntime, allow_browsers, health_routes
 from parley_shared.tenancy import Tenancy
 
 CONSUMED = [
@@ -51,4 +51,5 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
     app.include_router(handoffs_api.router)
     app.include_router(breakdown.router)
     health_routes(app, runtime.ready)
+    allow_browsers(app)
     return app

@@ -8,13 +8,13 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from parley_conversation import agents_api, live, store, tenants_api
+from parley_conversation import agents_api, console, live, store, tenants_api
 from parley_conversation.api import router
 from parley_conversation.media import MediaSource
 from parley_conversation.service import ConversationService
 from parley_conversation.settings import ConversationSettings
 from parley_shared import topics
-from parley_shared.runtime import ProjectionRuntime, health_routes
+from parley_shared.runtime import ProjectionRuntime, allow_browsers, health_routes
 from parley_shared.tenancy import Tenancy
 
 CONSUMED = [
@@ -72,5 +72,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
     app.include_router(agents_api.router)
     app.include_router(tenants_api.router)
     app.include_router(live.router)
+    console.mount(app, settings)
+    allow_browsers(app)
     health_routes(app, runtime.ready)
     return app

@@ -16,6 +16,11 @@ class ConversationSettings(ProjectionSettings):
     twilio_media_hosts: str = "api.twilio.com,media.twiliocdn.com,mms.twiliocdn.com"
     conversation_host: str = "0.0.0.0"
     conversation_port: int = Field(8081, ge=1, le=65535)
+    # Where the console (served here at /console/) calls the other APIs; "{host}" is the
+    # host the browser loaded the console from. Behind one ingress, set them to "".
+    console_ai_url: str = "http://{host}:8082"
+    console_analytics_url: str = "http://{host}:8084"
+    console_sender_url: str = "http://{host}:8083"
 
     @field_validator("twilio_account_sid", "twilio_auth_token", mode="before")
     @classmethod
