@@ -13,9 +13,10 @@ from parley_dev.infra import free_port
 
 
 @contextlib.asynccontextmanager
-async def serving(app: Any) -> AsyncIterator[str]:
-    """Run ``app`` on a free loopback port, lifespan included; yield its base URL."""
-    port = free_port()
+async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
+    """Run ``app`` on ``port`` (by default a free loopback port), lifespan included; yield
+    its base URL."""
+    port = port or free_port()
     server = uvicorn.Server(
         uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
     )

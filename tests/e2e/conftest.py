@@ -21,6 +21,7 @@ from parley_analytics.settings import AnalyticsSettings
 from parley_conversation.app import create_app as conversation_app
 from parley_conversation.settings import ConversationSettings
 from parley_dev import fake_openai, sandbox
+from parley_dev.infra import free_port
 from parley_dev.serve import serving
 from parley_gateway.app import create_app as gateway_app
 from parley_gateway.settings import GatewaySettings
@@ -144,6 +145,22 @@ async def parley(
         gateway = GatewaySettings(**bus, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC)
         gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
         twilio.deliver_to = (PUBLIC, gateway_url)
+        # The console (served by the conversation service) is told where the others are.
+        ai_port, sender_port, analytics_port = free_port(), free_port(), free_port()
+        conversation = ConversationSettings(
+            **bus,
+            **window,
+            database_url=database,
+            api_token=API_TOKEN,
+            twilio_account_sid=ACCOUNT_SID,
+            twilio_auth_token=AUTH_TOKEN,
+            # The sandbox stands in for Twilio's media hosts.
+            twilio_media_hosts="127.0.0.1",
+            console_ai_url=f"http://127.0.0.1:{ai_port}",
+            console_analytics_url=f"http://127.0.0.1:{analytics_port}",
+            console_sender_url=f"http://127.0.0.1:{sender_port}",
+        )
+        conversation_url = await stack.enter_async_context(serving(conversation_app(conversation)))
         ai = AiSettings(
             **bus,
             database_url=database,
@@ -155,7 +172,7 @@ async def parley(
             api_token=API_TOKEN,
             **window,
         )
-        ai_url = await stack.enter_async_context(serving(ai_app(ai)))
+        ai_url = await stack.enter_async_context(serving(ai_app(ai), ai_port))
         sender = SenderSettings(
             **bus,
             database_url=database,
@@ -168,23 +185,11 @@ async def parley(
             sender_segments_per_second=options.get("sender_segments_per_second", 0.0),
             **window,
         )
-        sender_url = await stack.enter_async_context(serving(sender_app(sender)))
+        sender_url = await stack.enter_async_context(serving(sender_app(sender), sender_port))
         analytics = AnalyticsSettings(**bus, **window, database_url=database, api_token=API_TOKEN)
-        analytics_url = await stack.enter_async_context(serving(analytics_app(analytics)))
-        conversation = ConversationSettings(
-            **bus,
-            **window,
-            database_url=database,
-            api_token=API_TOKEN,
-            twilio_account_sid=ACCOUNT_SID,
-            twilio_auth_token=AUTH_TOKEN,
-            # The sandbox stands in for Twilio's media hosts.
-            twilio_media_hosts="127.0.0.1",
-            console_ai_url=ai_url,
-            console_analytics_url=analytics_url,
-            console_sender_url=sender_url,
+        analytics_url = await stack.enter_async_context(
+            serving(analytics_app(analytics), analytics_port)
         )
-        conversation_url = await stack.enter_async_context(serving(conversation_app(conversation)))
         http = await stack.enter_async_context(httpx.AsyncClient(timeout=20))
         stats = await stack.enter_async_context(
             httpx.AsyncClient(

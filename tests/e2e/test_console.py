@@ -120,8 +120,16 @@ async def test_an_operator_works_a_conversation_in_the_console(
     await expect(page.locator("#breakdown")).to_contain_text(BOT_SMS)
     await shot(page, "4-analytics")
 
+    await parley.text(ALICE, "STOP")
+
+    async def opted_out() -> bool:
+        people = await call(parley.conversation, "GET", "/v1/opt-outs")
+        return any(p["participant"] == ALICE for p in people)
+
+    assert await eventually(opted_out)
     await page.click("nav a[href='#/settings']")
     await expect(page.locator(f"[data-number='{BOT_SMS}']")).to_be_visible()
+    await expect(page.locator("#opt-outs")).to_contain_text(ALICE)
     await expect(page.locator("body")).to_contain_text("API tokens")
     await shot(page, "5-settings")
 

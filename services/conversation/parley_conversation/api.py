@@ -74,6 +74,21 @@ class MessagePage(BaseModel):
     next_cursor: str | None
 
 
+class OptOut(BaseModel):
+    participant: str
+    channel: str
+    our_address: str
+    since: datetime | None
+
+
+@router.get("/opt-outs", response_model=list[OptOut])
+async def list_opt_outs(service: Service, who: Reader) -> list[OptOut]:
+    """Who opted out (STOP, or Twilio refused a send with 21610) and has not texted START:
+    no AI reply and no agent's message reaches them. The latest 1,000."""
+    rows = await views.opt_outs(service.pool, who.addresses())
+    return [OptOut.model_validate(row) for row in rows]
+
+
 def _not_found(conversation: UUID) -> HTTPException:
     return HTTPException(404, f"conversation {conversation} not found")
 
@@ -86,15 +101,20 @@ async def list_conversations(
     channel: Literal["sms", "whatsapp"] | None = None,
     participant: Annotated[str | None, Query(max_length=64)] = None,
     handoff: Literal["ai", "requested", "agent"] | None = None,
+    our_number: Annotated[str | None, Query(pattern=r"^(whatsapp:)?\+[1-9][0-9]{5,14}$")] = None,
+    order: Literal["opened", "activity"] = "opened",
     cursor: Annotated[str | None, Query(max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
 ) -> ConversationPage:
-    """Newest first. Pass ``next_cursor`` back as ``cursor`` for the next page."""
+    """Newest first: by when they opened, or (``order=activity``, an inbox) by their latest
+    message. Pass ``next_cursor`` back as ``cursor`` for the next page."""
     before = None
     if cursor is not None:
         try:
-            opened, last_id = decode_cursor(cursor, 2)
-            before = (datetime.fromisoformat(opened), UUID(last_id))
+            kind, at, last_id = decode_cursor(cursor, 3)
+            if kind != order:
+                raise BadCursor("a cursor of another order")
+            before = (datetime.fromisoformat(at), UUID(last_id))
         except (BadCursor, ValueError) as exc:
             raise invalid("cursor", "not a cursor this API returned") from exc
     rows = await views.conversations(
@@ -107,13 +127,23 @@ async def list_conversations(
         limit=limit + 1,
         window_s=service.window_s,
         addresses=who.addresses(),
+        our_number=our_number,
+        order=order,
     )
     items = [Conversation.model_validate(row) for row in rows[:limit]]
     more = len(rows) > limit
     return ConversationPage(
         items=items,
-        next_cursor=encode_cursor(items[-1].opened_at, items[-1].id) if more else None,
+        next_cursor=encode_cursor(order, _position(items[-1], order), items[-1].id)
+        if more
+        else None,
     )
+
+
+def _position(c: Conversation, order: Literal["opened", "activity"]) -> datetime:
+    if order == "opened":
+        return c.opened_at
+    return c.last_activity_at or c.opened_at
 
 
 @router.get(

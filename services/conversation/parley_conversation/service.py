@@ -11,7 +11,7 @@ from parley_conversation import agents, live, store
 from parley_conversation.core import handoff_state, refuse_handoff, refuse_send
 from parley_shared import topics
 from parley_shared.bus import BrokerUnavailable
-from parley_shared.db import Connection, Pool, enqueue, first_time
+from parley_shared.db import Connection, Pool, enqueue, first_time, lock_keys
 from parley_shared.events import (
     ConversationChanged,
     Envelope,
@@ -205,6 +205,14 @@ class ConversationService(Projection):
 
     @staticmethod
     async def _locked(conn: Connection, conversation: UUID) -> Any:
+        # The projection's lock on the thread first, then the row, in the order the
+        # projection takes them (its writes lock conversation rows too): never the reverse.
+        key = await conn.fetchval(
+            "SELECT conversation_key FROM conversation_conversations WHERE id = $1", conversation
+        )
+        if key is None:
+            raise NotFound(str(conversation))
+        await lock_keys(conn, store.SERVICE, [key])
         row = await conn.fetchrow(
             "SELECT c.conversation_key, c.closed_at, c.opened_at, t.channel, t.our_address,"
             " t.participant, t.account_sid, t.opted_out, "

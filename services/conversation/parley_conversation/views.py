@@ -48,11 +48,17 @@ async def conversations(
     limit: int,
     window_s: float,
     addresses: list[str] | None = None,
+    our_number: str | None = None,
+    order: Literal["opened", "activity"] = "opened",
 ) -> list[dict[str, Any]]:
-    """Newest first, up to ``limit``, those opened before ``before`` (opened_at, id), on
-    ``addresses`` (our numbers) if given."""
+    """Newest first (opened, or by last activity), up to ``limit``, those before ``before``
+    (that time, id), on ``addresses`` (our numbers) if given."""
+    when = "c.opened_at" if order == "opened" else "coalesce(c.last_activity_at, c.opened_at)"
     where: list[str] = ["true"]
     args: list[Any] = []
+    if our_number is not None:
+        args.append(our_number.removeprefix("whatsapp:"))
+        where.append(f"replace(t.our_address, 'whatsapp:', '') = ${len(args)}")
     if addresses is not None:
         args.append(addresses)
         where.append(f"t.our_address = ANY(${len(args)}::text[])")
@@ -66,7 +72,7 @@ async def conversations(
         where.append(f"replace(t.participant, 'whatsapp:', '') = ${len(args)}")
     if before is not None:
         args += list(before)
-        where.append(f"(c.opened_at, c.id) < (${len(args) - 1}, ${len(args)})")
+        where.append(f"({when}, c.id) < (${len(args) - 1}, ${len(args)})")
     if handoff is not None:
         args.append(handoff)
         where.append(
@@ -76,7 +82,7 @@ async def conversations(
     args.append(limit)
     rows = await pool.fetch(
         f"{CONVERSATION_SQL} WHERE {' AND '.join(where)} "
-        f"ORDER BY c.opened_at DESC, c.id DESC LIMIT ${len(args)}",
+        f"ORDER BY {when} DESC, c.id DESC LIMIT ${len(args)}",
         *args,
     )
     return [_conversation(row, window_s) for row in rows]
@@ -94,6 +100,18 @@ def _conversation(row: Any, window_s: float) -> dict[str, Any]:
 async def conversation(pool: Pool, conversation_id: UUID, window_s: float) -> dict[str, Any] | None:
     row = await pool.fetchrow(f"{CONVERSATION_SQL} WHERE c.id = $1", conversation_id)
     return _conversation(row, window_s) if row is not None else None
+
+
+async def opt_outs(pool: Pool, addresses: list[str] | None) -> list[dict[str, Any]]:
+    """Participants who opted out (STOP, or Twilio's 21610) and have not opted back in."""
+    rows = await pool.fetch(
+        "SELECT participant, channel, our_address, opt_changed_at AS since "
+        "FROM conversation_threads WHERE opted_out "
+        "AND ($1::text[] IS NULL OR our_address = ANY($1::text[])) "
+        "ORDER BY opt_changed_at DESC NULLS LAST LIMIT 1000",
+        addresses,
+    )
+    return [dict(row) for row in rows]
 
 
 async def address_of(pool: Pool, conversation_id: UUID) -> str | None:

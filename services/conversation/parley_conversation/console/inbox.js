@@ -3,8 +3,8 @@
 import { call, el, stream, when } from "./api.js";
 import { renderThread } from "./thread.js";
 
-export function renderInbox(view, selected) {
-  const filters = { state: "", channel: "", handoff: "" };
+export function renderInbox(view, selected, me) {
+  const filters = { state: "", channel: "", handoff: "", our_number: "" };
   const list = el("ul", { class: "list", id: "conversations" });
   const side = el("section", { class: "card", id: "thread" },
     el("p", { class: "muted" }, "Pick a conversation."));
@@ -17,18 +17,19 @@ export function renderInbox(view, selected) {
         picker("state", [["", "Any state"], ["open", "Open"], ["closed", "Closed"]]),
         picker("channel", [["", "Any channel"], ["sms", "SMS"], ["whatsapp", "WhatsApp"]]),
         picker("handoff", [["", "Anyone answers"], ["ai", "AI"], ["requested", "Asked for a person"],
-          ["agent", "A person"]])),
+          ["agent", "A person"]]),
+        me.tenant ? picker("our_number", [["", "All numbers"],
+          ...me.tenant.numbers.map((n) => [n, n])]) : null),
       list),
     side));
 
   let current = selected;
   let refreshThread = null;
   async function refresh() {
-    const query = new URLSearchParams({ limit: "100" });
+    const query = new URLSearchParams({ limit: "100", order: "activity" });
     for (const [name, value] of Object.entries(filters)) if (value) query.set(name, value);
     const page = await call("conversation", `/v1/conversations?${query}`);
-    const items = page.items.sort((a, b) =>
-      (b.last_activity_at || b.opened_at).localeCompare(a.last_activity_at || a.opened_at));
+    const items = page.items;
     list.replaceChildren(...items.map((c) => el("li", {
       class: c.id === current ? "selected" : null, "data-id": c.id,
       onclick: () => { location.hash = `#/inbox/${c.id}`; },

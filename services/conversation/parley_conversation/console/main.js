@@ -40,7 +40,7 @@ async function route() {
   for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.hash === `#/${page || "inbox"}`);
   if (page === "analytics") leave = renderAnalytics(view);
   else if (page === "settings") leave = renderSettings(view, me);
-  else leave = renderInbox(view, id);
+  else leave = renderInbox(view, id, me);
 }
 
 document.getElementById("sign-out").addEventListener("click", () => { signOut(); me = null; location.hash = ""; route(); });

@@ -69,6 +69,14 @@ async function tokensCard(me) {
   return card;
 }
 
+async function optOutsCard() {
+  const people = await call("conversation", "/v1/opt-outs");
+  return el("div", { class: "card", id: "opt-outs" }, el("h4", {}, "Opted out"),
+    people.length === 0 ? el("p", { class: "muted" }, "Nobody has opted out.") :
+      el("table", {}, people.map((p) => el("tr", {}, el("td", {}, p.participant),
+        el("td", {}, `${p.channel} via ${p.our_address}`), el("td", { class: "muted" }, when(p.since))))));
+}
+
 async function twilioCard() {
   const card = el("div", { class: "card" }, el("h4", {}, "Twilio connection"));
   try {
@@ -88,7 +96,8 @@ export function renderSettings(view, me) {
       ...(all.length ? all.map((s) => aiForm(s.number, s, loadAi)) : [el("p", { class: "muted" }, "No numbers yet.")]));
   }
   view.replaceChildren(ai);
-  Promise.all([loadAi(), tokensCard(me), twilioCard()]).then(([, tokens, twilio]) => view.append(tokens, twilio))
+  Promise.all([loadAi(), tokensCard(me), optOutsCard(), twilioCard()])
+    .then(([, tokens, optOuts, twilio]) => view.append(tokens, optOuts, twilio))
     .catch((error) => view.append(el("p", { class: "error" }, String(error.message || error))));
   return () => {};
 }

@@ -35,7 +35,7 @@ async function mediaNode(conversation, message, index, item) {
 function bubble(conversation, m) {
   const status = m.status || (m.direction === "inbound" ? "" : "queued");
   const who = m.direction === "inbound" ? "" : m.agent ? `${m.agent} · ` :
-    m.ai ? `AI${m.ai.source && m.ai.source !== "ai" ? ` (${m.ai.source})` : ""} · ` : "";
+    m.ai ? `AI ${m.ai.model || ""}${m.ai.source && m.ai.source !== "ai" ? ` (${m.ai.source})` : ""} · ` : "";
   const node = el("div", { class: `bubble ${m.direction}`, "data-id": m.id },
     m.body ? el("div", {}, m.body) : null,
     m.content_sid ? el("div", { class: "muted" }, `template ${m.content_sid}`) : null,
