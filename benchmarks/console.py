@@ -11,14 +11,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import random
 import statistics
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 from playwright.async_api import async_playwright
@@ -28,7 +25,7 @@ from parley_conversation.app import create_app
 from parley_conversation.service import ConversationService
 from parley_conversation.settings import ConversationSettings
 from parley_conversation.store import MIGRATIONS, SERVICE
-from parley_dev.infra import Postgres, Tansu
+from parley_dev.infra import scratch
 from parley_dev.serve import serving
 from parley_shared.db import create_pool
 from parley_shared.migrations import migrate
@@ -63,16 +60,7 @@ async def load(database: str, conversations: int) -> None:
 
 
 async def main(args: argparse.Namespace) -> None:
-    stack: list[Tansu | Postgres] = []
-    try:
-        broker = Tansu(Path(tempfile.mkdtemp(prefix="parley-bench-")))
-        kafka = broker.start()
-        stack.append(broker)
-        database = os.environ.get("DATABASE_URL")
-        if not database:
-            cluster = Postgres(Path(tempfile.mkdtemp(prefix="parley-bench-pg-", dir="/var/tmp")))
-            database = cluster.start()
-            stack.append(cluster)
+    with scratch("parley-bench") as (kafka, database):
         await load(database, args.conversations)
         settings = ConversationSettings(
             kafka_bootstrap_servers=kafka,
@@ -100,12 +88,6 @@ async def main(args: argparse.Namespace) -> None:
             f"console, navigation to inbox listed: p50 {statistics.median(first_view):.0f} ms, "
             f"max {max(first_view):.0f} ms (first load {first_view[0]:.0f} ms)"
         )
-    finally:
-        for part in reversed(stack):
-            if isinstance(part, Postgres):
-                part.destroy()
-            else:
-                part.stop()
 
 
 async def open_console(url: str, runs: int) -> list[float]:

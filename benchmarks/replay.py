@@ -18,18 +18,16 @@ import asyncio
 import random
 import statistics
 import sys
-import tempfile
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import httpx
 from aiokafka import AIOKafkaProducer
 
 from parley_analytics.app import create_app
 from parley_analytics.settings import AnalyticsSettings
-from parley_dev.infra import Postgres, Tansu
+from parley_dev.infra import scratch
 from parley_dev.rebuild import PROJECTIONS, Progress, rebuild
 from parley_dev.serve import serving
 from parley_shared import topics
@@ -236,20 +234,7 @@ async def time_endpoints(database: str, bus: BusSettings, schema: str, runs: int
 
 
 async def main(args: argparse.Namespace) -> None:
-    import os
-
-    stack: list[Tansu | Postgres] = []
-    try:
-        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
-        if not kafka:
-            broker = Tansu(Path(tempfile.mkdtemp(prefix="parley-bench-")))
-            kafka = broker.start()
-            stack.append(broker)
-        database = os.environ.get("DATABASE_URL")
-        if not database:
-            cluster = Postgres(Path(tempfile.mkdtemp(prefix="parley-bench-pg-", dir="/var/tmp")))
-            database = cluster.start()
-            stack.append(cluster)
+    with scratch("parley-bench") as (kafka, database):
         bus = BusSettings(
             kafka_bootstrap_servers=kafka,
             kafka_topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
@@ -280,12 +265,6 @@ async def main(args: argparse.Namespace) -> None:
         print(f"({events} events on the log)")
         if not args.services or "analytics" in args.services:
             await time_endpoints(database, bus, "analytics_bench", args.runs)
-    finally:
-        for part in reversed(stack):
-            if isinstance(part, Postgres):
-                part.destroy()
-            else:
-                part.stop()
 
 
 if __name__ == "__main__":

@@ -17,7 +17,9 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -355,3 +357,22 @@ class Postgres:
     def destroy(self) -> None:
         self.stop()
         shutil.rmtree(self.root, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def scratch(prefix: str) -> Iterator[tuple[str, str]]:
+    """A broker and a database for one benchmark run: ``KAFKA_BOOTSTRAP_SERVERS`` and
+    ``DATABASE_URL`` when set, else a Tansu broker and a PostgreSQL cluster in temporary
+    directories, removed afterwards. Yields (bootstrap servers, database URL)."""
+    with contextlib.ExitStack() as stack:
+        kafka = os.environ.get("KAFKA_BOOTSTRAP_SERVERS")
+        if not kafka:
+            broker = Tansu(Path(tempfile.mkdtemp(prefix=f"{prefix}-")))
+            kafka = broker.start()
+            stack.callback(broker.stop)
+        database = os.environ.get("DATABASE_URL")
+        if not database:
+            cluster = Postgres(Path(tempfile.mkdtemp(prefix=f"{prefix}-pg-", dir="/var/tmp")))
+            database = cluster.start()
+            stack.callback(cluster.destroy)
+        yield kafka, database

@@ -18,7 +18,14 @@ async def serving(app: Any, port: int | None = None) -> AsyncIterator[str]:
     its base URL."""
     port = port or free_port()
     server = uvicorn.Server(
-        uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")
+        uvicorn.Config(
+            app,
+            host="127.0.0.1",
+            port=port,
+            log_level="warning",
+            lifespan="on",
+            timeout_graceful_shutdown=5,
+        )
     )
     task = asyncio.create_task(server.serve())
     while not server.started:

@@ -64,7 +64,17 @@ def configure(service: str, settings: BusSettings) -> None:
 def serve(app: FastAPI, host: str, port: int, **options: Any) -> None:
     """Run ``app`` with uvicorn, its logs going through ours (``log_config=None``): one
     format, and phone numbers masked in access and error lines too."""
-    uvicorn.run(app, host=host, port=port, access_log=access_log(), log_config=None, **options)
+    uvicorn.run(
+        app,
+        host=host,
+        port=port,
+        access_log=access_log(),
+        log_config=None,
+        # Streams (the console's live updates) never end by themselves: a stop would wait
+        # for them forever. Requests still running after this many seconds are cut.
+        timeout_graceful_shutdown=5,
+        **options,
+    )
 
 
 def tune_gc() -> None:
