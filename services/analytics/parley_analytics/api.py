@@ -4,6 +4,7 @@ models in ``views``."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import io
 from collections.abc import AsyncIterator
@@ -179,13 +180,15 @@ class AiUsage(BaseModel):
 async def stats(f: Range, pool: PoolDep) -> Stats:
     """Conversations (opened in range, and of those still open), messages, participants,
     opt-outs."""
-    volume = await views.volume(pool, f)
-    total, still_open = await views.conversations(pool, f)
+    # Independent reads, each on its own pooled connection: the answer takes the slowest.
+    volume, (total, still_open), distinct = await asyncio.gather(
+        views.volume(pool, f), views.conversations(pool, f), participants.distinct(pool, f)
+    )
     return Stats(
         range=Scope.of(f),
         conversations=Counted(total=total, open=still_open),
         messages=Directions(inbound=volume.messages_in, outbound=volume.messages_out),
-        participants=await participants.distinct(pool, f),
+        participants=distinct,
         opt_outs=volume.opt_outs,
     )
 
@@ -194,20 +197,21 @@ async def stats(f: Range, pool: PoolDep) -> Stats:
 async def engagement(f: Range, pool: PoolDep, granularity: Granularity = "day") -> Engagement:
     """Messages and active participants per bucket; participants active in the 24 h, 7 d and
     30 d before `to`; messages per conversation."""
-    buckets = await views.buckets(
-        pool, f, granularity, await participants.series(pool, f, granularity)
+    active, volumes, (conversations, _), day, week, month = await asyncio.gather(
+        participants.series(pool, f, granularity),
+        views.volumes(pool, f, granularity),
+        views.conversations(pool, f),
+        participants.distinct(pool, f.last(1)),
+        participants.distinct(pool, f.last(7)),
+        participants.distinct(pool, f.last(30)),
     )
-    conversations, _ = await views.conversations(pool, f)
+    buckets = views.buckets(volumes, active)
     messages = sum(b.messages_in + b.messages_out for b in buckets)
     return Engagement(
         range=Scope.of(f),
         granularity=granularity,
         buckets=buckets,
-        active_participants=ActiveParticipants(
-            last_24h=await participants.distinct(pool, f.last(1)),
-            last_7d=await participants.distinct(pool, f.last(7)),
-            last_30d=await participants.distinct(pool, f.last(30)),
-        ),
+        active_participants=ActiveParticipants(last_24h=day, last_7d=week, last_30d=month),
         messages_per_conversation=round(messages / conversations, 2) if conversations else None,
     )
 

@@ -8,6 +8,7 @@ numbers counts once).
 
 from __future__ import annotations
 
+import asyncio
 from collections import defaultdict
 from typing import Any, Literal
 
@@ -75,8 +76,9 @@ async def _per_number(pool: Pool, f: Filters) -> dict[str, dict[str, int]]:
         ),
     ]
     figures: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(COUNTS, 0))
-    for sql, params in queries:
-        for row in await pool.fetch(sql, *params):
+    results = await asyncio.gather(*(pool.fetch(sql, *params) for sql, params in queries))
+    for rows in results:
+        for row in rows:
             for name, value in dict(row).items():
                 if name != "number":
                     figures[row["number"]][name] = int(value or 0)

@@ -129,19 +129,22 @@ class Bucket:
     active_participants: int
 
 
-async def buckets(
-    pool: Pool, f: Filters, granularity: Granularity, active: Mapping[datetime, int]
-) -> list[Bucket]:
-    """Message volumes per period, with ``active`` (distinct participants per period)."""
+async def volumes(pool: Pool, f: Filters, granularity: Granularity) -> list[Any]:
+    """Messages in and out per period."""
     hourly, args = f.hourly()
-    rows = await pool.fetch(
+    return await pool.fetch(
         f"SELECT date_trunc('{granularity}', bucket) AS period, "
         "sum(messages_in)::bigint AS inbound, sum(messages_out)::bigint AS outbound "
         f"FROM analytics_hourly WHERE {hourly} GROUP BY 1 ORDER BY 1",
         *args,
     )
+
+
+def buckets(volumes: Sequence[Any], active: Mapping[datetime, int]) -> list[Bucket]:
+    """Periods' volumes with ``active`` (distinct participants per period)."""
     return [
-        Bucket(r["period"], r["inbound"], r["outbound"], active.get(r["period"], 0)) for r in rows
+        Bucket(r["period"], r["inbound"], r["outbound"], active.get(r["period"], 0))
+        for r in volumes
     ]
 
 
