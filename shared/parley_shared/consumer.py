@@ -21,10 +21,10 @@ from aiokafka import (
 from aiokafka.errors import CommitFailedError
 from opentelemetry import trace
 
+from parley_shared import metrics
 from parley_shared.bus import BatchHandler, BrokerUnavailable
 from parley_shared.events import DecodeError, Envelope, NewerVersion, decode
 from parley_shared.kafka import KafkaPublisher
-from parley_shared.metrics import REGISTRY
 from parley_shared.settings import BusSettings
 from parley_shared.topics import Topics
 from parley_shared.tracing import extract_context
@@ -156,10 +156,11 @@ class EventConsumer:
         self.started = asyncio.Event()
         # Why consumption is on hold, when it is: readiness reports it.
         self.held: str | None = None
-        REGISTRY.gauge(
+        self._lag: dict[tuple[str, int], float] = {}
+        metrics.gauge(
             "parley_consumer_held",
             lambda: 0.0 if self.held is None else 1.0,
-            help_text="1 while a consumer waits for a newer release to read an event version",
+            "1 while a consumer waits for a newer release to read an event version",
             group=group_id,
         )
 
@@ -252,7 +253,28 @@ class EventConsumer:
             offsets = {
                 partition: part[-1].offset + 1 for partition, part in batches.items() if part
             }
+            for partition, position in offsets.items():
+                self._note_lag(consumer, partition, position)
             await fetched.add(_Poll(decoded, undecodable, offsets, len(records), too_new))
+
+    def _note_lag(
+        self, consumer: AIOKafkaConsumer, partition: TopicPartition, position: int
+    ) -> None:
+        """How far this group is behind the partition's end, as of its last fetch."""
+        end = consumer.highwater(partition)
+        if end is None:
+            return
+        key = (partition.topic, partition.partition)
+        if key not in self._lag:
+            metrics.gauge(
+                "parley_consumer_lag",
+                lambda: self._lag.get(key, 0.0),
+                "Events on the partition this group has not read yet (at its last fetch)",
+                group=self._group_id,
+                topic=self._topics.logical(partition.topic),
+                partition=str(partition.partition),
+            )
+        self._lag[key] = float(max(end - position, 0))
 
     async def _hold(self, too_new: Sequence[tuple[Record, str]]) -> None:
         """Stop short of an event written by a newer release, committing nothing past it.
@@ -320,6 +342,13 @@ class EventConsumer:
         ]
         log.error(
             "dead-lettering %s/%s/%s: %s", record.topic, record.partition, record.offset, reason
+        )
+        metrics.count(
+            "parley_dead_letters",
+            1,
+            "Records set aside on a dead-letter topic",
+            topic=source,
+            group=self._group_id,
         )
         while True:
             try:

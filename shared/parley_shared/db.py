@@ -14,8 +14,8 @@ from uuid import UUID
 
 import asyncpg
 
+from parley_shared import metrics
 from parley_shared.events import Envelope, encode
-from parley_shared.metrics import REGISTRY
 
 if TYPE_CHECKING:
     from asyncpg.pool import PoolConnectionProxy
@@ -51,10 +51,8 @@ async def create_pool(
             await conn.close()
 
     async def counted(conn: Connection) -> None:
-        REGISTRY.inc(
-            "parley_db_pool_acquisitions_total",
-            help_text="Connections taken from the pool",
-            service=name,
+        metrics.count(
+            "parley_db_pool_acquisitions", 1, "Connections taken from the pool", service=name
         )
 
     async def keep_session(conn: Connection) -> None:
@@ -76,6 +74,12 @@ async def create_pool(
         },
     )
     assert pool is not None
+    metrics.gauge(
+        "parley_db_pool_in_use",
+        lambda: float(pool.get_size() - pool.get_idle_size()),
+        "Pooled connections in use",
+        service=name,
+    )
     return pool
 
 

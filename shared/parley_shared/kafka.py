@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Sequence
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaError
 
+from parley_shared import metrics
 from parley_shared.bus import BrokerUnavailable
 from parley_shared.events import Envelope, encode
 from parley_shared.settings import BusSettings
@@ -85,6 +87,7 @@ class KafkaPublisher:
         headers: Sequence[tuple[str, bytes]] = (),
     ) -> None:
         producer = await self._ensure_producer()
+        began = time.perf_counter()
         try:
             await asyncio.wait_for(
                 producer.send_and_wait(physical_topic, value, key=key, headers=list(headers)),
@@ -92,6 +95,16 @@ class KafkaPublisher:
             )
         except (KafkaError, OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"no acknowledgement from Kafka: {exc!r}") from exc
+        self._published(self._topics.logical(physical_topic), began)
+
+    @staticmethod
+    def _published(topic: str, began: float) -> None:
+        metrics.observe(
+            "parley_kafka_publish_duration",
+            time.perf_counter() - began,
+            "From handing events to the producer to the broker's acknowledgement",
+            topic=topic,
+        )
 
     async def publish_many(self, events: Sequence[tuple[str, Envelope]]) -> None:
         """Hand every event to the producer first, then wait for all acknowledgements: one
@@ -101,6 +114,7 @@ class KafkaPublisher:
             return
         producer = await self._ensure_producer()
         headers = inject_headers()
+        began = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout_s):
                 pending = [
@@ -115,6 +129,8 @@ class KafkaPublisher:
                 await asyncio.gather(*pending)
         except (KafkaError, OSError, TimeoutError) as exc:
             raise BrokerUnavailable(f"no acknowledgement from Kafka: {exc!r}") from exc
+        for topic in {topic for topic, _ in events}:
+            self._published(topic, began)
 
     async def ping(self) -> bool:
         """True when the broker answers a metadata request now."""

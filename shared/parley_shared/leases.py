@@ -30,8 +30,8 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
+from parley_shared import metrics
 from parley_shared.db import TRANSIENT_DB_ERRORS, Pool
-from parley_shared.metrics import REGISTRY
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +58,11 @@ class Inbox(Protocol[T, R]):
 
     async def perform(self, claim: Claim[T]) -> R:
         """The slow call. Holds no connection; must end within the lease (own time-outs)."""
+        ...
+
+    async def backlog(self, pool: Pool) -> tuple[int, float]:
+        """Items waiting (due or not, leased or not), and the age in seconds of the message
+        the oldest of them answers: what an alert on unanswered messages watches."""
         ...
 
     async def record(
@@ -91,10 +96,10 @@ class LeaseWorker(Generic[T, R]):
         self._finished: list[tuple[Claim[T], R, asyncio.Future[None]]] = []
         self._record_wake = asyncio.Event()
         self.peak_in_flight = 0
-        REGISTRY.gauge(
+        metrics.gauge(
             "parley_inbox_in_flight", lambda: len(self._in_flight), "Calls in flight", inbox=name
         )
-        REGISTRY.gauge(
+        metrics.gauge(
             "parley_inbox_in_flight_peak",
             lambda: self.peak_in_flight,
             "Most calls in flight at once since start",
@@ -116,6 +121,7 @@ class LeaseWorker(Generic[T, R]):
 
     async def run(self) -> None:
         recorder = asyncio.create_task(self._record_forever())
+        sampler = asyncio.create_task(self._sample_forever())
         try:
             while True:
                 free = self._max_in_flight - len(self._in_flight)
@@ -133,9 +139,9 @@ class LeaseWorker(Generic[T, R]):
                     continue  # there may be more due right now
                 await self._sleep()
         finally:
-            for task in (*self._in_flight, recorder):
+            for task in (*self._in_flight, recorder, sampler):
                 task.cancel()
-            await asyncio.gather(*self._in_flight, recorder, return_exceptions=True)
+            await asyncio.gather(*self._in_flight, recorder, sampler, return_exceptions=True)
 
     async def _claim(self, limit: int) -> list[Claim[T]]:
         try:
@@ -145,7 +151,7 @@ class LeaseWorker(Generic[T, R]):
             await asyncio.sleep(1.0)
             return []
         if claims:
-            REGISTRY.inc("parley_inbox_claims_total", len(claims), "Items leased", inbox=self._name)
+            metrics.count("parley_inbox_claims", len(claims), "Items leased", inbox=self._name)
         return claims
 
     async def _sleep(self) -> None:
@@ -172,6 +178,30 @@ class LeaseWorker(Generic[T, R]):
         self._finished.append((claim, outcome, recorded))
         self._record_wake.set()
         await recorded
+
+    async def _sample_forever(self, every_s: float = 5.0) -> None:
+        depth, age = 0.0, 0.0
+
+        def read_depth() -> float:
+            return depth
+
+        def read_age() -> float:
+            return age
+
+        metrics.gauge("parley_inbox_depth", read_depth, "Items waiting", inbox=self._name)
+        metrics.gauge(
+            "parley_inbox_oldest_age_seconds",
+            read_age,
+            "Age of the message the oldest waiting item answers",
+            inbox=self._name,
+        )
+        while True:
+            try:
+                count, oldest = await self._inbox.backlog(self._pool)
+                depth, age = float(count), oldest
+            except TRANSIENT_DB_ERRORS as exc:
+                log.debug("%s cannot sample its backlog: %r", self._name, exc)
+            await asyncio.sleep(every_s)
 
     async def _record_forever(self) -> None:
         while True:
@@ -204,10 +234,8 @@ class LeaseWorker(Generic[T, R]):
                 )
                 retries = [None]
                 break
-        REGISTRY.inc(
-            "parley_inbox_records_total", len(group), "Outcomes recorded", inbox=self._name
-        )
-        REGISTRY.inc("parley_inbox_record_writes_total", 1, "Group writes", inbox=self._name)
+        metrics.count("parley_inbox_records", len(group), "Outcomes recorded", inbox=self._name)
+        metrics.count("parley_inbox_record_writes", 1, "Writes of outcomes", inbox=self._name)
         for retry_in in retries:
             if retry_in is not None:
                 self.wake_in(retry_in)

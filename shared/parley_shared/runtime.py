@@ -18,12 +18,13 @@ from fastapi.responses import JSONResponse, PlainTextResponse
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
-from parley_shared import redact
+from parley_shared import metrics
 from parley_shared.consumer import EventConsumer
 from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, create_pool
 from parley_shared.kafka import KafkaPublisher, ensure_topics
 from parley_shared.leases import Inbox, LeaseWorker, R, T
-from parley_shared.metrics import REGISTRY
+from parley_shared.logs import setup_logging
+from parley_shared.metrics import setup_metrics
 from parley_shared.migrations import Migration, migrate
 from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection
@@ -49,12 +50,8 @@ def access_log() -> bool:
 
 
 def configure(service: str, settings: BusSettings) -> None:
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper(),
-        format=f"%(asctime)s {service} %(levelname)s %(name)s: %(message)s",
-    )
-    for handler in logging.getLogger().handlers:
-        redact.install(handler)
+    setup_logging(service)
+    setup_metrics(f"parley-{service}")
     setup_tracing(
         settings.otel_service_name or f"parley-{service}", settings.otel_exporter_otlp_endpoint
     )
@@ -122,8 +119,8 @@ def health_routes(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
     """``/healthz`` (alive), ``/readyz`` (can serve) and ``/metrics`` (Prometheus text)."""
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
-    async def metrics() -> str:
-        return REGISTRY.render()
+    async def prometheus() -> PlainTextResponse:
+        return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

@@ -23,7 +23,24 @@ class Completion:
 
 
 class ResponderFailed(Exception):
-    """The model could not answer, even after the SDK's retries."""
+    """The model could not answer, even after the SDK's retries; ``kind`` says how (a
+    bounded set, for metrics): rate_limited, server, connection, refused, empty."""
+
+    def __init__(self, message: str, kind: str = "refused") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def failure_kind(exc: openai.OpenAIError) -> str:
+    if isinstance(exc, openai.RateLimitError):
+        return "rate_limited"
+    if isinstance(exc, openai.APITimeoutError):
+        return "timeout"
+    if isinstance(exc, openai.APIConnectionError):
+        return "connection"
+    if isinstance(exc, openai.InternalServerError):
+        return "server"
+    return "refused"
 
 
 class Responder(Protocol):
@@ -64,10 +81,10 @@ class OpenAIResponder:
                 },
             )
         except openai.OpenAIError as exc:
-            raise ResponderFailed(repr(exc)) from exc
+            raise ResponderFailed(repr(exc), failure_kind(exc)) from exc
         text = (response.choices[0].message.content or "").strip() if response.choices else ""
         if not text:
-            raise ResponderFailed("empty completion")
+            raise ResponderFailed("empty completion", "empty")
         usage = response.usage
         return Completion(
             text=text,

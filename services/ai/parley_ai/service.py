@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -26,7 +27,7 @@ from parley_ai.core import (
 )
 from parley_ai.llm import Completion, Responder, ResponderFailed
 from parley_ai.settings import RateLimitSettings
-from parley_shared import topics
+from parley_shared import metrics, topics
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
     AiSettingsChanged,
@@ -163,6 +164,9 @@ class RepliesInbox:
             claims.append(Claim(row["event_id"], row["lease_token"], question))
         return claims
 
+    async def backlog(self, pool: Pool) -> tuple[int, float]:
+        return await store.backlog(pool)
+
     async def perform(self, claim: Claim[Question]) -> Envelope[ReplyGenerated] | str:
         """The reply event, or why there is none (no model call for those)."""
         question = claim.work
@@ -202,13 +206,32 @@ class RepliesInbox:
     async def _complete(
         self, persona: Persona, messages: list[dict[str, str]], fallback_reply: str
     ) -> tuple[Completion, ReplySource]:
+        began = time.perf_counter()
         try:
             async with asyncio.timeout(self.deadline_s):
                 completion = await self.responder.complete(persona, messages)
         except (ResponderFailed, TimeoutError) as exc:
             log.warning("model failed, sending the fallback reply: %r", exc)
+            kind = "timeout" if isinstance(exc, TimeoutError) else exc.kind
+            metrics.count("parley_model_failures", 1, "Model calls that failed", kind=kind)
+            metrics.count("parley_replies", 1, "Replies by source", source="fallback")
             return Completion(fallback_reply, persona.model, 0, 0, 0), "fallback"
-        return completion, "offline" if self.responder.offline else "ai"
+        source: ReplySource = "offline" if self.responder.offline else "ai"
+        metrics.observe(
+            "parley_model_duration",
+            time.perf_counter() - began,
+            "Model calls, from request to answer",
+            model=completion.model,
+        )
+        for kind, tokens in (
+            ("prompt", completion.prompt_tokens),
+            ("completion", completion.completion_tokens),
+        ):
+            metrics.count(
+                "parley_model_tokens", tokens, "Tokens used", model=completion.model, kind=kind
+            )
+        metrics.count("parley_replies", 1, "Replies by source", source=source)
+        return completion, source
 
     @staticmethod
     def _reply_event(

@@ -254,6 +254,15 @@ async def claim(pool: Pool, limit: int, lease_s: float, turns: int) -> list[Any]
     )
 
 
+async def backlog(pool: Pool) -> tuple[int, float]:
+    row = await pool.fetchrow(
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(occurred_at)), 0) "
+        "AS age FROM ai_inbox WHERE state = 'pending'"
+    )
+    assert row is not None
+    return int(row["n"]), float(row["age"])
+
+
 def history_of(row: Any) -> list[Turn]:
     return [Turn(role=role, content=content) for role, content in json.loads(row["history"])]
 

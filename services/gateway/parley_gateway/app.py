@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -21,10 +22,10 @@ from opentelemetry import trace
 from parley_gateway.core import InvalidWebhook, Params, inbound_event, parse_form, status_event
 from parley_gateway.settings import GatewaySettings
 from parley_gateway.signature import SignatureChecker, public_url
-from parley_shared import topics
+from parley_shared import metrics, topics
 from parley_shared.auth import Problem
 from parley_shared.bus import BrokerUnavailable, Publisher
-from parley_shared.events import Envelope
+from parley_shared.events import Envelope, StatusUpdated
 from parley_shared.kafka import KafkaPublisher, ensure_topics
 
 log = logging.getLogger(__name__)
@@ -32,6 +33,8 @@ tracer = trace.get_tracer("parley.gateway")
 
 EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 FORM_TYPE = "application/x-www-form-urlencoded"
+# The metrics' name for each webhook, by the topic it feeds.
+ENDPOINTS = {topics.MESSAGE_RECEIVED: "messages", topics.STATUS_UPDATED: "status"}
 
 
 class Rejected(Exception):
@@ -78,10 +81,36 @@ class Gateway:
                 "PUBLIC_BASE_URL that URL?)",
                 url,
             )
+            metrics.count(
+                "parley_webhook_signature_failures",
+                1,
+                "Webhooks refused for a missing or wrong X-Twilio-Signature",
+            )
             raise Rejected(403, "missing or invalid X-Twilio-Signature")
         return params
 
     async def accept(
+        self, request: Request, topic: str, build: Callable[[Params, datetime], Envelope]
+    ) -> Response:
+        began = time.perf_counter()
+        response = await self._accept(request, topic, build)
+        endpoint = ENDPOINTS.get(topic, topic)
+        metrics.count(
+            "parley_webhook_requests",
+            1,
+            "Twilio webhooks answered, by endpoint and HTTP status",
+            endpoint=endpoint,
+            status=str(response.status_code),
+        )
+        metrics.observe(
+            "parley_webhook_duration",
+            time.perf_counter() - began,
+            "From a webhook's arrival to its answer (the event is on the log by then)",
+            endpoint=endpoint,
+        )
+        return response
+
+    async def _accept(
         self, request: Request, topic: str, build: Callable[[Params, datetime], Envelope]
     ) -> Response:
         with tracer.start_as_current_span(f"webhook {topic}", kind=trace.SpanKind.SERVER):
@@ -101,6 +130,15 @@ class Gateway:
                     status_code=503,
                     headers={"Retry-After": "5"},
                 )
+        if isinstance(event.payload, StatusUpdated):
+            # The delivery funnel as Twilio reports it (a bounded set of statuses).
+            metrics.count(
+                "parley_delivery_statuses",
+                1,
+                "Status callbacks by status",
+                status=event.payload.status,
+                channel=event.payload.channel,
+            )
         return Response(EMPTY_TWIML, media_type="text/xml")
 
 

@@ -29,7 +29,7 @@ from parley_sender.core import (
 )
 from parley_sender.forms import Form, Template, as_template, form_for
 from parley_sender.twilio_client import MessagingPort, SendError
-from parley_shared import topics
+from parley_shared import metrics, topics
 from parley_shared.db import Pool
 from parley_shared.events import (
     Envelope,
@@ -98,6 +98,9 @@ class OutgoingInbox:
             for row in rows
         ]
 
+    async def backlog(self, pool: Pool) -> tuple[int, float]:
+        return await store.backlog(pool)
+
     async def perform(self, claim: Claim[Delivery]) -> Outcome:
         delivery = claim.work
         if delivery.opted_out:
@@ -124,8 +127,18 @@ class OutgoingInbox:
             if isinstance(decided, store.Settled):
                 final.append(decided)
                 retries.append(None)
+                sent = decided.sent.payload
+                what, code = decided.state, str(sent.error_code or "")
             else:
                 retries.append(decided)
+                what, code = "retry", str(outcome.error_code or "")
+            metrics.count(
+                "parley_sends",
+                1,
+                "Send attempts by outcome (sent, failed, skipped, retry) and Twilio error code",
+                outcome=what,
+                error_code=code,
+            )
         if final:
             settled = await store.settle(pool, final)
             for lost in {s.reply_id for s in final} - settled:

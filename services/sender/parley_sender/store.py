@@ -270,6 +270,15 @@ async def settle(pool: Pool, outcomes: Sequence[Settled]) -> set[UUID]:
     return {row["reply_event_id"] for row in rows}
 
 
+async def backlog(pool: Pool) -> tuple[int, float]:
+    row = await pool.fetchrow(
+        "SELECT count(*) AS n, coalesce(extract(epoch FROM now() - min(inbound_at)), 0) AS age "
+        "FROM sender_outbound WHERE state IN ('pending', 'sending') AND event IS NOT NULL"
+    )
+    assert row is not None
+    return int(row["n"]), float(row["age"])
+
+
 async def sids_taken(pool: Pool, sids: Sequence[str], reply_id: UUID) -> set[str]:
     """Which of ``sids`` other replies have recorded as theirs."""
     rows = await pool.fetch(
