@@ -15,6 +15,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+from parley_conversation import activity
 from parley_shared import tenancy
 from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection, columns
@@ -105,51 +106,7 @@ MIGRATIONS = (
         """,
     ),
     tenancy.migration(SERVICE),
-    Migration(
-        "each conversation's last activity, kept by the database, for the inbox's order",
-        # Statement-level triggers over transition tables: one set-based update per
-        # statement that adds or moves messages, however they got there (live, a rebuild, a
-        # thread rewritten when messages arrive out of order); recomputed, never bumped, so
-        # the value is the same whatever order events are applied in.
-        """
-        ALTER TABLE conversation_conversations ADD COLUMN IF NOT EXISTS last_activity_at
-            timestamptz;
-        UPDATE conversation_conversations c SET last_activity_at = (
-            SELECT max(m.occurred_at) FROM conversation_messages m WHERE m.conversation_id = c.id);
-        CREATE INDEX IF NOT EXISTS conversation_conversations_activity ON
-            conversation_conversations ((coalesce(last_activity_at, opened_at)) DESC, id DESC);
-        CREATE OR REPLACE FUNCTION conversation_touched() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            UPDATE conversation_conversations c SET last_activity_at = (
-                SELECT max(m.occurred_at) FROM conversation_messages m
-                WHERE m.conversation_id = c.id)
-            WHERE c.id IN (SELECT conversation_id FROM touched);
-            RETURN NULL;
-        END $$;
-        CREATE OR REPLACE FUNCTION conversation_moved() RETURNS trigger LANGUAGE plpgsql AS $$
-        BEGIN
-            UPDATE conversation_conversations c SET last_activity_at = (
-                SELECT max(m.occurred_at) FROM conversation_messages m
-                WHERE m.conversation_id = c.id)
-            WHERE c.id IN (
-                SELECT x.id FROM touched n JOIN before o USING (id),
-                    LATERAL (VALUES (n.conversation_id), (o.conversation_id)) AS x(id)
-                WHERE n.conversation_id IS DISTINCT FROM o.conversation_id
-                   OR n.occurred_at IS DISTINCT FROM o.occurred_at);
-            RETURN NULL;
-        END $$;
-        DROP TRIGGER IF EXISTS conversation_messages_added ON conversation_messages;
-        CREATE TRIGGER conversation_messages_added AFTER INSERT ON conversation_messages
-            REFERENCING NEW TABLE AS touched FOR EACH STATEMENT
-            EXECUTE FUNCTION conversation_touched();
-        DROP TRIGGER IF EXISTS conversation_messages_moved ON conversation_messages;
-        -- Every UPDATE (transition tables allow no column list); the function looks only at
-        -- rows that moved to another conversation or changed their time.
-        CREATE TRIGGER conversation_messages_moved AFTER UPDATE ON conversation_messages
-            REFERENCING OLD TABLE AS before NEW TABLE AS touched FOR EACH STATEMENT
-            EXECUTE FUNCTION conversation_moved();
-        """,
-    ),
+    activity.MIGRATION,
 )
 
 
