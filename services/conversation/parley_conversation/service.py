@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 from uuid import UUID, uuid4
 
-from parley_conversation import agents, live, store
+from parley_conversation import activity, agents, live, store
 from parley_conversation.core import handoff_state, refuse_handoff, refuse_send
 from parley_shared import topics
 from parley_shared.bus import BrokerUnavailable
@@ -74,6 +74,7 @@ class ConversationService(Projection):
 
     async def apply(self, conn: Connection, events: Sequence[Envelope]) -> None:
         await super().apply(conn, events)
+        await activity.recompute(conn, events)
         if self.live_channel is not None:
             await live.announce(conn, self.live_channel, events)
 

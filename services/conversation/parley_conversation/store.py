@@ -107,6 +107,7 @@ MIGRATIONS = (
     ),
     tenancy.migration(SERVICE),
     activity.MIGRATION,
+    activity.WITHOUT_TRIGGERS,
 )
 
 
