@@ -115,12 +115,17 @@ def allow_browsers(app: FastAPI) -> None:
     )
 
 
-def health_routes(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
-    """``/healthz`` (alive), ``/readyz`` (can serve) and ``/metrics`` (Prometheus text)."""
+def metrics_route(app: FastAPI) -> None:
+    """``/metrics``: this process's metrics in the Prometheus text format."""
 
     @app.get("/metrics", tags=["health"], response_class=PlainTextResponse)
     async def prometheus() -> PlainTextResponse:
         return PlainTextResponse(metrics.render(), media_type="text/plain; version=0.0.4")
+
+
+def health_routes(app: FastAPI, ready: Callable[[], Awaitable[bool]]) -> None:
+    """``/healthz`` (alive), ``/readyz`` (can serve) and ``/metrics`` (Prometheus text)."""
+    metrics_route(app)
 
     @app.get("/healthz", tags=["health"])
     async def healthz() -> dict[str, str]:

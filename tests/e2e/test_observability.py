@@ -88,9 +88,15 @@ async def test_every_panel_and_alert_queries_an_exported_metric(
 
     async def scraped() -> set[str] | None:
         names: set[str] = set()
-        for client in (parley.conversation, parley.analytics, parley.sender):
-            response = await client.get("/metrics")
-            assert response.status_code == 200
+        assert parley.ai is not None
+        # Every service serves its metrics (here they share one process's meter provider).
+        for url in (
+            parley.gateway,
+            *(str(c.base_url) for c in (parley.conversation, parley.ai, parley.analytics)),
+            str(parley.sender.base_url),
+        ):
+            response = await parley.http.get(url.rstrip("/") + "/metrics")
+            assert response.status_code == 200, url
             names |= exported(response.text)
         wanted = {"parley_dead_letters_total", "parley_consumer_lag", "parley_inbox_depth"}
         return names if wanted <= names else None

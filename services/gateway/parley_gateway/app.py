@@ -27,6 +27,7 @@ from parley_shared.auth import Problem
 from parley_shared.bus import BrokerUnavailable, Publisher
 from parley_shared.events import Envelope, StatusUpdated
 from parley_shared.kafka import KafkaPublisher, ensure_topics
+from parley_shared.runtime import metrics_route
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.gateway")
@@ -243,6 +244,8 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
     async def status_callback(request: Request, gateway: GatewayDep) -> Response:
         """A delivery status callback for a message Parley sent."""
         return await gateway.accept(request, topics.STATUS_UPDATED, status_event)
+
+    metrics_route(app)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:
