@@ -79,8 +79,10 @@ class Changes:
 
 
 async def _events(changes: Changes, who: Caller, request: Request) -> AsyncIterator[str]:
-    yield "retry: 2000\n\n"
     with changes.subscribe() as queue:
+        # Subscribed before the first bytes go out: a client that reads them and then loads
+        # what it shows misses nothing in between.
+        yield "retry: 2000\n\n"
         while not await request.is_disconnected():
             try:
                 touched = await asyncio.wait_for(queue.get(), KEEP_ALIVE_S)

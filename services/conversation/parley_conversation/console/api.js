@@ -40,7 +40,8 @@ export async function call(service, path, { method = "GET", body, raw = false } 
 }
 
 // Server-sent events over fetch (EventSource cannot send the Authorization header): calls
-// onActivity for each event until stopped; reconnects after a drop.
+// onActivity for each event until stopped, and once each time the stream (re)connects: the
+// server is listening by its first bytes, so a refresh then misses nothing.
 export function stream(onActivity) {
   const controller = new AbortController();
   async function run() {
@@ -51,9 +52,14 @@ export function stream(onActivity) {
         });
         const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
         let buffer = "";
+        let connected = false;
         for (;;) {
           const { value, done } = await reader.read();
           if (done) break;
+          if (!connected) {
+            connected = true;
+            onActivity({ numbers: [] });
+          }
           buffer += value;
           let end;
           while ((end = buffer.indexOf("\n\n")) >= 0) {
