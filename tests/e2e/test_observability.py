@@ -1,10 +1,12 @@
 """Metrics, dashboards and alerts: every query of every Grafana panel and alert rule names a
 metric the running services export (scraped after real traffic, failures included), the
-committed files are what the generator writes, and promtool accepts the rules. Logs are JSON
+committed files are what the generator writes, promtool accepts the rules, and a real
+Prometheus scrapes every service with them loaded. Logs are JSON
 lines with the trace they were written in and no phone number."""
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import io
 import json
@@ -12,12 +14,17 @@ import logging
 import re
 import shutil
 import subprocess
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
 
+import httpx
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 
 from parley_dev.dashboards import ALERTS, DASHBOARDS, rendered
+from parley_dev.infra import free_port
 from parley_shared import metrics, topics
 from parley_shared.kafka import KafkaPublisher
 from parley_shared.logs import JsonFormatter
@@ -137,3 +144,64 @@ def test_logs_are_json_with_the_trace_and_no_phone_number() -> None:
     assert line["trace_id"] == format(span.get_span_context().trace_id, "032x")
     assert "+15551234567" not in stream.getvalue()
     assert trace.get_current_span().get_span_context().is_valid is False
+
+
+@pytest.mark.skipif(shutil.which("prometheus") is None, reason="./dev test installs prometheus")
+async def test_prometheus_scrapes_every_service_and_loads_the_rules(
+    measured: None, parley: Parley, tmp_path: Path
+) -> None:
+    """A real Prometheus (Debian's) with the committed rules scrapes the running services."""
+    assert parley.ai is not None
+    targets = [
+        urlsplit(url).netloc
+        for url in (
+            parley.gateway,
+            *(str(c.base_url) for c in (parley.conversation, parley.ai, parley.analytics)),
+            str(parley.sender.base_url),
+        )
+    ]
+    config = tmp_path / "prometheus.yml"
+    shutil.copy(ALERTS, tmp_path / "alerts.yml")
+    config.write_text(
+        "global: {scrape_interval: 1s, evaluation_interval: 1s}\n"
+        "rule_files: [alerts.yml]\n"
+        "scrape_configs:\n"
+        f"  - job_name: parley\n    static_configs: [{{targets: {json.dumps(targets)}}}]\n"
+    )
+    port = free_port()
+    server = await asyncio.create_subprocess_exec(
+        "prometheus",
+        f"--config.file={config}",
+        f"--storage.tsdb.path={tmp_path / 'data'}",
+        f"--web.listen-address=127.0.0.1:{port}",
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    api = f"http://127.0.0.1:{port}/api/v1"
+    try:
+        await parley.text("+15550210003", "scrape me")
+        await replies_to(parley, "+15550210003", 1)
+
+        async def query(promql: str) -> list[dict[str, Any]] | None:
+            try:
+                response = await parley.http.get(f"{api}/query", params={"query": promql})
+            except httpx.TransportError:
+                return None
+            result: list[dict[str, Any]] = response.json()["data"]["result"]
+            return result or None
+
+        async def all_up() -> list[dict[str, Any]] | None:
+            up = await query('up{job="parley"} == 1')
+            return up if up and len(up) == len(targets) else None
+
+        assert len(await eventually(all_up, timeout_s=30)) == len(targets)
+        webhooks = await eventually(
+            lambda: query('sum(parley_webhook_requests_total{endpoint="messages"})')
+        )
+        assert float(webhooks[0]["value"][1]) >= 1
+        rules = (await parley.http.get(f"{api}/rules")).json()["data"]["groups"][0]["rules"]
+        assert {r["name"] for r in rules} >= {"ParleyUnansweredMessages", "ParleyDeadLetters"}
+        assert all(r["health"] != "err" for r in rules)
+    finally:
+        server.terminate()
+        await asyncio.wait_for(server.wait(), 10)
