@@ -17,12 +17,8 @@ DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 
 
-def p95(metric: str, by: str) -> str:
-    return f"histogram_quantile(0.95, sum by (le, {by}) (rate({metric}_bucket[5m])))"
-
-
-def p50(metric: str, by: str) -> str:
-    return f"histogram_quantile(0.5, sum by (le, {by}) (rate({metric}_bucket[5m])))"
+def quantile(q: float, metric: str, by: str) -> str:
+    return f"histogram_quantile({q}, sum by (le, {by}) (rate({metric}_bucket[5m])))"
 
 
 # Dashboard -> panels: (title, unit, [(query, legend)]).
@@ -70,21 +66,27 @@ BOARDS: dict[str, tuple[str, list[Panel]]] = {
                 "Webhook answered (p50, p95)",
                 "s",
                 [
-                    (p50("parley_webhook_duration_seconds", "endpoint"), "p50 {{endpoint}}"),
-                    (p95("parley_webhook_duration_seconds", "endpoint"), "p95 {{endpoint}}"),
+                    (
+                        quantile(0.5, "parley_webhook_duration_seconds", "endpoint"),
+                        "p50 {{endpoint}}",
+                    ),
+                    (
+                        quantile(0.95, "parley_webhook_duration_seconds", "endpoint"),
+                        "p95 {{endpoint}}",
+                    ),
                 ],
             ),
             (
                 "Publish to Kafka (p95)",
                 "s",
-                [(p95("parley_kafka_publish_duration_seconds", "topic"), "{{topic}}")],
+                [(quantile(0.95, "parley_kafka_publish_duration_seconds", "topic"), "{{topic}}")],
             ),
             (
                 "Model call (p50, p95)",
                 "s",
                 [
-                    (p50("parley_model_duration_seconds", "model"), "p50 {{model}}"),
-                    (p95("parley_model_duration_seconds", "model"), "p95 {{model}}"),
+                    (quantile(0.5, "parley_model_duration_seconds", "model"), "p50 {{model}}"),
+                    (quantile(0.95, "parley_model_duration_seconds", "model"), "p95 {{model}}"),
                 ],
             ),
             (
@@ -115,7 +117,7 @@ BOARDS: dict[str, tuple[str, list[Panel]]] = {
             (
                 "Model latency (p95)",
                 "s",
-                [(p95("parley_model_duration_seconds", "model"), "{{model}}")],
+                [(quantile(0.95, "parley_model_duration_seconds", "model"), "{{model}}")],
             ),
             (
                 "Tokens",
@@ -207,7 +209,7 @@ BOARDS: dict[str, tuple[str, list[Panel]]] = {
             (
                 "Publish latency (p95)",
                 "s",
-                [(p95("parley_kafka_publish_duration_seconds", "topic"), "{{topic}}")],
+                [(quantile(0.95, "parley_kafka_publish_duration_seconds", "topic"), "{{topic}}")],
             ),
         ],
     ),

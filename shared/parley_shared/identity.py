@@ -8,6 +8,7 @@ the same event id and every consumer drops the repeat.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Iterable
 from uuid import UUID, uuid5
 
 from parley_shared.events import Channel
@@ -20,6 +21,11 @@ WHATSAPP_PREFIX = "whatsapp:"
 
 def channel_of(address: str) -> Channel:
     return "whatsapp" if address.lower().startswith(WHATSAPP_PREFIX) else "sms"
+
+
+def addresses_of(numbers: Iterable[str]) -> list[str]:
+    """Every ``our_address`` bare numbers stand for: each SMS and WhatsApp form, sorted."""
+    return sorted({*numbers, *(WHATSAPP_PREFIX + n for n in numbers)})
 
 
 def bare_number(address: str) -> str:

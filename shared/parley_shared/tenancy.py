@@ -28,7 +28,7 @@ from pydantic import SecretStr
 
 from parley_shared.db import Connection, Pool
 from parley_shared.events import Envelope, MessageReceived, TenantChanged, TokenIssued, TokenRevoked
-from parley_shared.identity import WHATSAPP_PREFIX, bare_number
+from parley_shared.identity import addresses_of, bare_number
 from parley_shared.migrations import Migration
 from parley_shared.projection import Projection
 
@@ -62,6 +62,14 @@ def migration(service: str) -> Migration:
 def secret(value: SecretStr | None) -> str:
     """A setting's secret, or '' when unset (then no admin token is accepted)."""
     return value.get_secret_value() if value is not None else ""
+
+
+def numbers_sql(service: str, tenant: str = "t") -> str:
+    """SQL: the numbers tenant row ``tenant`` owns, listed or seen on its Messaging Services."""
+    return (
+        f"{tenant}.numbers || coalesce((SELECT array_agg(s.number) FROM {service}_service_numbers"
+        f" s WHERE s.messaging_service_sid = ANY({tenant}.messaging_services)), '{{}}')"
+    )
 
 
 def key_of(tenant_id: UUID) -> str:
@@ -179,7 +187,7 @@ class Caller:
         ``our_address = ANY($n)``; None: no limit."""
         if self.numbers is None:
             return None
-        return sorted({*self.numbers, *(WHATSAPP_PREFIX + n for n in self.numbers)})
+        return addresses_of(self.numbers)
 
 
 ADMIN = Caller("admin")
@@ -199,9 +207,8 @@ class Tenancy:
         if not token.startswith(TOKEN_PREFIX):
             return None
         row = await self.pool.fetchrow(
-            f"SELECT k.tenant_id, k.scope, t.numbers || coalesce((SELECT array_agg(s.number) "
-            f"FROM {self.service}_service_numbers s WHERE s.messaging_service_sid = "
-            "ANY(t.messaging_services)), '{}') AS numbers, t.messaging_services "
+            f"SELECT k.tenant_id, k.scope, {numbers_sql(self.service)} AS numbers, "
+            "t.messaging_services "
             f"FROM {self.service}_tokens k JOIN {self.service}_tenants t USING (tenant_id) "
             "WHERE k.digest = $1 AND k.revoked_at IS NULL",
             digest_of(token),

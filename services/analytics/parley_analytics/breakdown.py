@@ -15,12 +15,12 @@ from typing import Any, Literal
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from parley_analytics import sketch
+from parley_analytics import participants, sketch
 from parley_analytics.api import PoolDep, Range, Scope
 from parley_analytics.views import Filters
 from parley_shared.auth import UNAUTHORIZED
 from parley_shared.db import Pool
-from parley_shared.tenancy import Reader, caller
+from parley_shared.tenancy import Reader, caller, numbers_sql
 from parley_shared.whatsapp import OUTSIDE_WINDOW_CODE
 
 router = APIRouter(prefix="/v1", dependencies=[Depends(caller)], responses=UNAUTHORIZED)
@@ -88,33 +88,37 @@ async def _per_number(pool: Pool, f: Filters) -> dict[str, dict[str, int]]:
 async def _sketches(pool: Pool, f: Filters, numbers: list[str]) -> dict[str, bytes]:
     """Each number's participants in the range, as one merged sketch."""
     days, hours = f.pieces()
-    prefix = f"{f.channel}|" if f.channel else ""
     rows = await pool.fetch(
         "SELECT level, registers FROM analytics_sketches WHERE level = ANY($1::text[]) AND ("
         "(period = 'day' AND bucket = ANY($2::timestamptz[])) OR "
         "(period = 'hour' AND bucket = ANY($3::timestamptz[])))",
-        [f"{prefix}n:{n}" for n in numbers],
+        [participants.level(f.channel, n) for n in numbers],
         days,
         hours,
     )
     grouped: dict[str, list[bytes]] = defaultdict(list)
     for row in rows:
-        grouped[row["level"].rsplit("n:", 1)[1]].append(bytes(row["registers"]))
+        grouped[participants.number_of(row["level"])].append(bytes(row["registers"]))
     return {number: sketch.merge(regs) for number, regs in grouped.items()}
 
 
 async def _tenants(pool: Pool) -> list[dict[str, Any]]:
     rows = await pool.fetch(
-        "SELECT t.tenant_id, t.name, t.numbers || coalesce((SELECT array_agg(s.number) FROM "
-        "analytics_service_numbers s WHERE s.messaging_service_sid = ANY(t.messaging_services)"
-        "), '{}') AS numbers FROM analytics_tenants t ORDER BY t.name"
+        f"SELECT t.tenant_id, t.name, {numbers_sql('analytics')} AS numbers "
+        "FROM analytics_tenants t ORDER BY t.name"
     )
     return [dict(row) for row in rows]
 
 
-def _row(key: str, name: str | None, numbers: list[str], figures: dict[str, Any]) -> Row:
+def _row(
+    key: str,
+    name: str | None,
+    numbers: list[str],
+    figures: dict[str, dict[str, int]],
+    sketches: dict[str, bytes],
+) -> Row:
     counts = {c: sum(figures[n][c] for n in numbers if n in figures) for c in COUNTS}
-    merged = sketch.merge(figures[n]["sketch"] for n in numbers if "sketch" in figures.get(n, {}))
+    merged = sketch.merge(sketches[n] for n in numbers if n in sketches)
     return Row(key=key, name=name, numbers=numbers, participants=sketch.estimate(merged), **counts)
 
 
@@ -124,19 +128,19 @@ async def breakdown(
 ) -> Breakdown:
     """Messages, conversations, participants, opt-outs, takeovers and replies refused outside
     WhatsApp's window, per number of ours or per tenant (a tenant's token: its own only)."""
-    figures: dict[str, Any] = await _per_number(pool, f)
-    for number, merged in (await _sketches(pool, f, sorted(figures))).items():
-        figures[number]["sketch"] = merged
+    figures = await _per_number(pool, f)
+    sketches = await _sketches(pool, f, sorted(figures))
     if by == "number":
-        rows = [_row(n, None, [n], figures) for n in sorted(figures)]
+        rows = [_row(n, None, [n], figures, sketches) for n in sorted(figures)]
         return Breakdown(range=Scope.of(f), by=by, rows=rows)
     tenants = [
         t for t in await _tenants(pool) if who.tenant_id is None or t["tenant_id"] == who.tenant_id
     ]
     rows = [
-        _row(str(t["tenant_id"]), t["name"], sorted(set(t["numbers"])), figures) for t in tenants
+        _row(str(t["tenant_id"]), t["name"], sorted(set(t["numbers"])), figures, sketches)
+        for t in tenants
     ]
     if who.admin:
         owned = {n for t in tenants for n in t["numbers"]}
-        rows.append(_row("unassigned", None, sorted(set(figures) - owned), figures))
+        rows.append(_row("unassigned", None, sorted(set(figures) - owned), figures, sketches))
     return Breakdown(range=Scope.of(f), by=by, rows=rows)

@@ -32,9 +32,18 @@ MIGRATION = Migration(
 )
 
 
+def level(channel: str | None, number: str) -> str:
+    """The sketch of one of our numbers (bare E.164), on one channel or both."""
+    return f"{channel}|n:{number}" if channel else f"n:{number}"
+
+
+def number_of(level_name: str) -> str:
+    return level_name.rsplit("n:", 1)[1]
+
+
 def levels(channel: str, our_address: str) -> tuple[str, ...]:
     number = bare_number(our_address)
-    return ("*", channel, f"n:{number}", f"{channel}|n:{number}")
+    return ("*", channel, level(None, number), level(channel, number))
 
 
 def levels_of(f: Filters) -> list[str]:
@@ -44,7 +53,7 @@ def levels_of(f: Filters) -> list[str]:
     numbers = {bare_number(f.our_number)} if f.our_number is not None else set(f.numbers or ())
     if f.numbers is not None:
         numbers &= f.numbers
-    return sorted(f"{f.channel}|n:{n}" if f.channel else f"n:{n}" for n in numbers)
+    return sorted(level(f.channel, n) for n in numbers)
 
 
 async def add(conn: Connection, seen: Sequence[tuple[datetime, str, str, str]]) -> None:

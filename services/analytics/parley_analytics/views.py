@@ -14,6 +14,7 @@ from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from parley_shared.db import Pool
+from parley_shared.identity import addresses_of
 
 Granularity = Literal["hour", "day", "week"]
 
@@ -46,7 +47,7 @@ class Filters:
             args.append(self.our_number.removeprefix("whatsapp:"))
             clauses.append(f"replace({of}our_address, 'whatsapp:', '') = ${first + len(args) - 1}")
         if self.numbers is not None:
-            args.append(sorted({*self.numbers, *(f"whatsapp:{n}" for n in self.numbers)}))
+            args.append(addresses_of(self.numbers))
             clauses.append(f"{of}our_address = ANY(${first + len(args) - 1}::text[])")
         return " AND ".join(clauses), args
 
