@@ -24,7 +24,6 @@ from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, create_pool
 from parley_shared.kafka import KafkaPublisher, ensure_topics
 from parley_shared.leases import Inbox, LeaseWorker, R, T
 from parley_shared.logs import setup_logging
-from parley_shared.metrics import setup_metrics
 from parley_shared.migrations import Migration, migrate
 from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection
@@ -51,7 +50,7 @@ def access_log() -> bool:
 
 def configure(service: str, settings: BusSettings) -> None:
     setup_logging(service)
-    setup_metrics(f"parley-{service}")
+    metrics.setup_metrics(f"parley-{service}")
     setup_tracing(
         settings.otel_service_name or f"parley-{service}", settings.otel_exporter_otlp_endpoint
     )
