@@ -99,7 +99,12 @@ async def test_an_operator_works_a_conversation_in_the_console(
 
     # A WhatsApp template, with the 24-hour window shown.
     await parley.text(WANDA, "hola")
+    await page.select_option("select[name=channel]", "whatsapp")
+    await expect(page.locator("#conversations li", has_text=ALICE)).to_have_count(0)
     await page.locator("#conversations li", has_text=WANDA).click()
+    # Opening a conversation keeps the list as filtered.
+    await expect(page.locator("select[name=channel]")).to_have_value("whatsapp")
+    await expect(page.locator("#conversations li", has_text=ALICE)).to_have_count(0)
     await expect(thread).to_contain_text("Free-form messages until")
     await thread.locator("input[name=content_sid]").fill(TEMPLATE)
     await thread.locator("input[name=variables]").fill('{"1": "Wanda"}')

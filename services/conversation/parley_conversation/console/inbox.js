@@ -1,5 +1,5 @@
 // The inbox: conversations with the newest activity first, filtered, live; the selected one
-// opens beside the list.
+// opens beside the list. Opening another keeps the list, its filters and its stream.
 import { call, el, stream, when } from "./api.js";
 import { renderThread } from "./thread.js";
 
@@ -42,7 +42,14 @@ export function renderInbox(view, selected, me) {
       `${c.messages_out} out · ${when(c.last_activity_at || c.opened_at)}`))));
     if (items.length === 0) list.append(el("li", { class: "muted" }, "No conversations yet."));
   }
-  if (current) refreshThread = renderThread(side, current);
+  function open(id) {
+    current = id;
+    for (const row of list.querySelectorAll("li[data-id]")) {
+      row.classList.toggle("selected", row.dataset.id === id);
+    }
+    refreshThread = id ? renderThread(side, id) : null;
+  }
+  open(selected);
   refresh();
   let pending = null;
   const stop = stream(() => {
@@ -50,5 +57,5 @@ export function renderInbox(view, selected, me) {
     clearTimeout(pending);
     pending = setTimeout(() => { refresh(); if (refreshThread) refreshThread(); }, 150);
   });
-  return () => { stop(); clearTimeout(pending); };
+  return { leave: () => { stop(); clearTimeout(pending); }, open };
 }

@@ -5,8 +5,14 @@ import { renderInbox } from "./inbox.js";
 import { renderSettings } from "./settings.js";
 
 const view = document.getElementById("view");
-let leave = () => {};
+const NOTHING = { page: null, leave: () => {}, open: null };
+let mounted = NOTHING; // the view on screen: its page, how to leave it, how to open an item
 let me = null;
+
+function unmount() {
+  mounted.leave();
+  mounted = NOTHING;
+}
 
 function showSignIn(message = "") {
   document.getElementById("nav").hidden = true;
@@ -24,11 +30,13 @@ function showSignIn(message = "") {
 }
 
 async function route() {
-  leave();
-  leave = () => {};
-  if (!token()) return showSignIn();
+  if (!token()) {
+    unmount();
+    return showSignIn();
+  }
   if (!me) {
     try { me = await call("conversation", "/v1/me"); } catch (error) {
+      unmount();
       signOut();
       return showSignIn(error instanceof ApiError && error.status === 401 ? "That token is not valid (or was revoked)." : String(error));
     }
@@ -36,11 +44,14 @@ async function route() {
   document.getElementById("nav").hidden = false;
   document.getElementById("sign-out").hidden = false;
   document.getElementById("who").textContent = `${me.tenant ? me.tenant.name : "admin"} · ${me.scope}`;
-  const [, page, id] = location.hash.split("/");
-  for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.hash === `#/${page || "inbox"}`);
-  if (page === "analytics") leave = renderAnalytics(view);
-  else if (page === "settings") leave = renderSettings(view, me);
-  else leave = renderInbox(view, id, me);
+  const [, where, id] = location.hash.split("/");
+  const page = ["analytics", "settings"].includes(where) ? where : "inbox";
+  for (const link of document.querySelectorAll("nav a")) link.classList.toggle("active", link.hash === `#/${page}`);
+  if (page === mounted.page && mounted.open) return mounted.open(id);
+  unmount();
+  if (page === "analytics") mounted = { ...NOTHING, page, leave: renderAnalytics(view) };
+  else if (page === "settings") mounted = { ...NOTHING, page, leave: renderSettings(view, me) };
+  else mounted = { page: "inbox", ...renderInbox(view, id, me) };
 }
 
 document.getElementById("sign-out").addEventListener("click", () => { signOut(); me = null; location.hash = ""; route(); });
