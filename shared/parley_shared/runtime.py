@@ -15,6 +15,7 @@ import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse, PlainTextResponse
+from fastapi.telemetry import TelemetryConfig
 from pydantic import ValidationError
 from pydantic_settings import BaseSettings
 
@@ -46,6 +47,18 @@ def access_log() -> bool:
     """Whether uvicorn logs every request (``ACCESS_LOG=1``). Off by default: at hundreds of
     webhooks a second it is a real share of the gateway's CPU, and ingress logs them anyway."""
     return os.environ.get("ACCESS_LOG", "").lower() in ("1", "true", "yes")
+
+
+# FastAPI's own OpenTelemetry, trimmed to its HTTP server spans (the root of a message's
+# trace). Its request metrics and exception logs would repeat ours (webhook RED, JSON logs) at
+# every request, and a span per dependency and serialisation is noise; with no tracer either,
+# FastAPI skips its telemetry middleware altogether, which was a tenth of the gateway's CPU.
+HTTP_TELEMETRY: TelemetryConfig = {
+    "metrics": False,
+    "logs": False,
+    "operation_spans": False,
+    "exclude": lambda scope: scope.get("path") in ("/metrics", "/healthz", "/readyz"),
+}
 
 
 def configure(service: str, settings: BusSettings) -> None:

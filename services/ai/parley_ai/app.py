@@ -18,7 +18,7 @@ from parley_ai.service import AiProjection, RepliesInbox
 from parley_ai.settings import AiSettings
 from parley_ai.settings_api import Wiring
 from parley_shared import topics
-from parley_shared.runtime import ProjectionRuntime, allow_browsers, health_routes
+from parley_shared.runtime import HTTP_TELEMETRY, ProjectionRuntime, allow_browsers, health_routes
 from parley_shared.tenancy import Tenancy, secret
 
 CONSUMED = [
@@ -105,7 +105,12 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             await runtime.close()
             await model.close()
 
-    app = FastAPI(title="Parley ai", summary="One AI reply per inbound message.", lifespan=lifespan)
+    app = FastAPI(
+        title="Parley ai",
+        summary="One AI reply per inbound message.",
+        lifespan=lifespan,
+        telemetry=HTTP_TELEMETRY,
+    )
     health_routes(app, runtime.ready)
     allow_browsers(app)
     app.include_router(settings_api.router)

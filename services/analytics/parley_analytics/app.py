@@ -13,7 +13,7 @@ from parley_analytics.api import router
 from parley_analytics.service import AnalyticsService
 from parley_analytics.settings import AnalyticsSettings
 from parley_shared import topics
-from parley_shared.runtime import ProjectionRuntime, allow_browsers, health_routes
+from parley_shared.runtime import HTTP_TELEMETRY, ProjectionRuntime, allow_browsers, health_routes
 from parley_shared.tenancy import Tenancy
 
 CONSUMED = [
@@ -46,6 +46,7 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
         title="Parley analytics",
         summary="Volumes, engagement, response times, delivery and AI cost, from the log.",
         lifespan=lifespan,
+        telemetry=HTTP_TELEMETRY,
     )
     app.include_router(router)
     app.include_router(handoffs_api.router)

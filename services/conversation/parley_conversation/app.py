@@ -14,7 +14,7 @@ from parley_conversation.media import MediaSource
 from parley_conversation.service import ConversationService
 from parley_conversation.settings import ConversationSettings
 from parley_shared import topics
-from parley_shared.runtime import ProjectionRuntime, allow_browsers, health_routes
+from parley_shared.runtime import HTTP_TELEMETRY, ProjectionRuntime, allow_browsers, health_routes
 from parley_shared.tenancy import Tenancy
 
 CONSUMED = [
@@ -67,6 +67,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
         title="Parley conversations",
         summary="Conversation history and delivery status, built from the event log.",
         lifespan=lifespan,
+        telemetry=HTTP_TELEMETRY,
     )
     app.include_router(router)
     app.include_router(agents_api.router)

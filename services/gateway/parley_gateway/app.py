@@ -27,7 +27,7 @@ from parley_shared.auth import Problem
 from parley_shared.bus import BrokerUnavailable, Publisher
 from parley_shared.events import Envelope, StatusUpdated
 from parley_shared.kafka import KafkaPublisher, ensure_topics
-from parley_shared.runtime import metrics_route
+from parley_shared.runtime import HTTP_TELEMETRY, metrics_route
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.gateway")
@@ -233,6 +233,7 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
         title="Parley gateway",
         summary="Receives Twilio webhooks and publishes them to Kafka.",
         lifespan=lifespan,
+        telemetry=HTTP_TELEMETRY,
     )
 
     @app.post("/webhooks/twilio/messages", **WEBHOOK)

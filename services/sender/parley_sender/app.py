@@ -21,7 +21,7 @@ from parley_sender.twilio_account import AccountError
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared import topics
 from parley_shared.auth import UNAUTHORIZED, Problem
-from parley_shared.runtime import ProjectionRuntime, allow_browsers, health_routes
+from parley_shared.runtime import HTTP_TELEMETRY, ProjectionRuntime, allow_browsers, health_routes
 from parley_shared.tenancy import Reader, Tenancy, secret
 
 CONSUMED = [
@@ -88,7 +88,10 @@ def create_app(settings: SenderSettings) -> FastAPI:
             await twilio.close()
 
     app = FastAPI(
-        title="Parley sender", summary="Sends each reply once through Twilio.", lifespan=lifespan
+        title="Parley sender",
+        summary="Sends each reply once through Twilio.",
+        lifespan=lifespan,
+        telemetry=HTTP_TELEMETRY,
     )
     health_routes(app, runtime.ready)
     allow_browsers(app)
