@@ -300,7 +300,14 @@ class EventConsumer:
             context=extract_context(decoded[0][0].headers),
             kind=trace.SpanKind.CONSUMER,
             attributes={"messaging.batch.message_count": len(decoded), "group": self._group_id},
-        ):
+        ) as span:
+            if span.is_recording():
+                # A poll holds several messages' events: the span belongs to the first one's
+                # trace and links the others (OpenTelemetry's convention for batches).
+                for record, _ in decoded[1:]:
+                    span.add_link(
+                        trace.get_current_span(extract_context(record.headers)).get_span_context()
+                    )
             if await self._attempt([event for _, event in decoded], whole_poll=True):
                 return
         log.warning("a poll of %d events failed; applying them one by one", len(decoded))

@@ -30,6 +30,8 @@ from pydantic import (
 )
 from typing_extensions import TypeVar
 
+from parley_shared.tracing import current_traceparent
+
 Channel = Literal["sms", "whatsapp"]
 NO_NUL = r"^[^\x00]*$"
 ReplySource = Literal["ai", "fallback", "offline"]
@@ -300,6 +302,10 @@ class Envelope(BaseModel, Generic[P]):
     account_sid: str
     correlation_id: UUID
     causation_id: UUID | None = None
+    # The W3C trace context the event was created in (CloudEvents' tracing extension): it
+    # outlives Kafka headers when the event waits in an inbox or an outbox. Not part of what
+    # the event means; absent when nothing was traced.
+    traceparent: str | None = None
     payload: SerializeAsAny[P]
 
     @field_validator("occurred_at")
@@ -339,6 +345,7 @@ def new_envelope(
         account_sid=account_sid,
         correlation_id=correlation_id or event_id,
         causation_id=causation_id,
+        traceparent=current_traceparent(),
         payload=payload,
     )
 

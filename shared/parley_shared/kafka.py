@@ -22,7 +22,7 @@ from parley_shared.bus import BrokerUnavailable
 from parley_shared.events import Envelope, encode
 from parley_shared.settings import BusSettings
 from parley_shared.topics import Topics
-from parley_shared.tracing import inject_headers
+from parley_shared.tracing import headers_for
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +75,7 @@ class KafkaPublisher:
             self._topics.name(topic),
             key=event.conversation_key.encode("utf-8"),
             value=encode(event),
-            headers=inject_headers(),
+            headers=headers_for(event.traceparent),
         )
 
     async def publish_raw(
@@ -113,7 +113,6 @@ class KafkaPublisher:
         if not events:
             return
         producer = await self._ensure_producer()
-        headers = inject_headers()
         began = time.perf_counter()
         try:
             async with asyncio.timeout(self._timeout_s):
@@ -122,7 +121,7 @@ class KafkaPublisher:
                         self._topics.name(topic),
                         encode(event),
                         key=event.conversation_key.encode("utf-8"),
-                        headers=headers,
+                        headers=headers_for(event.traceparent),
                     )
                     for topic, event in events
                 ]

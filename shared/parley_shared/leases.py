@@ -30,10 +30,14 @@ from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 from uuid import UUID
 
+from opentelemetry import trace
+
 from parley_shared import metrics
 from parley_shared.db import TRANSIENT_DB_ERRORS, Pool
+from parley_shared.tracing import context_of
 
 log = logging.getLogger(__name__)
+tracer = trace.get_tracer("parley.leases")
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -46,6 +50,8 @@ class Claim(Generic[T]):
     id: UUID
     token: UUID
     work: T
+    # The trace of the event the work answers: the slow call continues it.
+    traceparent: str | None = None
 
 
 class Inbox(Protocol[T, R]):
@@ -165,7 +171,12 @@ class LeaseWorker(Generic[T, R]):
 
     async def _work(self, claim: Claim[T]) -> None:
         try:
-            outcome = await self._inbox.perform(claim)
+            with tracer.start_as_current_span(
+                f"{self._name} work",
+                context=context_of(claim.traceparent),
+                kind=trace.SpanKind.CONSUMER,
+            ):
+                outcome = await self._inbox.perform(claim)
         except Exception:
             # The lease runs out and the item is tried again: a bug here must not lose it.
             log.exception(

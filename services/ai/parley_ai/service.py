@@ -161,7 +161,7 @@ class RepliesInbox:
                 history[len(history) - behaviour.history_turns :] if behaviour.history_turns else []
             )
             question = Question(inbound, kept, skip, behaviour)
-            claims.append(Claim(row["event_id"], row["lease_token"], question))
+            claims.append(Claim(row["event_id"], row["lease_token"], question, inbound.traceparent))
         return claims
 
     async def backlog(self, pool: Pool) -> tuple[int, float]:

@@ -28,6 +28,7 @@ from parley_shared.bus import BrokerUnavailable, Publisher
 from parley_shared.events import Envelope, StatusUpdated
 from parley_shared.kafka import KafkaPublisher, ensure_topics
 from parley_shared.runtime import HTTP_TELEMETRY, metrics_route
+from parley_shared.tracing import context_of
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.gateway")
@@ -43,6 +44,20 @@ class Rejected(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+def _continued(request: Request) -> dict[str, Any]:
+    """Where a webhook's span belongs. A status callback carries the trace of the send it
+    reports on (the sender put it in the callback URL): its span joins that message's trace,
+    linked to the HTTP request's. Anything else is a child of the HTTP request's span."""
+    traceparent = request.query_params.get("traceparent")
+    if traceparent is None:
+        return {}
+    http = trace.get_current_span().get_span_context()
+    return {
+        "context": context_of(traceparent),
+        "links": [trace.Link(http)] if http.is_valid else [],
+    }
 
 
 class Gateway:
@@ -114,7 +129,7 @@ class Gateway:
     async def _accept(
         self, request: Request, topic: str, build: Callable[[Params, datetime], Envelope]
     ) -> Response:
-        with tracer.start_as_current_span(f"webhook {topic}", kind=trace.SpanKind.SERVER):
+        with tracer.start_as_current_span(f"webhook {topic}", **_continued(request)):
             try:
                 params = await self.read_params(request)
                 try:

@@ -41,6 +41,7 @@ from parley_shared.events import (
 )
 from parley_shared.identity import derived_event_id
 from parley_shared.leases import Claim
+from parley_shared.tracing import with_traceparent
 from parley_shared.whatsapp import OUTSIDE_WINDOW_CODE
 
 log = logging.getLogger(__name__)
@@ -78,25 +79,25 @@ class OutgoingInbox:
     templates: Mapping[str, Template] = field(default_factory=dict)
 
     async def claim(self, pool: Pool, limit: int) -> list[Claim[Delivery]]:
-        rows = sorted(await store.claim(pool, limit, self.lease_s), key=lambda r: r["seq"])
-        return [
-            Claim(
-                row["reply_event_id"],
-                row["lease_token"],
-                Delivery(
-                    reply=decode(row["event"]),  # type: ignore[arg-type]
-                    attempts=row["attempts"],
-                    maybe_sent=row["was"] == "sending",
-                    sending_since=row["sending_since"],
-                    opted_out=row["opted_out"],
-                    closed=row["closed"],
-                    elapsed_s=row["elapsed_s"],
-                    overdue=row["elapsed_s"] > self.retry_window_s,
-                    last_inbound_at=row["last_inbound_at"],
-                ),
+        claims = []
+        for row in sorted(await store.claim(pool, limit, self.lease_s), key=lambda r: r["seq"]):
+            reply: Envelope[ReplyGenerated] | Envelope[OutboundRequested]
+            reply = decode(row["event"])  # type: ignore[assignment]
+            delivery = Delivery(
+                reply=reply,
+                attempts=row["attempts"],
+                maybe_sent=row["was"] == "sending",
+                sending_since=row["sending_since"],
+                opted_out=row["opted_out"],
+                closed=row["closed"],
+                elapsed_s=row["elapsed_s"],
+                overdue=row["elapsed_s"] > self.retry_window_s,
+                last_inbound_at=row["last_inbound_at"],
             )
-            for row in rows
-        ]
+            claims.append(
+                Claim(row["reply_event_id"], row["lease_token"], delivery, reply.traceparent)
+            )
+        return claims
 
     async def backlog(self, pool: Pool) -> tuple[int, float]:
         return await store.backlog(pool)
@@ -275,7 +276,7 @@ class OutgoingInbox:
                     messaging_service_sid=p.messaging_service_sid,
                     body=form.body,
                     media_urls=() if isinstance(p, ReplyGenerated) else p.media_urls,
-                    status_callback=self.status_callback,
+                    status_callback=with_traceparent(self.status_callback),
                     content_sid=form.content_sid,
                     content_variables=form.variables,
                 )
