@@ -70,6 +70,26 @@ def configure(service: str, settings: BusSettings) -> None:
     tune_gc()
 
 
+def migrate_tables(service: str, settings: ProjectionSettings, steps: Sequence[Migration]) -> None:
+    """``python -m parley_<service> migrate``: bring the service's tables to this release and
+    exit; Kubernetes' migration Job runs it before a rollout, so new replicas start on tables
+    already migrated (each still checks at start, under the same advisory lock)."""
+
+    async def run() -> int:
+        pool = await create_pool(
+            settings.database_url, schema=settings.db_schema, max_size=1, name=service
+        )
+        try:
+            return await migrate(pool, service, steps)
+        finally:
+            await pool.close()
+
+    before = asyncio.run(run())
+    logging.getLogger(__name__).warning(
+        "%s tables: schema version %d -> %d", service, before, len(steps)
+    )
+
+
 def serve(app: FastAPI, host: str, port: int, **options: Any) -> None:
     """Run ``app`` with uvicorn, its logs going through ours (``log_config=None``): one
     format, and phone numbers masked in access and error lines too."""
