@@ -31,7 +31,6 @@ import random
 import signal
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -45,7 +44,7 @@ from parley_dev.infra import Postgres, SeaweedS3, Tansu
 from parley_dev.loadgen import Traffic
 from parley_dev.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from parley_dev.serve import serving
-from parley_dev.stack import Running, running
+from parley_dev.stack import Running, running, sandboxed
 from parley_shared import topics
 from parley_shared.settings import BusSettings
 from parley_shared.status import RANK
@@ -290,7 +289,6 @@ async def run(profile: Profile, out_dir: Path | None = None) -> Outcome:
     box = sandbox.Sandbox(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
     box.shuffle_callbacks = box.duplicate_callbacks = True
     model = fake_openai.FakeOpenAI(delay_s=0.05, hang_s=10)
-    prefix = f"chaos{uuid.uuid4().hex[:6]}."
     try:
         if s3 is not None:
             broker.storage, broker.env = s3.start(), s3.env
@@ -301,21 +299,15 @@ async def run(profile: Profile, out_dir: Path | None = None) -> Outcome:
             serving(fake_openai.create_app(model)) as openai_url,
         ):
             env = {
-                **os.environ,
-                "KAFKA_BOOTSTRAP_SERVERS": kafka,
-                "KAFKA_TOPIC_PREFIX": prefix,
-                "DATABASE_URL": url,
-                "KAFKA_SESSION_TIMEOUT_MS": "3000",
-                "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-                "PUBLIC_BASE_URL": PUBLIC,
-                "API_TOKEN": "chaos-api-token",
-                "LOG_LEVEL": "WARNING",
-                "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
-                "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
-                "TWILIO_API_BASE_URL": twilio_url,
+                **sandboxed(
+                    kafka=kafka,
+                    database=url,
+                    twilio=twilio_url,
+                    openai=openai_url,
+                    public=PUBLIC,
+                    name="chaos",
+                ),
                 "SENDER_TIMEOUT_S": "2",
-                "OPENAI_API_KEY": "sk-chaos",
-                "OPENAI_BASE_URL": openai_url + "/v1",
                 "AI_TIMEOUT_S": "2",
                 "AI_MAX_RETRIES": "1",
                 "INBOX_LEASE_GRACE_S": "5",
@@ -349,7 +341,9 @@ async def run(profile: Profile, out_dir: Path | None = None) -> Outcome:
                 while traffic.lost() and time.monotonic() < deadline:  # noqa: ASYNC110
                     await asyncio.sleep(0.5)
                 await asyncio.sleep(3)  # a duplicate, if any, would come now
-                bus = BusSettings(kafka_bootstrap_servers=kafka, kafka_topic_prefix=prefix)
+                bus = BusSettings(
+                    kafka_bootstrap_servers=kafka, kafka_topic_prefix=env["KAFKA_TOPIC_PREFIX"]
+                )
                 dead = await read_dead_letters(bus, list(topics.ALL))
                 wrong = await check_statuses(url, box, profile.drain_s)
         # Against the fault-free window just before it, not the first phase: the machine

@@ -8,11 +8,11 @@ metric the services export.
 from __future__ import annotations
 
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[2]
+from parley_dev.generated import ROOT, write
+
 DASHBOARDS = ROOT / "deploy" / "grafana" / "dashboards"
 ALERTS = ROOT / "deploy" / "prometheus" / "alerts.yml"
 
@@ -130,6 +130,11 @@ BOARDS: dict[str, tuple[str, list[Panel]]] = {
                 ],
             ),
             (
+                "Cost (US dollars per hour, MODEL_PRICES)",
+                "currencyUSD",
+                [("sum by (model) (rate(parley_model_cost_usd_total[5m])) * 3600", "{{model}}")],
+            ),
+            (
                 "Model failures by kind",
                 "ops",
                 [("sum by (kind) (rate(parley_model_failures_total[5m]))", "{{kind}}")],
@@ -210,6 +215,14 @@ BOARDS: dict[str, tuple[str, list[Panel]]] = {
                 "Publish latency (p95)",
                 "s",
                 [(quantile(0.95, "parley_kafka_publish_duration_seconds", "topic"), "{{topic}}")],
+            ),
+            (
+                "Rebuilds: events still to apply, and applied per second",
+                "short",
+                [
+                    ("max by (service) (parley_rebuild_remaining_events)", "to go {{service}}"),
+                    ("sum by (service) (rate(parley_rebuild_events_total[1m]))", "/s {{service}}"),
+                ],
             ),
         ],
     ),
@@ -348,10 +361,7 @@ def rendered() -> dict[Path, str]:
 
 
 def main() -> None:
-    for path, text in rendered().items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        sys.stdout.write(f"wrote {path.relative_to(ROOT)}\n")
+    write(rendered())
 
 
 if __name__ == "__main__":

@@ -10,16 +10,15 @@ and validates every overlay.
 
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from parley_dev.generated import ROOT, write
 from parley_shared import topics
 
-ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
 Manifest = dict[str, Any]
 
@@ -359,10 +358,7 @@ def rendered() -> dict[Path, str]:
 
 
 def main() -> None:
-    for path, text in rendered().items():
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(text)
-        sys.stdout.write(f"wrote {path.relative_to(ROOT)}\n")
+    write(rendered())
 
 
 if __name__ == "__main__":

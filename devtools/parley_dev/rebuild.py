@@ -36,6 +36,7 @@ from parley_conversation.service import ConversationService
 from parley_sender import store as sender_store
 from parley_sender.app import CONSUMED as SENDER_TOPICS
 from parley_sender.projection import SenderProjection
+from parley_shared import metrics
 from parley_shared.consumer import EventConsumer
 from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, create_pool
 from parley_shared.kafka import KafkaPublisher
@@ -117,11 +118,21 @@ class Progress:
         self.starts: dict[TopicPartition, int] = {}
         # Where this rebuild has applied each partition up to (its next offset).
         self.applied: dict[TopicPartition, int] = {}
+        self.remaining: int | None = None
+        metrics.gauge(
+            "parley_rebuild_remaining_events",
+            lambda: -1.0 if self.remaining is None else float(self.remaining),
+            "Events a rebuild has still to apply before it is caught up (-1: not started)",
+            service=name,
+        )
 
     async def caught_up(
         self, consumer: AIOKafkaConsumer, applied: Mapping[TopicPartition, int], events: int
     ) -> bool:
         self.done += events
+        metrics.count(
+            "parley_rebuild_events", events, "Events applied by rebuilds", service=self.name
+        )
         if self.first_poll is None and events:
             self.first_poll = (time.monotonic(), self.done)
         self.applied.update(applied)
@@ -136,6 +147,7 @@ class Progress:
             max(end - self.applied.get(partition, self.starts.get(partition, 0)), 0)
             for partition, end in self.targets.items()
         )
+        self.remaining = remaining
         self._report(remaining)
         return remaining == 0
 
@@ -255,7 +267,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--follow", action="store_true", help="keep consuming live events once caught up"
     )
-    asyncio.run(_main(parser.parse_args(argv)))
+    parser.add_argument(
+        "--metrics-port",
+        type=int,
+        default=None,
+        help="serve Prometheus metrics (progress, consumer lag) on this port while it runs",
+    )
+    args = parser.parse_args(argv)
+    if args.metrics_port is not None:
+        from prometheus_client import start_http_server
+
+        metrics.setup_metrics("parley-rebuild")
+        start_http_server(args.metrics_port)
+    asyncio.run(_main(args))
 
 
 if __name__ == "__main__":

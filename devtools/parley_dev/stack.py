@@ -6,10 +6,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import signal
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,8 +19,33 @@ from pathlib import Path
 import httpx
 
 from parley_dev.infra import free_port, stop_pid
-from parley_dev.run import SERVICES, Service, launch
+from parley_dev.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, SERVICES, Service, launch
 from parley_dev.supervisor import Supervisor
+
+
+def sandboxed(
+    *, kafka: str, database: str, twilio: str, openai: str, public: str, name: str
+) -> dict[str, str]:
+    """The environment of a stack whose third parties are fakes: the Twilio sandbox at
+    ``twilio``, a fake OpenAI at ``openai``, webhooks signed for ``public``; its topics under a
+    prefix of its own (``name`` and a random suffix), so runs never share a log."""
+    return {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": kafka,
+        "KAFKA_TOPIC_PREFIX": f"{name}{uuid.uuid4().hex[:6]}.",
+        "DATABASE_URL": database,
+        # Replicas come and go here: a short session timeout keeps rejoining quick.
+        "KAFKA_SESSION_TIMEOUT_MS": "3000",
+        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
+        "PUBLIC_BASE_URL": public,
+        "API_TOKEN": f"{name}-api-token",
+        "LOG_LEVEL": "WARNING",
+        "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
+        "TWILIO_API_BASE_URL": twilio,
+        "OPENAI_API_KEY": f"sk-{name}",
+        "OPENAI_BASE_URL": openai + "/v1",
+    }
 
 
 @dataclass(frozen=True)

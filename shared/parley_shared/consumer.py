@@ -27,7 +27,7 @@ from parley_shared.events import DecodeError, Envelope, NewerVersion, decode
 from parley_shared.kafka import KafkaPublisher
 from parley_shared.settings import BusSettings
 from parley_shared.topics import Topics
-from parley_shared.tracing import extract_context
+from parley_shared.tracing import context_of
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.kafka")
@@ -295,18 +295,19 @@ class EventConsumer:
         decoded = sorted(poll.events, key=lambda item: item[0].topic not in self._first)
         if not decoded:
             return
+        # A poll holds several messages' events: its span belongs to the first traced one's
+        # trace and links the others (OpenTelemetry's convention for batches).
+        traced = [event.traceparent for _, event in decoded if event.traceparent is not None]
         with tracer.start_as_current_span(
             f"consume {len(decoded)} events",
-            context=extract_context(decoded[0][0].headers),
+            context=context_of(traced[0] if traced else None),
             kind=trace.SpanKind.CONSUMER,
             attributes={"messaging.batch.message_count": len(decoded), "group": self._group_id},
         ) as span:
             if span.is_recording():
-                # A poll holds several messages' events: the span belongs to the first one's
-                # trace and links the others (OpenTelemetry's convention for batches).
-                for record, _ in decoded[1:]:
+                for traceparent in dict.fromkeys(traced[1:]):
                     span.add_link(
-                        trace.get_current_span(extract_context(record.headers)).get_span_context()
+                        trace.get_current_span(context_of(traceparent)).get_span_context()
                     )
             if await self._attempt([event for _, event in decoded], whole_poll=True):
                 return
@@ -314,7 +315,7 @@ class EventConsumer:
         for record, event in decoded:
             with tracer.start_as_current_span(
                 f"consume {self._topics.logical(record.topic)}",
-                context=extract_context(record.headers),
+                context=context_of(event.traceparent),
                 kind=trace.SpanKind.CONSUMER,
                 attributes={"messaging.event_id": str(event.event_id), "group": self._group_id},
             ):

@@ -335,7 +335,9 @@ def new_envelope(
     occurred_at: datetime,
     correlation_id: UUID | None = None,
     causation_id: UUID | None = None,
+    traceparent: str | None = None,
 ) -> Envelope[Q]:
+    """An event in the current span's trace, else in ``traceparent``'s."""
     return Envelope(
         event_id=event_id,
         event_type=payload.EVENT_TYPE,
@@ -345,13 +347,14 @@ def new_envelope(
         account_sid=account_sid,
         correlation_id=correlation_id or event_id,
         causation_id=causation_id,
-        traceparent=current_traceparent(),
+        traceparent=current_traceparent() or traceparent,
         payload=payload,
     )
 
 
 def caused_by(cause: Envelope, payload: Q, *, event_id: UUID, occurred_at: datetime) -> Envelope[Q]:
-    """An event that follows from ``cause``: same conversation and correlation chain."""
+    """An event that follows from ``cause``: same conversation, correlation chain and (when
+    it is made outside any span, as outcomes recorded in a group are) trace."""
     return new_envelope(
         payload,
         event_id=event_id,
@@ -360,6 +363,7 @@ def caused_by(cause: Envelope, payload: Q, *, event_id: UUID, occurred_at: datet
         occurred_at=occurred_at,
         correlation_id=cause.correlation_id,
         causation_id=cause.event_id,
+        traceparent=cause.traceparent,
     )
 
 

@@ -11,15 +11,12 @@ it that span's child; whoever works on a stored event continues that event's tra
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 
 from opentelemetry import propagate, trace
 from opentelemetry.context import Context
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter
-
-KafkaHeaders = Sequence[tuple[str, bytes]]
 
 # version-traceid-spanid-flags, as W3C Trace Context writes it (lower-case hex).
 TRACEPARENT = re.compile(r"^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$")
@@ -97,13 +94,3 @@ def inject_headers() -> list[tuple[str, bytes]]:
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return [(key, value.encode("ascii")) for key, value in carrier.items()]
-
-
-def extract_context(headers: KafkaHeaders | None) -> Context:
-    carrier = {}
-    for key, value in headers or ():
-        try:
-            carrier[key.lower()] = value.decode("ascii")
-        except (UnicodeDecodeError, AttributeError):
-            continue
-    return propagate.extract(carrier, context=Context())

@@ -14,6 +14,7 @@ import logging
 import re
 import shutil
 import subprocess
+import uuid
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
@@ -25,6 +26,7 @@ from opentelemetry.sdk.trace import TracerProvider
 
 from parley_dev.dashboards import ALERTS, DASHBOARDS, rendered
 from parley_dev.infra import free_port
+from parley_dev.rebuild import rebuild
 from parley_shared import metrics, topics
 from parley_shared.kafka import KafkaPublisher
 from parley_shared.logs import JsonFormatter
@@ -93,6 +95,16 @@ async def test_every_panel_and_alert_queries_an_exported_metric(
         await publisher.publish_raw(physical, key=b"k", value=b"\x00not an event")
     finally:
         await publisher.stop()
+
+    # A rebuild beside the live tables, for its progress metrics.
+    await rebuild(
+        "analytics",
+        database_url=parley.database,
+        bus=parley.bus,
+        schema="analytics_observed",
+        group_id=f"parley-analytics-observed-{uuid.uuid4().hex[:6]}",
+        out=None,
+    )
 
     wanted = {where: set(METRIC.findall(" ".join(exprs))) for where, exprs in queries().items()}
     needed = set().union(*wanted.values())

@@ -10,7 +10,6 @@ in-process test would share one tracer and could not tell.
 from __future__ import annotations
 
 import gzip
-import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,7 +22,7 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTrace
 from parley_dev import fake_openai, sandbox
 from parley_dev.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN
 from parley_dev.serve import serving
-from parley_dev.stack import running
+from parley_dev.stack import running, sandboxed
 from tests.e2e.conftest import eventually
 from tests.helpers import inbound_params, signed
 
@@ -90,21 +89,16 @@ async def test_one_trace_from_the_webhook_to_the_last_status_callback(
         serving(fake_openai.create_app(model)) as openai,
     ):
         env = {
-            "KAFKA_BOOTSTRAP_SERVERS": kafka_bootstrap,
-            "DATABASE_URL": database,
-            "KAFKA_TOPIC_PREFIX": f"tr{uuid.uuid4().hex[:8]}.",
-            "KAFKA_SESSION_TIMEOUT_MS": "2000",
-            "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-            "PUBLIC_BASE_URL": PUBLIC,
-            "API_TOKEN": "traces-api-token",
-            "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
-            "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
-            "TWILIO_API_BASE_URL": twilio,
-            "OPENAI_API_KEY": "sk-traces",
-            "OPENAI_BASE_URL": f"{openai}/v1",
+            **sandboxed(
+                kafka=kafka_bootstrap,
+                database=database,
+                twilio=twilio,
+                openai=openai,
+                public=PUBLIC,
+                name="traces",
+            ),
             "OTEL_EXPORTER_OTLP_ENDPOINT": otlp,
             "OTEL_BSP_SCHEDULE_DELAY": "100",
-            "LOG_LEVEL": "WARNING",
         }
         async with running(env, tmp_path / "logs") as stack:
             gateway = stack.urls("gateway")[0]

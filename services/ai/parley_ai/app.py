@@ -83,6 +83,7 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             lease_s=settings.ai_deadline_s + settings.inbox_lease_grace_s,
             human=settings.human_words,
             on_reply=relay.notify,
+            prices=settings.model_prices,
         )
         worker = runtime.work(replies, settings.ai_max_in_flight)
         runtime.consume(

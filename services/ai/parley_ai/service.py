@@ -7,7 +7,7 @@ import asyncio
 import logging
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -43,6 +43,7 @@ from parley_shared.events import (
 from parley_shared.identity import derived_event_id
 from parley_shared.keywords import HUMAN, keyword_of
 from parley_shared.leases import Claim
+from parley_shared.prices import ModelPrice
 from parley_shared.projection import Projection
 from parley_shared.settings import KeywordSettings
 from parley_shared.tenancy import TenantsProjection
@@ -134,6 +135,7 @@ class RepliesInbox:
     lease_s: float
     on_reply: Any = None
     human: frozenset[str] = HUMAN
+    prices: Mapping[str, ModelPrice] = field(default_factory=dict)
 
     async def claim(self, pool: Pool, limit: int) -> list[Claim[Question]]:
         claims = []
@@ -229,6 +231,14 @@ class RepliesInbox:
         ):
             metrics.count(
                 "parley_model_tokens", tokens, "Tokens used", model=completion.model, kind=kind
+            )
+        price = self.prices.get(completion.model)
+        if price is not None:
+            metrics.count(
+                "parley_model_cost_usd",
+                price.cost_usd(completion.prompt_tokens, completion.completion_tokens),
+                "What the model's tokens cost, in US dollars (MODEL_PRICES)",
+                model=completion.model,
             )
         metrics.count("parley_replies", 1, "Replies by source", source=source)
         return completion, source

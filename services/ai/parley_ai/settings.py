@@ -5,6 +5,7 @@ from pathlib import Path
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from parley_shared.prices import PriceSettings
 from parley_shared.settings import ProjectionSettings
 
 DEFAULT_PROMPT = (
@@ -23,7 +24,7 @@ class RateLimitSettings(BaseSettings):
     ai_rate_limit_per_minute: int = Field(20, ge=0, le=10_000)
 
 
-class AiSettings(ProjectionSettings, RateLimitSettings):
+class AiSettings(ProjectionSettings, RateLimitSettings, PriceSettings):
     # Bearer token of the AI settings API; unset, it answers 401.
     api_token: SecretStr | None = None
     openai_api_key: SecretStr | None = None

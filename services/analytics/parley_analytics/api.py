@@ -16,11 +16,11 @@ from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, ConfigDict, Field
 
 from parley_analytics import participants, views
-from parley_analytics.core import cost_usd, percentile, spreadsheet_safe
-from parley_analytics.settings import ModelPrice
+from parley_analytics.core import percentile, spreadsheet_safe
 from parley_analytics.views import EXPORT_COLUMNS, Filters, Granularity
 from parley_shared.auth import UNAUTHORIZED, invalid
 from parley_shared.db import Pool
+from parley_shared.prices import ModelPrice
 from parley_shared.tenancy import Reader, caller
 
 MAX_RANGE = timedelta(days=3660)
@@ -285,12 +285,7 @@ async def ai_usage(f: Range, pool: PoolDep, request: Request) -> AiUsage:
     for m in models.values():
         price = prices.get(m.model)
         if price is not None:
-            m.cost_usd = round(
-                cost_usd(
-                    m.prompt_tokens, m.completion_tokens, price.input_per_1m, price.output_per_1m
-                ),
-                6,
-            )
+            m.cost_usd = round(price.cost_usd(m.prompt_tokens, m.completion_tokens), 6)
     totals = Usage(
         **{
             k: sum(getattr(m, k) for m in models.values())

@@ -37,7 +37,7 @@ def create_app(settings: AnalyticsSettings) -> FastAPI:
             yield {
                 "pool": pool,
                 "tenancy": Tenancy(pool, store.SERVICE, settings.api_token.get_secret_value()),
-                "prices": settings.analytics_model_prices,
+                "prices": settings.model_prices,
             }
         finally:
             await runtime.close()

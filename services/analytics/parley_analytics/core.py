@@ -41,12 +41,6 @@ def percentile(bins: Sequence[tuple[int, int]], q: float) -> float | None:
     return round(bin_value(bins[-1][0]), 1)
 
 
-def cost_usd(
-    prompt_tokens: int, completion_tokens: int, input_per_1m: float, output_per_1m: float
-) -> float:
-    return (prompt_tokens * input_per_1m + completion_tokens * output_per_1m) / 1_000_000
-
-
 # --- the delivery funnel and the reply/delivery times of one outbound message ---
 
 
