@@ -96,6 +96,8 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             ),
             # A close read in the same poll as a message after it is known when it is claimed.
             first=[topics.CONVERSATION_CHANGED],
+            # Replies are history (ai_turns) from the moment their outcome is recorded.
+            own=[topics.REPLY_GENERATED],
         )
         try:
             yield {

@@ -80,6 +80,9 @@ def create_app(settings: SenderSettings) -> FastAPI:
             ),
             # A close read in the same poll as a reply it cancels is known when it is claimed.
             first=[topics.CONVERSATION_CHANGED],
+            # Settling a reply records its outcome (and an opt-out Twilio reported) with the
+            # outbox row of its message.sent.
+            own=[topics.MESSAGE_SENT],
         )
         try:
             yield {"tenancy": Tenancy(runtime.pool, store.SERVICE, secret(settings.api_token))}
