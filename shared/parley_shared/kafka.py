@@ -60,7 +60,7 @@ class KafkaPublisher:
                 acks="all",
                 enable_idempotence=False,
                 request_timeout_ms=int(self._timeout_s * 1000),
-                linger_ms=0,
+                linger_ms=self._settings.kafka_linger_ms,
             )
             try:
                 await asyncio.wait_for(producer.start(), self._timeout_s)

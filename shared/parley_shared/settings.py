@@ -31,6 +31,8 @@ class BusSettings(BaseSettings):
     # is taken from the reply path on a small box; a second of lag in a view is the price.
     kafka_read_model_fetch_min_bytes: int = Field(1 << 20, ge=1)
     kafka_read_model_fetch_max_wait_ms: int = Field(1_000, ge=1, le=10_000)
+    # How long the producer gathers events into one produce request.
+    kafka_linger_ms: int = Field(0, ge=0, le=1_000)
     kafka_max_poll_records: int = Field(1000, ge=1, le=100_000)
     otel_service_name: str | None = None
     otel_exporter_otlp_endpoint: str | None = None
