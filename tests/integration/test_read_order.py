@@ -19,7 +19,7 @@ from parley_dev.digest import digest
 from parley_dev.rebuild import PROJECTIONS
 from parley_shared import topics
 from parley_shared.conversations import first_conversation_id, following_id
-from parley_shared.db import create_pool
+from parley_shared.db import Pool, create_pool
 from parley_shared.events import (
     Channel,
     ConversationChanged,
@@ -177,10 +177,35 @@ def workload() -> list[list[Envelope]]:
     reopened.text("Still there?", 3)
     reopened.change(first_w, "reopened", 4)
     reopened.text("Thanks", 5)
+    # Conversations across hours: counted in the hour each opened, wherever read order put
+    # them first.
+    late = Thread("+15550400004", "sms")
+    late.text("Still open?", 55)
+    late.text("Hello?", 65)
+    late.change(first_conversation_id(late.key), "closed", 70)
+    late.text("Next day, nearly", 130)
     return [
-        [e for thread in (closed, opted, reopened) for e in thread.by_topic[topic]]
+        [e for thread in (closed, opted, reopened, late) for e in thread.by_topic[topic]]
         for topic in topics.ALL
     ]
+
+
+async def counted_by_hour(pool: Pool) -> tuple[int, int]:
+    row = await pool.fetchrow(
+        "SELECT sum(conversations)::int AS n, sum(open_conversations)::int AS open "
+        "FROM analytics_hourly"
+    )
+    assert row is not None
+    return row["n"], row["open"]
+
+
+async def counted(pool: Pool) -> tuple[int, int]:
+    row = await pool.fetchrow(
+        "SELECT count(*)::int AS n, (count(*) FILTER (WHERE closed_at IS NULL))::int AS open "
+        "FROM analytics_conversations"
+    )
+    assert row is not None
+    return row["n"], row["open"]
 
 
 def interleave(streams: list[list[Envelope]], rng: random.Random) -> list[list[Envelope]]:
@@ -217,6 +242,8 @@ async def test_every_read_order_gives_the_same_tables(database: str, service: st
             for poll in orders:
                 await state.handle_batch(poll)
             digests.append(await digest(pool, service))
+            if service == "analytics":
+                assert await counted_by_hour(pool) == await counted(pool)
         finally:
             await pool.close()
     assert all(d == digests[0] for d in digests), f"{service}: tables depend on read order"

@@ -50,7 +50,6 @@ class Breakdown(BaseModel):
 
 async def _per_number(pool: Pool, f: Filters) -> dict[str, dict[str, int]]:
     hourly, args = f.hourly()
-    where, wargs = f.where("opened_at")
     hwhere, hargs = f.where("at")
     queries = [
         (
@@ -60,9 +59,9 @@ async def _per_number(pool: Pool, f: Filters) -> dict[str, dict[str, int]]:
             args,
         ),
         (
-            f"SELECT {NUMBER} AS number, count(*) AS conversations "
-            f"FROM analytics_conversations WHERE {where} GROUP BY 1",
-            wargs,
+            f"SELECT {NUMBER} AS number, sum(conversations) AS conversations "
+            f"FROM analytics_hourly WHERE {hourly} GROUP BY 1",
+            args,
         ),
         (
             f"SELECT {NUMBER} AS number, count(*) AS takeovers FROM analytics_handoffs "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from parley_analytics import handoffs, store
+from parley_analytics import conversation_hours, handoffs, store
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
     ConversationChanged,
@@ -20,6 +20,9 @@ from parley_shared.keywords import asks_for_human, keyword_of
 from parley_shared.projection import Projection
 from parley_shared.settings import KeywordSettings
 from parley_shared.tenancy import TenantsProjection
+
+# Events that open, move, close or reopen conversations (``analytics_conversations``).
+PLACED = (MessageReceived, ReplyGenerated, MessageSent, ConversationChanged)
 
 
 class AnalyticsService(Projection):
@@ -38,6 +41,14 @@ class AnalyticsService(Projection):
         self.on(StatusUpdated, self.statuses)
         self.on(HandoffChanged, handoffs.add_handoffs)
         TenantsProjection(self.service).follow(self)
+
+    async def apply(self, conn: Connection, events: Sequence[Envelope]) -> None:
+        keys = {e.conversation_key for e in events if isinstance(e.payload, PLACED)}
+        before = await conversation_hours.hours_of(conn, keys) if keys else set()
+        await super().apply(conn, events)
+        if keys:
+            after = await conversation_hours.hours_of(conn, keys)
+            await conversation_hours.recount(conn, before | after)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         opt_outs = [keyword_of(e.payload.body) == "opt_out" for e in events]

@@ -111,11 +111,13 @@ async def volume(pool: Pool, f: Filters) -> Volume:
 
 
 async def conversations(pool: Pool, f: Filters) -> tuple[int, int]:
-    """Conversations opened in the range, and how many of those are still open."""
-    where, args = f.where("opened_at")
+    """Conversations opened in the range (by the hour, as volumes are), and how many of those
+    are still open."""
+    hourly, args = f.hourly()
     row = await pool.fetchrow(
-        "SELECT count(*) AS total, count(*) FILTER (WHERE closed_at IS NULL) AS open "
-        f"FROM analytics_conversations WHERE {where}",
+        "SELECT coalesce(sum(conversations), 0)::bigint AS total, "
+        "coalesce(sum(open_conversations), 0)::bigint AS open "
+        f"FROM analytics_hourly WHERE {hourly}",
         *args,
     )
     assert row is not None
