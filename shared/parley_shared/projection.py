@@ -66,6 +66,11 @@ class Projection:
         # consumed by two replicas at once, and each would miss the other's uncommitted
         # rows. Whoever comes second waits, then sees what the first committed.
         await lock_keys(conn, self.service, (e.conversation_key for e in events))
+        await self.apply_locked(conn, events)
+
+    async def apply_locked(self, conn: Connection, events: Sequence[Envelope]) -> None:
+        """Run the handlers, with the events' conversations locked (what an override that
+        reads their state before and after them needs)."""
         for kind, handlers in self._handlers.items():
             of_kind = [event for event in events if type(event.payload) is kind]
             if of_kind:

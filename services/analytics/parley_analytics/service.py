@@ -42,13 +42,13 @@ class AnalyticsService(Projection):
         self.on(HandoffChanged, handoffs.add_handoffs)
         TenantsProjection(self.service).follow(self)
 
-    async def apply(self, conn: Connection, events: Sequence[Envelope]) -> None:
+    async def apply_locked(self, conn: Connection, events: Sequence[Envelope]) -> None:
         keys = {e.conversation_key for e in events if isinstance(e.payload, PLACED)}
-        before = await conversation_hours.hours_of(conn, keys) if keys else set()
-        await super().apply(conn, events)
+        before = await conversation_hours.snapshot(conn, keys) if keys else {}
+        await super().apply_locked(conn, events)
         if keys:
-            after = await conversation_hours.hours_of(conn, keys)
-            await conversation_hours.recount(conn, before | after)
+            after = await conversation_hours.snapshot(conn, keys)
+            await conversation_hours.count_changes(conn, before, after)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         opt_outs = [keyword_of(e.payload.body) == "opt_out" for e in events]
