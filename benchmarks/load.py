@@ -22,7 +22,6 @@ import os
 import sys
 import tempfile
 import time
-import uuid
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
@@ -35,7 +34,7 @@ from parley_dev.infra import Postgres, Tansu, free_port, stop_pid
 from parley_dev.loadgen import Traffic, cpu_seconds, describe_latency, tree_cpu_seconds
 from parley_dev.run import SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN, Service, launch
 from parley_dev.serve import serving
-from parley_dev.stack import running
+from parley_dev.stack import running, sandboxed
 from parley_shared.metrics import parse
 
 Probe = dict[str, Callable[[], float]]
@@ -153,23 +152,9 @@ async def acquisitions(ports: dict[str, int]) -> float:
 
 @contextlib.asynccontextmanager
 async def parley(
-    kafka: str, database: str, env_extra: dict[str, str], logs: Path
+    env: dict[str, str], logs: Path
 ) -> AsyncIterator[tuple[str, dict[str, int], dict[str, int]]]:
     """Every Parley service as a process; yields (gateway URL, pids, ports) by service."""
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": kafka,
-        "DATABASE_URL": database,
-        "KAFKA_TOPIC_PREFIX": f"load{uuid.uuid4().hex[:6]}.",
-        "KAFKA_SESSION_TIMEOUT_MS": "2000",
-        "KAFKA_HEARTBEAT_INTERVAL_MS": "500",
-        "PUBLIC_BASE_URL": PUBLIC,
-        "API_TOKEN": "bench-api-token",
-        "LOG_LEVEL": "WARNING",
-        # Closed-loop users text far more than a person does: no abuse limit here.
-        "AI_RATE_LIMIT_PER_MINUTE": "0",
-        **env_extra,
-    }
     async with running(env, logs) as stack:
         pids = {r.service.name: stack.pids()[r.name] for r in stack.replicas}
         ports = {r.service.name: r.port for r in stack.replicas}
@@ -202,12 +187,17 @@ async def main(args: argparse.Namespace) -> None:
         )
         box = sandbox.Sandbox(SANDBOX_ACCOUNT_SID, SANDBOX_AUTH_TOKEN)
         async with serving(sandbox.create_app(box)) as twilio_url:
-            env_extra = {
-                "TWILIO_ACCOUNT_SID": SANDBOX_ACCOUNT_SID,
-                "TWILIO_AUTH_TOKEN": SANDBOX_AUTH_TOKEN,
-                "TWILIO_API_BASE_URL": twilio_url,
-                "OPENAI_API_KEY": "sk-bench",
-                "OPENAI_BASE_URL": f"http://127.0.0.1:{fake_port}/v1",
+            env = {
+                **sandboxed(
+                    kafka=kafka,
+                    database=database,
+                    twilio=twilio_url,
+                    openai=f"http://127.0.0.1:{fake_port}",
+                    public=PUBLIC,
+                    name="load",
+                ),
+                # Closed-loop users text far more than a person does: no abuse limit here.
+                "AI_RATE_LIMIT_PER_MINUTE": "0",
                 **dict(kv.split("=", 1) for kv in args.env),
             }
             harness: Probe = {
@@ -216,7 +206,7 @@ async def main(args: argparse.Namespace) -> None:
             }
             figures = {}
             if not args.skip_parley:
-                async with parley(kafka, database, env_extra, state / "logs") as (
+                async with parley(env, state / "logs") as (
                     gateway,
                     pids,
                     ports,

@@ -185,6 +185,8 @@ class ProjectionRuntime:
         self.service = service
         self.tasks: list[asyncio.Task[None]] = []
         self.consumers: list[EventConsumer] = []
+        self._topics_made = False
+        self._topics_lock = asyncio.Lock()
         self._pool: Pool | None = None
         self.publisher = KafkaPublisher(settings)
         self.relay: OutboxRelay | None = None
@@ -260,10 +262,17 @@ class ProjectionRuntime:
 
     def _consuming(self, consumer: EventConsumer) -> Callable[[], Awaitable[None]]:
         async def run() -> None:
-            await ensure_topics(self.settings)
+            await self._make_topics()
             await consumer.run()
 
         return run
+
+    async def _make_topics(self) -> None:
+        """The contract's topics, created once per process however many groups consume."""
+        async with self._topics_lock:
+            if not self._topics_made:
+                await ensure_topics(self.settings)
+                self._topics_made = True
 
     async def ready(self) -> bool:
         """Consuming, and the database answers."""

@@ -19,21 +19,17 @@ from uuid import UUID
 from parley_shared.db import Connection
 from parley_shared.migrations import Migration
 
-COUNT = """
-    SELECT date_trunc('hour', c.opened_at) AS bucket, c.channel, c.our_address,
-           count(*) AS conversations, count(*) FILTER (WHERE c.closed_at IS NULL) AS open
-    FROM analytics_conversations c
-"""
-
 MIGRATION = Migration(
     "conversations per hour in the hourly rollup",
-    f"""
+    """
     ALTER TABLE analytics_hourly
         ADD COLUMN IF NOT EXISTS conversations bigint NOT NULL DEFAULT 0,
         ADD COLUMN IF NOT EXISTS open_conversations bigint NOT NULL DEFAULT 0;
     INSERT INTO analytics_hourly (bucket, channel, our_address, conversations,
                                   open_conversations)
-    {COUNT} GROUP BY 1, 2, 3
+    SELECT date_trunc('hour', opened_at), channel, our_address, count(*),
+           count(*) FILTER (WHERE closed_at IS NULL)
+    FROM analytics_conversations GROUP BY 1, 2, 3
     ON CONFLICT (bucket, channel, our_address) DO UPDATE
         SET conversations = EXCLUDED.conversations,
             open_conversations = EXCLUDED.open_conversations;
