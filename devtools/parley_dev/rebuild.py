@@ -37,9 +37,11 @@ from parley_sender import store as sender_store
 from parley_sender.app import CONSUMED as SENDER_TOPICS
 from parley_sender.projection import SenderProjection
 from parley_shared import metrics
+from parley_shared.bus import Publisher
 from parley_shared.consumer import EventConsumer
 from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, create_pool
 from parley_shared.kafka import KafkaPublisher
+from parley_shared.keyring import Keyring, SealingPublisher
 from parley_shared.migrations import Migration, migrate
 from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection as ProjectionBase
@@ -86,7 +88,7 @@ async def wipe(pool: Pool, service: str) -> None:
             await conn.execute(f'DROP TABLE IF EXISTS "{row["tablename"]}" CASCADE')
 
 
-async def drain_outbox(pool: Pool, service: str, publisher: KafkaPublisher) -> int:
+async def drain_outbox(pool: Pool, service: str, publisher: Publisher) -> int:
     """Publish what the service committed but had not published yet, before a wipe.
 
     An outbox row is an outcome that exists nowhere else (e.g. a reply Twilio accepted):
@@ -188,10 +190,12 @@ async def rebuild(
     projection = PROJECTIONS[service]
     pool = await create_pool(database_url, schema=schema, name=f"{service}-rebuild")
     publisher = KafkaPublisher(bus)
+    keyring = Keyring(pool, schema=bus.keyring_schema, cache_s=bus.keyring_cache_s)
     progress = progress or Progress(service, out)
     try:
         await publisher.start()
-        await drain_outbox(pool, service, publisher)
+        await keyring.ensure()
+        await drain_outbox(pool, service, SealingPublisher(publisher, keyring))
         await wipe(pool, service)
         await migrate(pool, service, projection.migrations)
         state = projection.build(pool)
@@ -207,7 +211,7 @@ async def rebuild(
             bus,
             topics=projection.topics,
             group_id=group_id or f"parley-{service}",
-            handler=state.handle_batch,
+            handler=keyring.opening(state.handle_batch),
             transient=TRANSIENT_DB_ERRORS,
             publisher=publisher,
             from_beginning=True,

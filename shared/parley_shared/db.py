@@ -8,6 +8,7 @@ that transaction, and the relay (``parley_shared.outbox``) publishes them.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterable, Sequence
 from typing import TYPE_CHECKING, Any, TypeAlias
 from uuid import UUID
@@ -40,9 +41,15 @@ TRANSIENT_DB_ERRORS: tuple[type[Exception], ...] = (
 
 
 async def create_pool(
-    url: str, *, schema: str = "public", max_size: int = 10, name: str = "parley"
+    url: str,
+    *,
+    schema: str = "public",
+    max_size: int = 10,
+    name: str = "parley",
+    min_size: int = 1,
 ) -> Pool:
-    """A pool whose connections resolve unqualified table names in ``schema`` first."""
+    """A pool whose connections resolve unqualified table names in ``schema`` first; with
+    ``min_size`` 0 it connects on first use, so a database still starting is no error yet."""
     if schema != "public":
         conn = await asyncpg.connect(url)
         try:
@@ -62,7 +69,7 @@ async def create_pool(
 
     pool = await asyncpg.create_pool(
         url,
-        min_size=1,
+        min_size=min_size,
         max_size=max_size,
         setup=counted,
         reset=keep_session,
@@ -145,3 +152,12 @@ async def enqueue(conn: Connection, service: str, items: Iterable[tuple[str, Env
             [event for _, event in rows],
         )
     return len(rows)
+
+
+async def answers(pool: Pool, timeout_s: float = 2.0) -> bool:
+    """Whether the database answers a trivial query in time (readiness probes)."""
+    try:
+        await asyncio.wait_for(pool.fetchval("SELECT 1"), timeout_s)
+    except (OSError, TimeoutError, asyncpg.PostgresError, asyncpg.InterfaceError):
+        return False
+    return True

@@ -284,6 +284,19 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
+class Sealed(BaseModel):
+    """A participant's personal fields of one event, encrypted with that participant's key
+    (see ``sealing``): while sealed, the payload holds empty values in their place."""
+
+    model_config = ConfigDict(frozen=True, extra="ignore")
+
+    # Who the key belongs to: a random id, so the log says nothing of the participant once
+    # the key is deleted.
+    subject: UUID
+    # base64url of nonce + AES-GCM ciphertext of the fields as JSON.
+    box: str
+
+
 # Covariant: events are frozen, so an Envelope[MessageReceived] is an Envelope[Payload].
 P = TypeVar("P", bound=Payload, default=Payload, covariant=True)
 
@@ -306,6 +319,9 @@ class Envelope(BaseModel, Generic[P]):
     # outlives Kafka headers when the event waits in an inbox or an outbox. Not part of what
     # the event means; absent when nothing was traced.
     traceparent: str | None = None
+    # Set on the log for events that carry a participant's personal data; consumers get them
+    # opened (``Keyring.open``), or with "[erased]" in those fields once the key is deleted.
+    sealed: Sealed | None = None
     payload: SerializeAsAny[P]
 
     @field_validator("occurred_at")

@@ -10,7 +10,6 @@ import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, TypeVar
 
-import asyncpg
 import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
@@ -21,8 +20,9 @@ from pydantic_settings import BaseSettings
 
 from parley_shared import metrics
 from parley_shared.consumer import EventConsumer
-from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, create_pool
+from parley_shared.db import TRANSIENT_DB_ERRORS, Pool, answers, create_pool
 from parley_shared.kafka import KafkaPublisher, ensure_topics
+from parley_shared.keyring import Keyring, SealingPublisher
 from parley_shared.leases import Inbox, LeaseWorker, R, T
 from parley_shared.logs import setup_logging
 from parley_shared.migrations import Migration, migrate
@@ -188,13 +188,24 @@ class ProjectionRuntime:
         self._topics_made = False
         self._topics_lock = asyncio.Lock()
         self._pool: Pool | None = None
-        self.publisher = KafkaPublisher(settings)
+        self._keyring: Keyring | None = None
+        self.kafka = KafkaPublisher(settings)
         self.relay: OutboxRelay | None = None
 
     @property
     def pool(self) -> Pool:
         assert self._pool is not None, "start() first"
         return self._pool
+
+    @property
+    def keyring(self) -> Keyring:
+        assert self._keyring is not None, "start() first"
+        return self._keyring
+
+    @property
+    def publisher(self) -> SealingPublisher[KafkaPublisher]:
+        """Publishes with participants' personal fields sealed."""
+        return SealingPublisher(self.kafka, self.keyring)
 
     async def start(self, migrations: Sequence[Migration], pool_size: int = 10) -> Pool:
         self._pool = await create_pool(
@@ -204,7 +215,11 @@ class ProjectionRuntime:
             name=self.service,
         )
         await migrate(self._pool, self.service, migrations)
-        await self.publisher.start()
+        self._keyring = Keyring(
+            self._pool, schema=self.settings.keyring_schema, cache_s=self.settings.keyring_cache_s
+        )
+        await self._keyring.ensure()
+        await self.kafka.start()
         return self._pool
 
     def background(self, name: str, loop: Callable[[], Awaitable[None]]) -> None:
@@ -251,8 +266,8 @@ class ProjectionRuntime:
                 self.settings,
                 topics=lane,
                 group_id=group_id,
-                handler=projection.handle_batch,
-                publisher=self.publisher,
+                handler=self.keyring.opening(projection.handle_batch),
+                publisher=self.kafka,
                 first=[t for t in first if t in lane],
                 transient=TRANSIENT_DB_ERRORS,
                 read_model=paced,
@@ -281,11 +296,7 @@ class ProjectionRuntime:
             for consumer in self.consumers
         ):
             return False
-        try:
-            await asyncio.wait_for(self._pool.fetchval("SELECT 1"), 2.0)
-        except (OSError, TimeoutError, asyncpg.PostgresError):
-            return False
-        return True
+        return await answers(self._pool)
 
     async def close(self) -> None:
         for consumer in self.consumers:
@@ -293,6 +304,6 @@ class ProjectionRuntime:
         for task in self.tasks:
             task.cancel()
         await asyncio.gather(*self.tasks, return_exceptions=True)
-        await self.publisher.stop()
+        await self.kafka.stop()
         if self._pool is not None:
             await self._pool.close()

@@ -40,6 +40,10 @@ class BusSettings(BaseSettings):
     kafka_max_poll_records: int = Field(1000, ge=1, le=100_000)
     otel_service_name: str | None = None
     otel_exporter_otlp_endpoint: str | None = None
+    # Participants' keys (keyring.py): one table for every service, wherever DB_SCHEMA puts
+    # a service's own tables; a deleted key stops opening events within KEYRING_CACHE_S.
+    keyring_schema: str = Field("public", pattern=r"^[a-z_][a-z0-9_]{0,62}$")
+    keyring_cache_s: float = Field(60.0, ge=0, le=3600)
 
 
 def describe_errors(exc: Exception) -> str:

@@ -142,7 +142,9 @@ async def parley(
         openai_url = await stack.enter_async_context(serving(fake_openai.create_app(openai)))
         # Twilio signs the public URL; the sandbox signs that and delivers to the local gateway,
         # as a proxy or tunnel in front of Parley would.
-        gateway = GatewaySettings(**bus, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC)
+        gateway = GatewaySettings(
+            **bus, database_url=database, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC
+        )
         gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
         twilio.deliver_to = (PUBLIC, gateway_url)
         # The console (served by the conversation service) is told where the others are.

@@ -21,6 +21,7 @@ from parley_shared.events import (
     StatusUpdated,
     decode,
 )
+from parley_shared.keyring import Keyring
 from parley_shared.keywords import keyword_of
 from parley_shared.status import fold_statuses
 from tests.e2e.conftest import BOT_SMS, Parley, eventually
@@ -112,13 +113,17 @@ async def _opted_out(parley: Parley, number: str) -> bool:
 
 
 async def events_of(parley: Parley, topic: str) -> list[Envelope]:
-    """Every distinct event of a topic, straight from the broker."""
+    """Every distinct event of a topic, straight from the broker, opened with the keyring."""
     records = await read_topic(parley.bus, topic, expect=10_000, timeout_s=3)
     unique: dict[uuid.UUID, Envelope] = {}
     for record in records:
         event = decode(record.value or b"")
         unique.setdefault(event.event_id, event)
-    return list(unique.values())
+    pool = await create_pool(parley.database)
+    try:
+        return await Keyring(pool).open(list(unique.values()))
+    finally:
+        await pool.close()
 
 
 async def settled_digests(parley: Parley) -> dict[str, dict[str, tuple[int, str]]]:

@@ -14,8 +14,10 @@ from parley_dev.infra import Tansu
 from parley_dev.serve import serving
 from parley_gateway.app import create_app
 from parley_gateway.settings import GatewaySettings
+from parley_shared.db import Pool
 from parley_shared.events import MessageReceived, StatusUpdated, decode
 from parley_shared.identity import inbound_event_id
+from parley_shared.keyring import Keyring
 from parley_shared.settings import BusSettings
 from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, form, inbound_params, read_topic, signed
 
@@ -24,8 +26,9 @@ INBOUND = "/webhooks/twilio/messages"
 STATUS = "/webhooks/twilio/status"
 
 
-def gateway_settings(bus: BusSettings, timeout_s: float = 5.0) -> GatewaySettings:
+def gateway_settings(bus: BusSettings, database: str, timeout_s: float = 5.0) -> GatewaySettings:
     return GatewaySettings(
+        database_url=database,
         twilio_auth_token=AUTH_TOKEN,
         public_base_url=PUBLIC,
         kafka_bootstrap_servers=bus.kafka_bootstrap_servers,
@@ -36,9 +39,9 @@ def gateway_settings(bus: BusSettings, timeout_s: float = 5.0) -> GatewaySetting
 
 
 @pytest.fixture
-async def gateway(bus_settings: BusSettings) -> AsyncIterator[httpx.AsyncClient]:
+async def gateway(bus_settings: BusSettings, database: str) -> AsyncIterator[httpx.AsyncClient]:
     async with (
-        serving(create_app(gateway_settings(bus_settings))) as base,
+        serving(create_app(gateway_settings(bus_settings, database))) as base,
         httpx.AsyncClient(base_url=base, timeout=20) as http,
     ):
         yield http
@@ -49,7 +52,7 @@ async def post_signed(http: httpx.AsyncClient, path: str, params: dict[str, str]
 
 
 async def test_inbound_lands_on_message_received_and_a_retry_keeps_its_event_id(
-    gateway: httpx.AsyncClient, bus_settings: BusSettings
+    gateway: httpx.AsyncClient, bus_settings: BusSettings, pool: Pool
 ) -> None:
     params = inbound_params(
         From="whatsapp:+15551110000",
@@ -64,15 +67,25 @@ async def test_inbound_lands_on_message_received_and_a_retry_keeps_its_event_id(
 
     records = await read_topic(bus_settings, "message.received", expect=2)
     assert len(records) == 2
-    events = [decode(r.value or b"") for r in records]
+    # On the log, nothing says who wrote or what: the participant's fields are sealed.
+    for record in records:
+        for personal in ("Is it open today?", "Grace", "5551110000"):
+            assert personal.encode() not in (record.value or b"")
+    sealed = [decode(r.value or b"") for r in records]
+    assert all(e.sealed is not None for e in sealed)
+    events = await Keyring(pool).open(sealed)
     assert {e.event_id for e in events} == {inbound_event_id(params["MessageSid"])}
     event = events[0]
     assert records[0].key == event.conversation_key.encode()
     assert records[0].partition == records[1].partition
     assert isinstance(event.payload, MessageReceived)
     assert event.payload.channel == "whatsapp"
+    assert event.payload.participant == "whatsapp:+15551110000"
     assert event.payload.body == "Is it open today?"
     assert event.payload.profile_name == "Grace"
+    assert event.payload.params["Body"] == ["Is it open today?"]
+    # Both deliveries were sealed under the one key the participant has.
+    assert len({e.sealed.subject for e in sealed if e.sealed}) == 1
 
 
 async def test_bad_signature_is_403_and_nothing_is_published(
@@ -89,7 +102,7 @@ async def test_bad_signature_is_403_and_nothing_is_published(
 
 
 async def test_status_callback_lands_on_status_updated(
-    gateway: httpx.AsyncClient, bus_settings: BusSettings
+    gateway: httpx.AsyncClient, bus_settings: BusSettings, pool: Pool
 ) -> None:
     sid = "SM" + "d" * 32
     params = {
@@ -105,19 +118,20 @@ async def test_status_callback_lands_on_status_updated(
     }
     assert (await post_signed(gateway, STATUS, params)).status_code == 200
     [record] = await read_topic(bus_settings, "status.updated", expect=1)
-    event = decode(record.value or b"")
+    [event] = await Keyring(pool).open([decode(record.value or b"")])
     assert isinstance(event.payload, StatusUpdated)
     assert (event.payload.status, event.payload.error_code) == ("undelivered", 30003)
+    assert event.payload.participant == "+15551230001"  # a status names whom we sent to
 
 
 async def test_broker_down_means_503_and_the_same_webhook_succeeds_once_it_is_back(
-    topic_prefix: str,
+    topic_prefix: str, database: str
 ) -> None:
     broker = Tansu(Path(tempfile.mkdtemp(prefix="parley-tansu-outage-")))
     broker.start()
     bus = BusSettings(kafka_bootstrap_servers=broker.bootstrap, kafka_topic_prefix=topic_prefix)
     try:
-        app = create_app(gateway_settings(bus, timeout_s=2.0))
+        app = create_app(gateway_settings(bus, database, timeout_s=2.0))
         async with serving(app) as base, httpx.AsyncClient(base_url=base, timeout=20) as http:
             params = inbound_params(Body="during the outage")
             assert (await post_signed(http, INBOUND, inbound_params())).status_code == 200

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -25,8 +25,10 @@ from parley_gateway.signature import SignatureChecker, public_url
 from parley_shared import metrics, topics
 from parley_shared.auth import Problem
 from parley_shared.bus import BrokerUnavailable, Publisher
+from parley_shared.db import Pool, answers, create_pool
 from parley_shared.events import Envelope, StatusUpdated
 from parley_shared.kafka import KafkaPublisher, ensure_topics
+from parley_shared.keyring import Keyring, SealingPublisher
 from parley_shared.runtime import HTTP_TELEMETRY, metrics_route
 from parley_shared.tracing import context_of
 
@@ -166,14 +168,15 @@ async def get_gateway(request: Request) -> Gateway:
 GatewayDep = Annotated[Gateway, Depends(get_gateway)]
 
 
-async def _create_topics_when_possible(settings: GatewaySettings) -> None:
+async def _when_possible(what: str, step: Callable[[], Awaitable[None]]) -> None:
+    """Run ``step`` until it succeeds: the gateway answers 503 meanwhile, not fails to start."""
     delay = 0.5
     while True:
         try:
-            await ensure_topics(settings)
+            await step()
             return
         except Exception as exc:
-            log.warning("cannot create topics yet (%r); retrying in %.1fs", exc, delay)
+            log.warning("cannot %s yet (%r); retrying in %.1fs", what, exc, delay)
             await asyncio.sleep(delay)
             delay = min(delay * 2, 30)
 
@@ -224,25 +227,44 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
         kafka: KafkaPublisher | None = None
-        topics_task: asyncio.Task[None] | None = None
+        pool: Pool | None = None
+        tasks: list[asyncio.Task[None]] = []
+        sink = publisher
         if settings.public_base_url.host in ("localhost", "127.0.0.1", "::1", "[::1]"):
             log.warning(
                 "PUBLIC_BASE_URL is %s: Twilio signs the public URL it calls, so webhooks "
                 "from Twilio will fail the signature check (403) unless it is that URL",
                 settings.public_base_url,
             )
-        if publisher is None:
+        if sink is None:
+            if settings.database_url is None:
+                raise RuntimeError(
+                    "DATABASE_URL is not set: the gateway seals participants' data with their "
+                    "keys (kept in Postgres) before it publishes"
+                )
+            pool = await create_pool(settings.database_url, max_size=4, name="gateway", min_size=0)
+            keyring = Keyring(
+                pool, schema=settings.keyring_schema, cache_s=settings.keyring_cache_s
+            )
             kafka = KafkaPublisher(settings, timeout_s=settings.publish_timeout_s)
             await kafka.start()
-            topics_task = asyncio.create_task(_create_topics_when_possible(settings))
-        gateway = Gateway(settings, publisher or kafka)  # type: ignore[arg-type]
+            sink = SealingPublisher(kafka, keyring)
+            tasks = [
+                asyncio.create_task(
+                    _when_possible("create topics", lambda: ensure_topics(settings))
+                ),
+                asyncio.create_task(_when_possible("create the keyring", keyring.ensure)),
+            ]
+        gateway = Gateway(settings, sink)
         try:
-            yield {"gateway": gateway, "kafka": kafka}
+            yield {"gateway": gateway, "kafka": kafka, "pool": pool}
         finally:
-            if topics_task is not None:
-                topics_task.cancel()
+            for task in tasks:
+                task.cancel()
             if kafka is not None:
                 await kafka.stop()
+            if pool is not None:
+                await pool.close()
 
     app = FastAPI(
         title="Parley gateway",
@@ -267,13 +289,17 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
     async def healthz() -> dict[str, str]:
         return {"status": "ok"}
 
-    @app.get("/readyz", responses={503: {"description": "The broker does not answer"}})
+    @app.get(
+        "/readyz",
+        responses={503: {"description": "The broker or the keyring's database does not answer"}},
+    )
     async def readyz(request: Request) -> JSONResponse:
         kafka: KafkaPublisher | None = request.state.kafka
-        ready = kafka is None or await kafka.ping()
-        return JSONResponse(
-            {"status": "ready" if ready else "broker unreachable"},
-            status_code=200 if ready else 503,
-        )
+        pool: Pool | None = request.state.pool
+        if kafka is not None and not await kafka.ping():
+            return JSONResponse({"status": "broker unreachable"}, status_code=503)
+        if pool is not None and not await answers(pool):
+            return JSONResponse({"status": "database unreachable"}, status_code=503)
+        return JSONResponse({"status": "ready"})
 
     return app

@@ -14,3 +14,6 @@ class GatewaySettings(BusSettings):
     # time-out, and retries or uses the fallback URL.
     publish_timeout_s: float = Field(5.0, gt=0, le=12)
     max_body_bytes: int = Field(64 * 1024, ge=1024)
+    # Only for participants' keys (keyring.py): the gateway seals what it publishes, so it
+    # cannot publish to Kafka without it.
+    database_url: str | None = Field(None, min_length=1)

@@ -1,0 +1,220 @@
+"""Participants' keys, in Postgres: the one table no service builds from the log.
+
+A key is made the first time an event of a participant (an account's number) is published,
+and deleted to erase that participant (``sealing`` explains why). Every service reads the
+same table, as it would a key vault: a key that a rebuild could recreate from the log would
+erase nothing. ``KEYRING_SCHEMA`` places it (rebuilds write their own schema, not this one).
+
+Keys are cached in each process, so a busy participant costs no query per event; a cached
+key is used for at most ``KEYRING_CACHE_S`` after it was read, so a deleted key stops
+opening events everywhere within that time. An erased subject is never used again (a
+participant who writes after being erased gets a new subject and key), so "erased" is
+cached for good.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Generic, TypeVar
+from uuid import UUID, uuid4
+
+import asyncpg
+
+from parley_shared.bus import BatchHandler, BrokerUnavailable, Publisher
+from parley_shared.db import TRANSIENT_DB_ERRORS, Pool
+from parley_shared.events import Envelope
+from parley_shared.identity import bare_number
+from parley_shared.sealing import new_key, opened, participant_of, personal, seal
+
+TABLE = "parley_keyring"
+# Whatever keeps a key from being had: the table may also not exist yet (a gateway that
+# started before any migration).
+KEYRING_ERRORS: tuple[type[Exception], ...] = (*TRANSIENT_DB_ERRORS, OSError, asyncpg.PostgresError)
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class _Expiring(Generic[K, V]):
+    """A bounded map whose entries lapse ``ttl_s`` after they were put (all share the ttl,
+    so insertion order is expiry order)."""
+
+    def __init__(self, ttl_s: float, max_entries: int) -> None:
+        self._ttl_s = ttl_s
+        self._max = max_entries
+        self._entries: OrderedDict[K, tuple[float, V]] = OrderedDict()
+
+    def get(self, key: K) -> tuple[V] | None:
+        """``(value,)`` while the entry lasts, else None."""
+        entry = self._entries.get(key)
+        if entry is None:
+            return None
+        if entry[0] < time.monotonic():
+            del self._entries[key]
+            return None
+        return (entry[1],)
+
+    def put(self, key: K, value: V, forever: bool = False) -> None:
+        self._entries.pop(key, None)
+        self._entries[key] = (float("inf") if forever else time.monotonic() + self._ttl_s, value)
+        while len(self._entries) > self._max:
+            self._entries.popitem(last=False)
+
+    def drop(self, key: K) -> None:
+        self._entries.pop(key, None)
+
+
+def lookup_of(account_sid: str, participant: str) -> str:
+    """How the keyring finds a participant's key: one per account and phone number (its SMS
+    and WhatsApp addresses alike)."""
+    material = f"{account_sid.strip()}\x1f{bare_number(participant)}"
+    return hashlib.sha256(material.encode("utf-8")).hexdigest()
+
+
+class Keyring:
+    def __init__(
+        self,
+        pool: Pool,
+        *,
+        schema: str = "public",
+        cache_s: float = 60.0,
+        max_cached: int = 100_000,
+    ) -> None:
+        self._pool = pool
+        self._table = f'"{schema}".{TABLE}'
+        self._schema = schema
+        self._by_lookup: _Expiring[str, tuple[UUID, bytes]] = _Expiring(cache_s, max_cached)
+        # None: erased.
+        self._by_subject: _Expiring[UUID, bytes | None] = _Expiring(cache_s, max_cached)
+
+    async def ensure(self) -> None:
+        """Create the table if it is not there (every service may be the first to start)."""
+        async with self._pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT pg_advisory_xact_lock(hashtext('parley_keyring'))")
+            await conn.execute(f'CREATE SCHEMA IF NOT EXISTS "{self._schema}"')
+            await conn.execute(
+                f"CREATE TABLE IF NOT EXISTS {self._table} ("
+                " lookup text PRIMARY KEY,"
+                " subject uuid NOT NULL UNIQUE,"
+                " key bytea NOT NULL,"
+                " created_at timestamptz NOT NULL DEFAULT now())"
+            )
+
+    async def seal(self, events: Sequence[Envelope]) -> list[Envelope]:
+        """``events`` with personal fields sealed, each under its participant's key (made
+        now for a participant seen for the first time)."""
+        wanted = {lookup_of(e.account_sid, participant_of(e)) for e in events if personal(e)}
+        keys: dict[str, tuple[UUID, bytes]] = {}
+        for lookup in wanted:
+            cached = self._by_lookup.get(lookup)
+            if cached is not None:
+                keys[lookup] = cached[0]
+        missing = sorted(wanted - keys.keys())
+        if missing:
+            keys.update(await self._keys_for(missing))
+        sealed: list[Envelope] = []
+        for event in events:
+            if personal(event):
+                subject, key = keys[lookup_of(event.account_sid, participant_of(event))]
+                event = seal(event, subject, key)
+            sealed.append(event)
+        return sealed
+
+    async def _keys_for(self, lookups: list[str]) -> dict[str, tuple[UUID, bytes]]:
+        made = [(lookup, uuid4(), new_key()) for lookup in lookups]
+        async with self._pool.acquire() as conn:
+            await conn.execute(
+                f"INSERT INTO {self._table} (lookup, subject, key) "
+                "SELECT * FROM unnest($1::text[], $2::uuid[], $3::bytea[]) "
+                "ON CONFLICT (lookup) DO NOTHING",
+                [m[0] for m in made],
+                [m[1] for m in made],
+                [m[2] for m in made],
+            )
+            # Another process may have made some of them first: theirs are the keys.
+            rows = await conn.fetch(
+                f"SELECT lookup, subject, key FROM {self._table} WHERE lookup = ANY($1::text[])",
+                lookups,
+            )
+        found: dict[str, tuple[UUID, bytes]] = {}
+        for row in rows:
+            found[row["lookup"]] = (row["subject"], bytes(row["key"]))
+            self._by_lookup.put(row["lookup"], found[row["lookup"]])
+            self._by_subject.put(row["subject"], bytes(row["key"]))
+        return found
+
+    async def open(self, events: Sequence[Envelope]) -> list[Envelope]:
+        """``events`` with their personal fields opened, "[erased]" where the key is gone."""
+        subjects = {e.sealed.subject for e in events if e.sealed is not None}
+        if not subjects:
+            return list(events)
+        keys: dict[UUID, bytes | None] = {}
+        missing: list[UUID] = []
+        for subject in subjects:
+            cached = self._by_subject.get(subject)
+            if cached is None:
+                missing.append(subject)
+            else:
+                keys[subject] = cached[0]
+        if missing:
+            rows = await self._pool.fetch(
+                f"SELECT subject, key FROM {self._table} WHERE subject = ANY($1::uuid[])",
+                missing,
+            )
+            found = {row["subject"]: bytes(row["key"]) for row in rows}
+            for subject in missing:
+                keys[subject] = found.get(subject)
+                self._by_subject.put(subject, keys[subject], forever=subject not in found)
+        return [opened(e, keys[e.sealed.subject]) if e.sealed else e for e in events]
+
+    def opening(self, handler: BatchHandler) -> BatchHandler:
+        """``handler``, given events with participants' fields opened (or "[erased]")."""
+
+        async def handle(events: Sequence[Envelope]) -> None:
+            await handler(await self.open(events))
+
+        return handle
+
+    async def erase(self, account_sid: str, participant: str) -> UUID | None:
+        """Delete the participant's key: every event sealed with it reads "[erased]" from now
+        on, here at once and in other processes within ``KEYRING_CACHE_S``. Returns the
+        subject erased, None when there was no key."""
+        lookup = lookup_of(account_sid, participant)
+        subject: UUID | None = await self._pool.fetchval(
+            f"DELETE FROM {self._table} WHERE lookup = $1 RETURNING subject", lookup
+        )
+        self._by_lookup.drop(lookup)
+        if subject is not None:
+            self._by_subject.put(subject, None, forever=True)
+        return subject
+
+
+P = TypeVar("P", bound=Publisher)
+
+
+class SealingPublisher(Generic[P]):
+    """A publisher that seals personal fields before ``inner`` writes events to the log."""
+
+    def __init__(self, inner: P, keyring: Keyring) -> None:
+        self.inner = inner
+        self._keyring = keyring
+
+    async def _sealed(self, events: Sequence[Envelope]) -> list[Envelope]:
+        try:
+            return await self._keyring.seal(events)
+        except KEYRING_ERRORS as exc:
+            # Never publish a personal field in clear: no key, no publish.
+            raise BrokerUnavailable(f"keyring unavailable: {exc!r}") from exc
+
+    async def publish(self, topic: str, event: Envelope) -> None:
+        (sealed,) = await self._sealed([event])
+        await self.inner.publish(topic, sealed)
+
+    async def publish_many(self, events: Sequence[tuple[str, Envelope]]) -> None:
+        sealed = await self._sealed([event for _, event in events])
+        await self.inner.publish_many(
+            [(topic, event) for (topic, _), event in zip(events, sealed, strict=True)]
+        )
