@@ -31,6 +31,7 @@ from parley_dev.infra import scratch
 from parley_dev.rebuild import PROJECTIONS, Progress, rebuild
 from parley_dev.serve import serving
 from parley_shared import topics
+from parley_shared.db import create_pool
 from parley_shared.events import (
     Channel,
     Envelope,
@@ -49,6 +50,7 @@ from parley_shared.identity import (
     status_event_id,
 )
 from parley_shared.kafka import ensure_topics
+from parley_shared.keyring import Keyring
 from parley_shared.runtime import tune_gc
 from parley_shared.settings import BusSettings
 
@@ -159,8 +161,13 @@ def message_events(
     ]
 
 
-async def load(bus: BusSettings, messages: int) -> int:
+async def load(bus: BusSettings, messages: int, database: str) -> int:
+    """Write ``messages`` messages' events to the log, sealed as Parley's publishers seal
+    them (so the replay pays for opening them, as a real rebuild does)."""
     await ensure_topics(bus)
+    pool = await create_pool(database, max_size=2, name="bench-load")
+    keyring = Keyring(pool)
+    await keyring.ensure()
     producer = AIOKafkaProducer(
         bootstrap_servers=bus.kafka_bootstrap_servers,
         acks="all",
@@ -177,7 +184,9 @@ async def load(bus: BusSettings, messages: int) -> int:
     try:
         pending: list[asyncio.Future[object]] = []
         for i in range(messages):
-            for topic, event in message_events(i, rng, start, span_s):
+            events = message_events(i, rng, start, span_s)
+            sealed = await keyring.seal([event for _, event in events])
+            for (topic, _), event in zip(events, sealed, strict=True):
                 pending.append(
                     await producer.send(
                         bus.kafka_topic_prefix + topic,
@@ -197,6 +206,7 @@ async def load(bus: BusSettings, messages: int) -> int:
         await asyncio.gather(*pending)
     finally:
         await producer.stop()
+        await pool.close()
     elapsed = time.monotonic() - began
     print(
         f"loaded {sent} events ({messages} messages) in {elapsed:.1f}s: "
@@ -245,7 +255,7 @@ async def main(args: argparse.Namespace) -> None:
             kafka_topic_prefix=f"bench{uuid.uuid4().hex[:6]}.",
             kafka_topic_partitions=args.partitions,
         )
-        events = await load(bus, args.messages)
+        events = await load(bus, args.messages, database)
         tune_gc()  # as every service and ./dev rebuild do
         tag = uuid.uuid4().hex[:6]
         for service in args.services or list(PROJECTIONS):

@@ -24,6 +24,7 @@ from uuid import UUID
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from pydantic import ValidationError
 
 from parley_shared.events import (
     ConversationChanged,
@@ -118,7 +119,10 @@ def opened(envelope: Envelope, key: bytes | None) -> Envelope:
             fields = None
     if not isinstance(fields, dict):
         fields = erased(payload_type)
-    payload = payload_type.model_validate({**envelope.payload.model_dump(mode="json"), **fields})
+    try:
+        payload = payload_type.model_validate({**envelope.payload.__dict__, **fields})
+    except ValidationError:
+        payload = payload_type.model_validate({**envelope.payload.__dict__, **erased(payload_type)})
     return envelope.model_copy(update={"payload": payload, "sealed": None})
 
 
