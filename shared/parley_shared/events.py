@@ -284,19 +284,6 @@ Upcaster = Callable[[dict[str, Any]], dict[str, Any]]
 UPCASTERS: dict[tuple[str, int], Upcaster] = {}
 
 
-class Sealed(BaseModel):
-    """A participant's personal fields of one event, encrypted with that participant's key
-    (see ``sealing``): while sealed, the payload holds empty values in their place."""
-
-    model_config = ConfigDict(frozen=True, extra="ignore")
-
-    # Who the key belongs to: a random id, so the log says nothing of the participant once
-    # the key is deleted.
-    subject: UUID
-    # base64url of nonce + AES-GCM ciphertext of the fields as JSON.
-    box: str
-
-
 # Covariant: events are frozen, so an Envelope[MessageReceived] is an Envelope[Payload].
 P = TypeVar("P", bound=Payload, default=Payload, covariant=True)
 
@@ -319,9 +306,13 @@ class Envelope(BaseModel, Generic[P]):
     # outlives Kafka headers when the event waits in an inbox or an outbox. Not part of what
     # the event means; absent when nothing was traced.
     traceparent: str | None = None
-    # Set on the log for events that carry a participant's personal data; consumers get them
-    # opened (``Keyring.open``), or with "[erased]" in those fields once the key is deleted.
-    sealed: Sealed | None = None
+    # Events that carry a participant's personal data: whose they are (a random id of the
+    # participant's key, in clear, so rows can be found by it once the data is gone) and, on
+    # the log, those fields encrypted (base64url of nonce + AES-GCM ciphertext of them as
+    # JSON; the payload holds empty values meanwhile). Consumers get them opened
+    # (``Keyring.open``: ``sealed`` None again), or "[erased]" once the key is deleted.
+    subject: UUID | None = None
+    sealed: str | None = None
     payload: SerializeAsAny[P]
 
     @field_validator("occurred_at")

@@ -148,7 +148,7 @@ class Keyring:
 
     async def open(self, events: Sequence[Envelope]) -> list[Envelope]:
         """``events`` with their personal fields opened, "[erased]" where the key is gone."""
-        subjects = {e.sealed.subject for e in events if e.sealed is not None}
+        subjects = {e.subject for e in events if e.sealed is not None and e.subject is not None}
         if not subjects:
             return list(events)
         keys: dict[UUID, bytes | None] = {}
@@ -168,7 +168,7 @@ class Keyring:
             for subject in missing:
                 keys[subject] = found.get(subject)
                 self._by_subject.put(subject, keys[subject], forever=subject not in found)
-        return [opened(e, keys[e.sealed.subject]) if e.sealed else e for e in events]
+        return [opened(e, keys.get(e.subject) if e.subject else None) for e in events]
 
     def opening(self, handler: BatchHandler) -> BatchHandler:
         """``handler``, given events with participants' fields opened (or "[erased]")."""

@@ -35,7 +35,6 @@ from parley_shared.events import (
     OutboundRequested,
     Payload,
     ReplyGenerated,
-    Sealed,
     StatusUpdated,
 )
 
@@ -95,7 +94,8 @@ def seal(envelope: Envelope, subject: UUID, key: bytes) -> Envelope:
     return envelope.model_copy(
         update={
             "payload": envelope.payload.model_copy(update=dict(placeholders)),
-            "sealed": Sealed(subject=subject, box=base64.urlsafe_b64encode(nonce + box).decode()),
+            "subject": subject,
+            "sealed": base64.urlsafe_b64encode(nonce + box).decode(),
         }
     )
 
@@ -103,14 +103,13 @@ def seal(envelope: Envelope, subject: UUID, key: bytes) -> Envelope:
 def opened(envelope: Envelope, key: bytes | None) -> Envelope:
     """``envelope`` with its personal fields back, or "[erased]" in them when ``key`` is gone
     (or does not open the box: a box is never half trusted)."""
-    sealed = envelope.sealed
-    if sealed is None:
+    if envelope.sealed is None:
         return envelope
     payload_type = type(envelope.payload)
     fields: dict[str, Any] | None = None
     if key is not None:
         try:
-            raw = base64.urlsafe_b64decode(sealed.box)
+            raw = base64.urlsafe_b64decode(envelope.sealed)
             plain = AESGCM(key).decrypt(
                 raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], envelope.event_id.bytes
             )
