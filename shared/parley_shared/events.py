@@ -33,6 +33,7 @@ from typing_extensions import TypeVar
 from parley_shared.tracing import current_traceparent
 
 Channel = Literal["sms", "whatsapp"]
+Intent = Literal["opt_out", "opt_in", "help", "human", "none"]
 NO_NUL = r"^[^\x00]*$"
 ReplySource = Literal["ai", "fallback", "offline"]
 
@@ -85,6 +86,11 @@ class MessageReceived(Payload):
     button_payload: str | None = None
     # Every parameter Twilio sent, unknown ones included, so nothing is lost to a schema.
     params: dict[str, list[str]] = Field(default_factory=dict)
+    # What the message asks for, decided once by the gateway from the body: a carrier
+    # keyword, a person ("human"), or nothing ("none"). In clear on the log, so opt-outs and
+    # handoff requests survive the body's erasure; None on events logged before it existed
+    # (readers decide from the body then: ``keywords.keyword_in``).
+    intent: Intent | None = None
 
 
 class StatusUpdated(Payload):
@@ -262,6 +268,16 @@ class TokenRevoked(Payload):
     actor: str
 
 
+class ParticipantErased(Payload):
+    """A participant's key was deleted (right to be forgotten): every event sealed under
+    ``subject`` now reads "[erased]", and projections forget what they already opened."""
+
+    EVENT_TYPE: ClassVar[str] = "participant.erased"
+
+    subject: UUID
+    actor: str
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     cls.EVENT_TYPE: cls
     for cls in (
@@ -276,6 +292,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         TenantChanged,
         TokenIssued,
         TokenRevoked,
+        ParticipantErased,
     )
 }
 
@@ -360,9 +377,10 @@ def new_envelope(
 
 
 def caused_by(cause: Envelope, payload: Q, *, event_id: UUID, occurred_at: datetime) -> Envelope[Q]:
-    """An event that follows from ``cause``: same conversation, correlation chain and (when
-    it is made outside any span, as outcomes recorded in a group are) trace."""
-    return new_envelope(
+    """An event that follows from ``cause``: same conversation, participant (``subject``),
+    correlation chain and (when it is made outside any span, as outcomes recorded in a group
+    are) trace."""
+    effect = new_envelope(
         payload,
         event_id=event_id,
         conversation_key=cause.conversation_key,
@@ -372,6 +390,9 @@ def caused_by(cause: Envelope, payload: Q, *, event_id: UUID, occurred_at: datet
         causation_id=cause.event_id,
         traceparent=cause.traceparent,
     )
+    if cause.subject is None:
+        return effect
+    return effect.model_copy(update={"subject": cause.subject})
 
 
 def encode(envelope: Envelope) -> bytes:

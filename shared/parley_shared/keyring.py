@@ -14,6 +14,7 @@ cached for good.
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
 import time
 from collections import OrderedDict
@@ -24,16 +25,26 @@ from uuid import UUID, uuid4
 import asyncpg
 
 from parley_shared.bus import BatchHandler, BrokerUnavailable, Publisher
-from parley_shared.db import TRANSIENT_DB_ERRORS, Pool
+from parley_shared.db import TRANSIENT_DB_ERRORS, Connection, Pool
 from parley_shared.events import Envelope
 from parley_shared.identity import bare_number
-from parley_shared.sealing import new_key, opened, participant_of, personal, seal
+from parley_shared.sealing import (
+    ERASED,
+    forgotten,
+    new_key,
+    opened,
+    participant_of,
+    personal,
+    seal,
+)
 
 TABLE = "parley_keyring"
+CHANNEL = "parley_keyring_erased"
 # Whatever keeps a key from being had: the table may also not exist yet (a gateway that
 # started before any migration).
 KEYRING_ERRORS: tuple[type[Exception], ...] = (*TRANSIENT_DB_ERRORS, OSError, asyncpg.PostgresError)
 
+E = TypeVar("E", bound=Envelope)
 K = TypeVar("K")
 V = TypeVar("V")
 
@@ -103,10 +114,14 @@ class Keyring:
                 " created_at timestamptz NOT NULL DEFAULT now())"
             )
 
-    async def seal(self, events: Sequence[Envelope]) -> list[Envelope]:
-        """``events`` with personal fields sealed, each under its participant's key (made
-        now for a participant seen for the first time)."""
-        wanted = {lookup_of(e.account_sid, participant_of(e)) for e in events if personal(e)}
+    async def stamp(self, events: Sequence[E]) -> list[E]:
+        """``events`` with the subject of their participant set (a key made now for one seen
+        the first time), for a service that applies its own new event before publishing it."""
+        wanted = {
+            lookup_of(e.account_sid, participant_of(e))
+            for e in events
+            if personal(e) and e.subject is None and participant_of(e) != ERASED
+        }
         keys: dict[str, tuple[UUID, bytes]] = {}
         for lookup in wanted:
             cached = self._by_lookup.get(lookup)
@@ -115,11 +130,25 @@ class Keyring:
         missing = sorted(wanted - keys.keys())
         if missing:
             keys.update(await self._keys_for(missing))
-        sealed: list[Envelope] = []
+        stamped: list[E] = []
         for event in events:
-            if personal(event):
-                subject, key = keys[lookup_of(event.account_sid, participant_of(event))]
-                event = seal(event, subject, key)
+            found = keys.get(lookup_of(event.account_sid, participant_of(event)))
+            if found is not None and personal(event) and event.subject is None:
+                event = event.model_copy(update={"subject": found[0]})
+            stamped.append(event)
+        return stamped
+
+    async def seal(self, events: Sequence[Envelope]) -> list[Envelope]:
+        """``events`` with personal fields sealed under their subject's key (the
+        participant's, made now for one seen the first time). An event whose subject was
+        erased meanwhile goes out forgotten: "[erased]" in clear, as it would read sealed."""
+        stamped = await self.stamp(events)
+        keys = await self._subject_keys({e.subject for e in stamped if personal(e) and e.subject})
+        sealed: list[Envelope] = []
+        for event in stamped:
+            if personal(event) and event.subject is not None:
+                key = keys.get(event.subject)
+                event = seal(event, event.subject, key) if key else forgotten(event)
             sealed.append(event)
         return sealed
 
@@ -148,9 +177,13 @@ class Keyring:
 
     async def open(self, events: Sequence[Envelope]) -> list[Envelope]:
         """``events`` with their personal fields opened, "[erased]" where the key is gone."""
-        subjects = {e.subject for e in events if e.sealed is not None and e.subject is not None}
-        if not subjects:
-            return list(events)
+        keys = await self._subject_keys(
+            {e.subject for e in events if e.sealed is not None and e.subject is not None}
+        )
+        return [opened(e, keys.get(e.subject) if e.subject else None) for e in events]
+
+    async def _subject_keys(self, subjects: set[UUID]) -> dict[UUID, bytes | None]:
+        """Each subject's key, None for one erased."""
         keys: dict[UUID, bytes | None] = {}
         missing: list[UUID] = []
         for subject in subjects:
@@ -168,7 +201,23 @@ class Keyring:
             for subject in missing:
                 keys[subject] = found.get(subject)
                 self._by_subject.put(subject, keys[subject], forever=subject not in found)
-        return [opened(e, keys.get(e.subject) if e.subject else None) for e in events]
+        return keys
+
+    async def listen(self) -> None:
+        """Forget deleted keys as soon as their deletion commits, anywhere: a participant
+        who writes right after being erased gets a new key, not the one just deleted (which
+        would make their new message unreadable). Holds one connection while it runs."""
+        async with self._pool.acquire() as conn:
+            await conn.add_listener(CHANNEL, self._notified)
+            try:
+                await asyncio.Event().wait()
+            finally:
+                await conn.remove_listener(CHANNEL, self._notified)
+
+    def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
+        subject, _, lookup = str(payload).partition(" ")
+        self._by_lookup.drop(lookup)
+        self._by_subject.put(UUID(subject), None, forever=True)
 
     def opening(self, handler: BatchHandler) -> BatchHandler:
         """``handler``, given events with participants' fields opened (or "[erased]")."""
@@ -178,18 +227,28 @@ class Keyring:
 
         return handle
 
-    async def erase(self, account_sid: str, participant: str) -> UUID | None:
-        """Delete the participant's key: every event sealed with it reads "[erased]" from now
-        on, here at once and in other processes within ``KEYRING_CACHE_S``. Returns the
-        subject erased, None when there was no key."""
-        lookup = lookup_of(account_sid, participant)
-        subject: UUID | None = await self._pool.fetchval(
-            f"DELETE FROM {self._table} WHERE lookup = $1 RETURNING subject", lookup
+    async def erase(
+        self, conn: Connection, accounts: Sequence[str], participant: str
+    ) -> dict[UUID, str]:
+        """Delete the participant's keys in these accounts, in the caller's transaction (with
+        the event that says so): every event sealed with them reads "[erased]" from then on,
+        here at once and in other processes within ``KEYRING_CACHE_S``. Returns the subjects
+        erased, each with its account."""
+        lookups = {lookup_of(account, participant): account for account in accounts}
+        rows = await conn.fetch(
+            f"DELETE FROM {self._table} WHERE lookup = ANY($1::text[]) RETURNING lookup, subject",
+            sorted(lookups),
         )
-        self._by_lookup.drop(lookup)
-        if subject is not None:
-            self._by_subject.put(subject, None, forever=True)
-        return subject
+        for row in rows:
+            # Every process drops the key from its cache at the commit (``listen``).
+            await conn.execute(
+                "SELECT pg_notify($1, $2)", CHANNEL, f"{row['subject']} {row['lookup']}"
+            )
+        for lookup in lookups:
+            self._by_lookup.drop(lookup)
+        for row in rows:
+            self._by_subject.put(row["subject"], None, forever=True)
+        return {row["subject"]: lookups[row["lookup"]] for row in rows}
 
 
 P = TypeVar("P", bound=Publisher)

@@ -6,6 +6,8 @@ from __future__ import annotations
 import re
 from typing import Literal
 
+from parley_shared.events import Intent, MessageReceived
+
 Keyword = Literal["opt_out", "opt_in", "help"]
 
 OPT_OUT = frozenset({"STOP", "STOPALL", "UNSUBSCRIBE", "CANCEL", "END", "QUIT", "REVOKE", "OPTOUT"})
@@ -42,3 +44,27 @@ def asks_for_human(body: str, words: frozenset[str] = HUMAN) -> bool:
 def human_words(extra: str) -> frozenset[str]:
     """``HUMAN`` and the comma-separated ``extra`` words (HANDOFF_KEYWORDS)."""
     return HUMAN | {word.strip().upper() for word in extra.split(",") if word.strip()}
+
+
+def intent_of(body: str, words: frozenset[str] = HUMAN) -> Intent:
+    """What a message asks for (the gateway decides it once; ``MessageReceived.intent``)."""
+    keyword = keyword_of(body)
+    if keyword is not None:
+        return keyword
+    return "human" if asks_for_human(body, words) else "none"
+
+
+def keyword_in(message: MessageReceived) -> Keyword | None:
+    """The carrier keyword a message is, as the gateway decided (from its body for messages
+    logged before the gateway decided)."""
+    match message.intent or intent_of(message.body):
+        case "opt_out" | "opt_in" | "help" as keyword:
+            return keyword
+        case _:
+            return None
+
+
+def asks_human(message: MessageReceived, words: frozenset[str] = HUMAN) -> bool:
+    """Whether a message asks for a person, as the gateway decided (from its body and
+    ``words`` for messages logged before the gateway decided)."""
+    return (message.intent or intent_of(message.body, words)) == "human"

@@ -16,6 +16,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, cast
 
 from parley_shared.db import Connection, Pool, first_seen, lock_keys
+from parley_shared.erasure import forget_erased, subjects_of
 from parley_shared.events import Envelope, P, Payload
 
 Apply = Callable[[Connection, Sequence[Envelope[P]]], Awaitable[None]]
@@ -25,6 +26,8 @@ class Projection:
     """Subclasses set ``service`` and register their handlers in ``__init__``."""
 
     service: ClassVar[str]
+    # Keeps participants' data, so forgets erased participants (``erasure``).
+    erasable: ClassVar[bool] = False
 
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
@@ -65,7 +68,14 @@ class Projection:
         # conversation (a send outcome and its callbacks, a close and a message) may be
         # consumed by two replicas at once, and each would miss the other's uncommitted
         # rows. Whoever comes second waits, then sees what the first committed.
-        await lock_keys(conn, self.service, (e.conversation_key for e in events))
+        keys = [e.conversation_key for e in events]
+        if self.erasable:
+            # A participant's erasure and their other events, in any two transactions, one
+            # after the other: each sees what the other did (``erasure``).
+            keys += [f"subject:{s}" for s in subjects_of(events)]
+        await lock_keys(conn, self.service, keys)
+        if self.erasable:
+            events = await forget_erased(conn, self.service, events)
         await self.apply_locked(conn, events)
 
     async def apply_locked(self, conn: Connection, events: Sequence[Envelope]) -> None:

@@ -219,6 +219,7 @@ class ProjectionRuntime:
             self._pool, schema=self.settings.keyring_schema, cache_s=self.settings.keyring_cache_s
         )
         await self._keyring.ensure()
+        self.background("keyring listener", self._keyring.listen)
         await self.kafka.start()
         return self._pool
 

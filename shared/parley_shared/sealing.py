@@ -132,3 +132,13 @@ def erased(payload_type: type[Payload]) -> dict[str, Any]:
         name: ERASED if value == "" else value
         for name, value in PERSONAL.get(payload_type, {}).items()
     }
+
+
+def forgotten(envelope: Envelope) -> Envelope:
+    """An opened event as it reads once its participant's key is gone: what a projection
+    keeps of it after an erasure, the same as a rebuild would read from the log."""
+    payload_type = type(envelope.payload)
+    if payload_type not in PERSONAL:
+        return envelope
+    payload = payload_type.model_validate({**envelope.payload.__dict__, **erased(payload_type)})
+    return envelope.model_copy(update={"payload": payload, "sealed": None})

@@ -16,6 +16,8 @@ MESSAGE_REQUESTED = "message.requested"
 SETTINGS_CHANGED = "settings.changed"
 # Tenants, the numbers they own and their API tokens (digests only): every API scopes by them.
 TENANTS_CHANGED = "tenants.changed"
+# Participants erased (their keys deleted), so every projection forgets them too.
+PARTICIPANTS_CHANGED = "participants.changed"
 
 ALL = (
     MESSAGE_RECEIVED,
@@ -26,6 +28,7 @@ ALL = (
     MESSAGE_REQUESTED,
     SETTINGS_CHANGED,
     TENANTS_CHANGED,
+    PARTICIPANTS_CHANGED,
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 

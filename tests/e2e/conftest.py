@@ -143,7 +143,11 @@ async def parley(
         # Twilio signs the public URL; the sandbox signs that and delivers to the local gateway,
         # as a proxy or tunnel in front of Parley would.
         gateway = GatewaySettings(
-            **bus, database_url=database, twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC
+            **bus,
+            database_url=database,
+            twilio_auth_token=AUTH_TOKEN,
+            public_base_url=PUBLIC,
+            handoff_keywords=window["handoff_keywords"],
         )
         gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
         twilio.deliver_to = (PUBLIC, gateway_url)

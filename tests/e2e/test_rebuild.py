@@ -101,7 +101,14 @@ async def run_workload(parley: Parley) -> int:
     await parley.api(f"/v1/conversations/{conversation['id']}/close", method="POST")
     await parley.text(WHATSAPP[0], "A new question after the close")
     await eventually(lambda: _sent_at_least(parley, 11), timeout_s=30)
-    return 11
+
+    # A participant is erased (their replies, template and statuses are on the log under
+    # the deleted key) and writes again under a new one: a rebuild forgets them the same.
+    erased = await parley.api("/v1/participants/erase", "POST", json={"participant": WHATSAPP[1]})
+    assert len(erased["subjects"]) == 1
+    await parley.text(WHATSAPP[1], "Me again, after the erasure")
+    await eventually(lambda: _sent_at_least(parley, 12), timeout_s=30)
+    return 12
 
 
 async def _sent_at_least(parley: Parley, n: int) -> bool:

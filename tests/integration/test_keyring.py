@@ -67,8 +67,11 @@ async def test_erasing_deletes_the_key_and_a_later_message_gets_a_new_one(pool: 
     before = wire(await here.seal([inbound("+15551230002", "my address is 1 Main St")]))
     assert (await cached.open(before))[0].payload.body == "my address is 1 Main St"
 
-    subject = await here.erase(ACCOUNT, "whatsapp:+15551230002")
-    assert before[0].sealed is not None and subject == before[0].subject
+    async with pool.acquire() as conn:
+        erased = await here.erase(conn, [ACCOUNT, "AC" + "9" * 32], "whatsapp:+15551230002")
+    assert before[0].sealed is not None and before[0].subject is not None
+    assert list(erased.items()) == [(before[0].subject, ACCOUNT)]
+    subject = before[0].subject
     for keyring in (here, elsewhere):
         [gone] = await keyring.open(before)
         assert (gone.payload.participant, gone.payload.body) == (ERASED, ERASED)
@@ -80,7 +83,8 @@ async def test_erasing_deletes_the_key_and_a_later_message_gets_a_new_one(pool: 
     assert after[0].sealed is not None and after[0].subject != subject
     opened = await elsewhere.open([*before, *after])
     assert [e.payload.body for e in opened] == [ERASED, "hello again"]
-    assert await here.erase(ACCOUNT, "+15559999999") is None
+    async with pool.acquire() as conn:
+        assert await here.erase(conn, [ACCOUNT], "+15559999999") == {}
 
 
 async def test_no_key_means_no_publish_never_a_publish_in_clear() -> None:
@@ -104,3 +108,32 @@ async def test_no_key_means_no_publish_never_a_publish_in_clear() -> None:
         assert published == []
     finally:
         await down.close()
+
+
+async def test_a_deletion_reaches_every_process_at_its_commit_whatever_their_cache(
+    pool: Pool,
+) -> None:
+    here, there = Keyring(pool), Keyring(pool, cache_s=3600)
+    await here.ensure()
+    listening = asyncio.create_task(there.listen())
+    try:
+        before = wire(await there.seal([inbound("+15551230004", "first")]))
+        assert (await there.open(before))[0].payload.body == "first"  # cached for an hour
+        async with pool.acquire() as conn, conn.transaction():
+            await here.erase(conn, [ACCOUNT], "+15551230004")
+
+        async def forgotten() -> bool:
+            return (await there.open(before))[0].payload.body == ERASED
+
+        for _ in range(100):
+            if await forgotten():
+                break
+            await asyncio.sleep(0.02)
+        assert await forgotten()
+        # And the participant writing again gets a new key there, not the deleted one.
+        after = await there.seal([inbound("+15551230004", "second")])
+        assert after[0].subject != before[0].subject
+        assert (await here.open(wire(after)))[0].payload.body == "second"
+    finally:
+        listening.cancel()
+        await asyncio.gather(listening, return_exceptions=True)

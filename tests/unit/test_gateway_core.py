@@ -7,6 +7,7 @@ import pytest
 from parley_gateway.core import InvalidWebhook, inbound_event, parse_form, status_event
 from parley_shared.events import MessageReceived, StatusUpdated
 from parley_shared.identity import inbound_event_id, status_event_id
+from parley_shared.keywords import HUMAN, asks_human, keyword_in
 from tests.helpers import ACCOUNT_SID, form, inbound_params
 
 NOW = datetime(2026, 11, 23, 12, 0, tzinfo=UTC)
@@ -128,3 +129,38 @@ def test_status_event_id_is_per_status() -> None:
     assert isinstance(failed.payload, StatusUpdated) and failed.payload.error_code == 30003
     with pytest.raises(InvalidWebhook, match="MessageStatus"):
         status_event(parse_form(form({**base, "MessageStatus": "<x>"}).encode()), NOW)
+
+
+@pytest.mark.parametrize(
+    ("body", "intent"),
+    [
+        ("Stop.", "opt_out"),
+        ("start", "opt_in"),
+        ("HELP!", "help"),
+        ("human please", "none"),
+        ("Agent", "human"),
+        ("Mensch", "human"),  # a word HANDOFF_KEYWORDS adds
+        ("What time do you open?", "none"),
+        ("", "none"),
+    ],
+)
+def test_the_gateway_decides_what_a_message_asks_for(body: str, intent: str) -> None:
+    payload = inbound_event(params_of(Body=body), NOW, HUMAN | {"MENSCH"}).payload
+    assert isinstance(payload, MessageReceived)
+    assert payload.intent == intent
+
+
+def test_readers_follow_the_decision_on_the_log_and_the_body_only_without_one() -> None:
+    decided = inbound_event(params_of(Body="Mensch"), NOW, HUMAN | {"MENSCH"}).payload
+    assert isinstance(decided, MessageReceived)
+    # A reader configured otherwise (or a rebuild after the body was erased) reads the same.
+    erased = decided.model_copy(update={"body": "[erased]"})
+    assert asks_human(erased) and asks_human(decided, frozenset())
+    stop = inbound_event(params_of(Body="STOP"), NOW).payload
+    assert isinstance(stop, MessageReceived)
+    assert keyword_in(stop.model_copy(update={"body": "[erased]"})) == "opt_out"
+    # Logged before the gateway decided: the body decides.
+    legacy = stop.model_copy(update={"intent": None})
+    assert keyword_in(legacy) == "opt_out"
+    assert asks_human(decided.model_copy(update={"intent": None}), HUMAN | {"MENSCH"})
+    assert not asks_human(decided.model_copy(update={"intent": None}))

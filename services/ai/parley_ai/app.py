@@ -27,6 +27,7 @@ CONSUMED = [
     topics.CONVERSATION_CHANGED,
     topics.SETTINGS_CHANGED,
     topics.TENANTS_CHANGED,
+    topics.PARTICIPANTS_CHANGED,
 ]
 
 

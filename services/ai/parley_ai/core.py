@@ -10,7 +10,8 @@ from pydantic import ConfigDict
 
 from parley_shared.events import AiOverrides, Channel, MessageReceived
 from parley_shared.identity import bare_number
-from parley_shared.keywords import HUMAN, asks_for_human, keyword_of
+from parley_shared.keywords import HUMAN, asks_human, keyword_in
+from parley_shared.sealing import ERASED
 from parley_shared.sms import MAX_BODY, Encoding, fit_segments, segments, trim_to
 
 SMS_TARGET = 320
@@ -80,7 +81,14 @@ def changed_fields(before: AiOverrides | None, after: AiOverrides) -> tuple[str,
 
 
 Skip = Literal[
-    "keyword", "human_requested", "ai_disabled", "opted_out", "closed", "handed_off", "empty"
+    "keyword",
+    "human_requested",
+    "erased",
+    "ai_disabled",
+    "opted_out",
+    "closed",
+    "handed_off",
+    "empty",
 ]
 
 
@@ -92,10 +100,12 @@ def reason_not_to_answer(
     human: frozenset[str] = HUMAN,
     enabled: bool = True,
 ) -> Skip | None:
-    if keyword_of(message.body) is not None:
+    if keyword_in(message) is not None:
         return "keyword"  # Twilio answers STOP/START/HELP itself.
-    if asks_for_human(message.body, human):
+    if asks_human(message, human):
         return "human_requested"  # an operator answers: this message and what follows
+    if message.participant == ERASED:
+        return "erased"  # the participant was forgotten: nothing to answer, no one to send to
     if not enabled:
         return "ai_disabled"  # an operator turned the AI off for this number
     if opted_out:

@@ -27,7 +27,7 @@ from parley_ai.core import (
 )
 from parley_ai.llm import Completion, Responder, ResponderFailed
 from parley_ai.settings import RateLimitSettings
-from parley_shared import metrics, topics
+from parley_shared import erasure, metrics, topics
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
     AiSettingsChanged,
@@ -35,13 +35,14 @@ from parley_shared.events import (
     Envelope,
     HandoffChanged,
     MessageReceived,
+    ParticipantErased,
     ReplyGenerated,
     ReplySource,
     caused_by,
     decode,
 )
 from parley_shared.identity import derived_event_id
-from parley_shared.keywords import HUMAN, keyword_of
+from parley_shared.keywords import HUMAN, keyword_in
 from parley_shared.leases import Claim
 from parley_shared.prices import ModelPrice
 from parley_shared.projection import Projection
@@ -56,6 +57,7 @@ class AiProjection(Projection):
     """The consumer side: what the log says, recorded; no model calls, so it also rebuilds."""
 
     service: ClassVar[str] = store.SERVICE
+    erasable: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -78,12 +80,13 @@ class AiProjection(Projection):
         self.on(ReplyGenerated, self.replied)
         self.on(HandoffChanged, handoffs.record_handoff_changes)
         self.on(AiSettingsChanged, number_settings.record)
+        self.on(ParticipantErased, erasure.follow(self.service, store.forget))
         TenantsProjection(self.service).follow(self)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         rows = []
         for event in events:
-            keyword = keyword_of(event.payload.body)
+            keyword = keyword_in(event.payload)
             # Keywords precede this message on its own partition, so what they decide is the
             # same live and on a replay; closes (another topic) are checked by the worker.
             skip = reason_not_to_answer(event.payload, False, human=self.human)
@@ -91,7 +94,8 @@ class AiProjection(Projection):
                 (
                     event,
                     f"keyword:{keyword}" if keyword else skip,
-                    None if keyword else user_text(event.payload),
+                    # An erased message leaves no turn: none is left of one erased later.
+                    None if keyword or skip == "erased" else user_text(event.payload),
                 )
             )
         await store.record_inbound(conn, rows, self.rate_limit_per_minute)

@@ -18,7 +18,7 @@ from uuid import UUID
 from parley_ai import handoffs, number_settings
 from parley_ai.core import Turn
 from parley_ai.handoffs import HANDED_OFF, record_handoffs
-from parley_shared import tenancy
+from parley_shared import erasure, tenancy
 from parley_shared.conversations import closed_sql, closes_ddl, record_closes
 from parley_shared.db import Connection, Pool, columns
 from parley_shared.events import (
@@ -30,6 +30,7 @@ from parley_shared.events import (
 )
 from parley_shared.identity import derived_event_id
 from parley_shared.migrations import Migration, baseline
+from parley_shared.sealing import ERASED
 from parley_shared.topics import REPLY_GENERATED
 
 SERVICE = "ai"
@@ -78,7 +79,37 @@ MIGRATIONS = (
     ),
     number_settings.MIGRATION,
     tenancy.migration(SERVICE),
+    erasure.migration(
+        SERVICE,
+        """
+        ALTER TABLE ai_inbox ADD COLUMN IF NOT EXISTS subject uuid;
+        ALTER TABLE ai_turns ADD COLUMN IF NOT EXISTS subject uuid;
+        CREATE INDEX IF NOT EXISTS ai_inbox_subject ON ai_inbox (subject)
+            WHERE subject IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS ai_turns_subject ON ai_turns (subject)
+            WHERE subject IS NOT NULL;
+        """,
+    ),
 )
+
+
+async def forget(conn: Connection, subjects: list[UUID]) -> None:
+    """Erased participants' messages as a rebuild now reads them: never answered (unless
+    they were, or were a keyword or a call for a person), no text of theirs in any history."""
+    await erasure.forget_stored_events(conn, "ai_inbox", "event_id", subjects)
+    await conn.execute(
+        "UPDATE ai_inbox SET state = 'skipped', reason = 'erased', lease_token = NULL "
+        "WHERE subject = ANY($1::uuid[]) AND (state = 'pending' OR (state = 'skipped' "
+        "AND reason NOT IN ('keyword', $2)))",
+        subjects,
+        HUMAN,
+    )
+    await conn.execute(
+        "DELETE FROM ai_turns WHERE subject = ANY($1::uuid[]) AND role = 'user'", subjects
+    )
+    await conn.execute(
+        "UPDATE ai_turns SET content = $2 WHERE subject = ANY($1::uuid[])", subjects, ERASED
+    )
 
 
 # Whether the participant had opted out (STOP, not yet START) when writing at ``m.occurred_at``.
@@ -117,7 +148,7 @@ async def record_inbound(
     await conn.execute(
         f"""
         INSERT INTO ai_inbox (event_id, conversation_key, occurred_at, event, state, reason,
-                              reply_event_id)
+                              reply_event_id, subject)
         SELECT m.event_id, m.conversation_key, m.occurred_at, m.event,
                CASE WHEN t.id IS NOT NULL THEN 'done'
                     WHEN m.skip IS NOT NULL OR {OPTED_OUT} OR {HANDED_OFF} THEN 'skipped'
@@ -126,10 +157,10 @@ async def record_inbound(
                     WHEN m.skip IS NOT NULL THEN split_part(m.skip, ':', 1)
                     WHEN {OPTED_OUT} THEN 'opted_out'
                     WHEN {HANDED_OFF} THEN 'handed_off' END,
-               t.id
+               t.id, m.subject
         FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::bytea[], $5::text[],
-                    $6::uuid[]) WITH ORDINALITY
-             AS m(event_id, conversation_key, occurred_at, event, skip, reply, n)
+                    $6::uuid[], $7::uuid[]) WITH ORDINALITY
+             AS m(event_id, conversation_key, occurred_at, event, skip, reply, subject, n)
         LEFT JOIN ai_turns t ON t.id = m.reply
         -- Sequence numbers in log order: the join may return rows in any order, and a
         -- thread's messages are answered in sequence order.
@@ -142,6 +173,7 @@ async def record_inbound(
         [encode(e) for e, _, _ in rows],
         [skip for _, skip, _ in rows],
         [reply_id_of(e) for e, _, _ in rows],
+        [e.subject for e, _, _ in rows],
     )
     if per_minute:
         # After the insert, so messages of this batch count too: the count is the same
@@ -158,7 +190,7 @@ async def record_inbound(
     await add_turns(
         conn,
         [
-            (e.event_id, e.conversation_key, e.occurred_at, "user", text)
+            (e.event_id, e.conversation_key, e.occurred_at, "user", text, e.subject)
             for e, _, text in rows
             if text
         ],
@@ -169,13 +201,15 @@ def reply_id_of(inbound: Envelope) -> UUID:
     return derived_event_id(REPLY_GENERATED, inbound.event_id)
 
 
-async def add_turns(conn: Connection, turns: Sequence[tuple[UUID, str, Any, str, str]]) -> None:
+async def add_turns(
+    conn: Connection, turns: Sequence[tuple[UUID, str, Any, str, str, UUID | None]]
+) -> None:
     if turns:
         await conn.execute(
-            "INSERT INTO ai_turns (id, conversation_key, anchor_at, role, content) "
+            "INSERT INTO ai_turns (id, conversation_key, anchor_at, role, content, subject) "
             "SELECT * FROM unnest($1::uuid[], $2::text[], $3::timestamptz[], $4::text[], "
-            "$5::text[]) ON CONFLICT DO NOTHING",
-            *columns(turns, 5),
+            "$5::text[], $6::uuid[]) ON CONFLICT DO NOTHING",
+            *columns(turns, 6),
         )
 
 
@@ -193,7 +227,14 @@ async def record_replies(conn: Connection, events: Sequence[Envelope[ReplyGenera
     await add_turns(
         conn,
         [
-            (e.event_id, e.conversation_key, e.payload.inbound_at, "assistant", e.payload.body)
+            (
+                e.event_id,
+                e.conversation_key,
+                e.payload.inbound_at,
+                "assistant",
+                e.payload.body,
+                e.subject,
+            )
             for e in events
         ],
     )
@@ -286,9 +327,9 @@ async def record_outcomes(pool: Pool, outcomes: Sequence[Outcome]) -> dict[UUID,
         f"""
         WITH m AS (
             SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::timestamptz[],
-                                 $5::text[], $6::uuid[], $7::text[], $8::bytea[])
+                                 $5::text[], $6::uuid[], $7::text[], $8::bytea[], $10::uuid[])
                 AS m(event_id, token, conversation_key, occurred_at, skip, reply_id, body,
-                     event)
+                     event, subject)
         ),
         verdict AS (
             SELECT m.*, CASE WHEN m.skip IS NOT NULL THEN m.skip
@@ -311,8 +352,12 @@ async def record_outcomes(pool: Pool, outcomes: Sequence[Outcome]) -> dict[UUID,
             SELECT v.* FROM verdict v JOIN recorded r USING (event_id) WHERE r.state = 'done'
         ),
         turn AS (
-            INSERT INTO ai_turns (id, conversation_key, anchor_at, role, content)
-            SELECT reply_id, conversation_key, occurred_at, 'assistant', body FROM answered
+            INSERT INTO ai_turns (id, conversation_key, anchor_at, role, content, subject)
+            -- The participant may have been erased during the model call.
+            SELECT reply_id, conversation_key, occurred_at, 'assistant',
+                   CASE WHEN EXISTS (SELECT 1 FROM ai_erased x WHERE x.subject = answered.subject)
+                        THEN $11 ELSE body END, subject
+            FROM answered
             ON CONFLICT DO NOTHING
         ),
         outbox AS (
@@ -329,5 +374,7 @@ async def record_outcomes(pool: Pool, outcomes: Sequence[Outcome]) -> dict[UUID,
         [o.reply.payload.body if o.reply else None for o in outcomes],
         [encode(o.reply) if o.reply else None for o in outcomes],
         REPLY_GENERATED,
+        [o.inbound.subject for o in outcomes],
+        ERASED,
     )
     return {row["event_id"]: row["state"] for row in rows}

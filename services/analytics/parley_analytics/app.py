@@ -23,6 +23,7 @@ CONSUMED = [
     topics.STATUS_UPDATED,
     topics.CONVERSATION_CHANGED,
     topics.TENANTS_CHANGED,
+    topics.PARTICIPANTS_CHANGED,
 ]
 
 

@@ -6,6 +6,7 @@ from collections.abc import Sequence
 from typing import ClassVar
 
 from parley_analytics import conversation_hours, handoffs, store
+from parley_shared import erasure
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
     ConversationChanged,
@@ -13,10 +14,11 @@ from parley_shared.events import (
     HandoffChanged,
     MessageReceived,
     MessageSent,
+    ParticipantErased,
     ReplyGenerated,
     StatusUpdated,
 )
-from parley_shared.keywords import asks_for_human, keyword_of
+from parley_shared.keywords import asks_human, keyword_in
 from parley_shared.projection import Projection
 from parley_shared.settings import KeywordSettings
 from parley_shared.tenancy import TenantsProjection
@@ -29,6 +31,7 @@ class AnalyticsService(Projection):
     """Every topic into facts and hourly aggregates."""
 
     service: ClassVar[str] = store.SERVICE
+    erasable: ClassVar[bool] = True
 
     def __init__(self, pool: Pool, human: frozenset[str] | None = None) -> None:
         super().__init__(pool)
@@ -40,6 +43,7 @@ class AnalyticsService(Projection):
         self.on(MessageSent, self.sent)
         self.on(StatusUpdated, self.statuses)
         self.on(HandoffChanged, handoffs.add_handoffs)
+        self.on(ParticipantErased, erasure.follow(self.service, store.forget))
         TenantsProjection(self.service).follow(self)
 
     async def apply_locked(self, conn: Connection, events: Sequence[Envelope]) -> None:
@@ -51,11 +55,9 @@ class AnalyticsService(Projection):
             await conversation_hours.count_changes(conn, before, after)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
-        opt_outs = [keyword_of(e.payload.body) == "opt_out" for e in events]
+        opt_outs = [keyword_in(e.payload) == "opt_out" for e in events]
         await store.add_inbound(conn, events, opt_outs)
-        await handoffs.add_requests(
-            conn, [e for e in events if asks_for_human(e.payload.body, self.human)]
-        )
+        await handoffs.add_requests(conn, [e for e in events if asks_human(e.payload, self.human)])
 
     @staticmethod
     async def sent(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:

@@ -19,11 +19,12 @@ from uuid import UUID
 
 from parley_analytics import conversation_hours, participants
 from parley_analytics.funnel import add_latencies, settle_facts
-from parley_shared import tenancy
+from parley_shared import erasure, tenancy
 from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection, columns
 from parley_shared.events import Envelope, MessageReceived, MessageSent, ReplyGenerated
 from parley_shared.migrations import Migration, baseline
+from parley_shared.sealing import ERASED
 
 SERVICE = "analytics"
 
@@ -143,7 +144,25 @@ MIGRATIONS = (
     ),
     tenancy.migration(SERVICE),
     conversation_hours.MIGRATION,
+    erasure.migration(
+        SERVICE,
+        """
+        ALTER TABLE analytics_facts ADD COLUMN IF NOT EXISTS subject uuid;
+        CREATE INDEX IF NOT EXISTS analytics_facts_subject ON analytics_facts (subject)
+            WHERE subject IS NOT NULL;
+        """,
+    ),
 )
+
+
+async def forget(conn: Connection, subjects: list[UUID]) -> None:
+    """Erased participants' messages as a rebuild now reads them; figures stay (they count
+    subjects, not numbers)."""
+    await conn.execute(
+        "UPDATE analytics_facts SET participant = $2, body = $2 WHERE subject = ANY($1::uuid[])",
+        subjects,
+        ERASED,
+    )
 
 
 async def add_inbound(
@@ -160,18 +179,20 @@ async def add_inbound(
             e.payload.body,
             e.payload.message_sid,
             opt_out,
+            e.subject,
         )
         for e, opt_out in zip(events, opt_outs, strict=True)
     ]
-    cols = columns(rows, 9)
+    cols = columns(rows, 10)
     await conn.execute(
         "INSERT INTO analytics_facts (id, conversation_key, channel, our_address, participant, "
-        "direction, occurred_at, body, message_sid, status) "
-        "SELECT id, key, channel, ours, participant, 'inbound', at, body, sid, 'received' "
-        "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], "
-        "$6::timestamptz[], $7::text[], $8::text[]) "
-        "AS u(id, key, channel, ours, participant, at, body, sid)",
+        "direction, occurred_at, body, message_sid, status, subject) "
+        "SELECT id, key, channel, ours, participant, 'inbound', at, body, sid, 'received', "
+        "subject FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], "
+        "$6::timestamptz[], $7::text[], $8::text[], $9::uuid[]) "
+        "AS u(id, key, channel, ours, participant, at, body, sid, subject)",
         *cols[:8],
+        cols[9],
     )
     await conn.execute(
         "INSERT INTO analytics_hourly (bucket, channel, our_address, messages_in, opt_outs) "
@@ -186,7 +207,10 @@ async def add_inbound(
         cols[5],
         cols[8],
     )
-    await participants.add(conn, list(zip(cols[5], cols[2], cols[3], cols[4], strict=True)))
+    # Who wrote: their subject where their events are sealed (the same when their number is
+    # erased, so a rebuild counts them alike), else their number.
+    who = [str(e.subject) if e.subject else e.payload.participant for e in events]
+    await participants.add(conn, list(zip(cols[5], cols[2], cols[3], who, strict=True)))
     await place_all(
         conn,
         "analytics_conversations",
@@ -256,20 +280,22 @@ async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated
             e.payload.completion_tokens,
             e.payload.latency_ms,
             e.payload.segments,
+            e.subject,
         )
         for e in events
     ]
-    cols = columns(rows, 14)
+    cols = columns(rows, 15)
     await conn.execute(
         "INSERT INTO analytics_facts (id, conversation_key, channel, our_address, participant, "
         "direction, occurred_at, body, inbound_at, source, model, prompt_tokens, "
-        "completion_tokens, ai_latency_ms, segments) "
+        "completion_tokens, ai_latency_ms, segments, subject) "
         "SELECT id, key, channel, ours, participant, 'outbound', at, body, inbound_at, source, "
-        "model, prompt, completion, latency, segments FROM unnest($1::uuid[], $2::text[], "
-        "$3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], $8::timestamptz[], "
-        "$9::text[], $10::text[], $11::int[], $12::int[], $13::int[], $14::int[]) AS u(id, key, "
-        "channel, ours, participant, at, body, inbound_at, source, model, prompt, completion, "
-        "latency, segments) ON CONFLICT (id) DO UPDATE SET "
+        "model, prompt, completion, latency, segments, subject FROM unnest($1::uuid[], "
+        "$2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[], $7::text[], "
+        "$8::timestamptz[], $9::text[], $10::text[], $11::int[], $12::int[], $13::int[], "
+        "$14::int[], $15::uuid[]) AS u(id, key, channel, ours, participant, at, body, "
+        "inbound_at, source, model, prompt, completion, latency, segments, subject) "
+        "ON CONFLICT (id) DO UPDATE SET "
         "occurred_at = EXCLUDED.occurred_at, inbound_at = EXCLUDED.inbound_at, "
         "source = EXCLUDED.source, model = EXCLUDED.model, "
         "prompt_tokens = EXCLUDED.prompt_tokens, completion_tokens = EXCLUDED.completion_tokens,"
@@ -326,19 +352,21 @@ async def add_sent(conn: Connection, events: Sequence[Envelope[MessageSent]]) ->
             e.payload.message_sid,
             e.payload.status,
             e.payload.error_code,
+            e.subject,
         )
         for e in latest.values()
     ]
     await conn.execute(
         "INSERT INTO analytics_facts (id, conversation_key, channel, our_address, participant, "
-        "direction, occurred_at, body, sent_at, message_sid, status, error_code) "
-        "SELECT id, key, channel, ours, participant, 'outbound', at, body, at, sid, status, error "
-        "FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], "
-        "$6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[]) AS u(id, key, "
-        "channel, ours, participant, at, body, sid, status, error) ON CONFLICT (id) DO UPDATE "
+        "direction, occurred_at, body, sent_at, message_sid, status, error_code, subject) "
+        "SELECT id, key, channel, ours, participant, 'outbound', at, body, at, sid, status, "
+        "error, subject FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[], "
+        "$6::timestamptz[], $7::text[], $8::text[], $9::text[], $10::int[], $11::uuid[]) "
+        "AS u(id, key, channel, ours, participant, at, body, sid, status, error, subject) "
+        "ON CONFLICT (id) DO UPDATE "
         "SET sent_at = EXCLUDED.sent_at, message_sid = EXCLUDED.message_sid, "
         "status = EXCLUDED.status, error_code = EXCLUDED.error_code",
-        *columns(rows, 10),
+        *columns(rows, 11),
     )
     handed = [
         (e.occurred_at, e.payload.channel, e.payload.our_address)

@@ -49,21 +49,22 @@ async def add_requests(conn: Connection, events: Sequence[Envelope[OutboundReque
             e.payload.body,
             json.dumps([Media(url=url).model_dump() for url in e.payload.media_urls]),
             e.payload.agent,
+            e.subject,
         )
         for e, conversation in zip(events, placed, strict=True)
     ]
     # An outcome read first (another topic) made the row: this fills in who wrote it.
     await conn.execute(
         "INSERT INTO conversation_messages (id, conversation_key, conversation_id, direction, "
-        "anchor_at, occurred_at, body, media, agent, initial_status, status) "
+        "anchor_at, occurred_at, body, media, agent, initial_status, status, subject) "
         "SELECT id, key, conversation, 'outbound', at, at, body, media::jsonb, agent, "
-        "'requested', "
-        "'requested' FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], "
-        "$5::text[], $6::text[], $7::text[]) AS u(id, key, conversation, at, body, media, agent) "
+        "'requested', 'requested', subject FROM unnest($1::uuid[], $2::text[], $3::uuid[], "
+        "$4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::uuid[]) "
+        "AS u(id, key, conversation, at, body, media, agent, subject) "
         "ON CONFLICT (id) DO UPDATE SET agent = EXCLUDED.agent, media = EXCLUDED.media, "
         "occurred_at = EXCLUDED.occurred_at, anchor_at = EXCLUDED.anchor_at, "
         "conversation_id = EXCLUDED.conversation_id",
-        *columns(rows, 7),
+        *columns(rows, 8),
     )
 
 

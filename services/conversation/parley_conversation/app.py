@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from parley_conversation import agents_api, console, live, store, tenants_api
+from parley_conversation import agents_api, console, live, participants_api, store, tenants_api
 from parley_conversation.api import router
 from parley_conversation.media import MediaSource
 from parley_conversation.service import ConversationService
@@ -25,6 +25,7 @@ CONSUMED = [
     topics.CONVERSATION_CHANGED,
     topics.MESSAGE_REQUESTED,
     topics.TENANTS_CHANGED,
+    topics.PARTICIPANTS_CHANGED,
 ]
 
 
@@ -51,6 +52,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
             settings.whatsapp_window_s,
             settings.human_words,
             live_channel=live.channel_of(settings.db_schema),
+            keyring=runtime.keyring,
         )
         runtime.consume(CONSUMED, service, read_model=True)
         try:
@@ -72,6 +74,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
     app.include_router(router)
     app.include_router(agents_api.router)
     app.include_router(tenants_api.router)
+    app.include_router(participants_api.router)
     app.include_router(live.router)
     console.mount(app, settings)
     allow_browsers(app)

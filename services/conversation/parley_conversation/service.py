@@ -9,7 +9,7 @@ from uuid import UUID, uuid4
 
 from parley_conversation import activity, agents, live, store
 from parley_conversation.core import handoff_state, refuse_handoff, refuse_send
-from parley_shared import topics
+from parley_shared import erasure, topics
 from parley_shared.bus import BrokerUnavailable
 from parley_shared.db import Connection, Pool, enqueue, first_time, lock_keys
 from parley_shared.events import (
@@ -19,12 +19,15 @@ from parley_shared.events import (
     MessageReceived,
     MessageSent,
     OutboundRequested,
+    ParticipantErased,
     Payload,
     ReplyGenerated,
     StatusUpdated,
     new_envelope,
 )
-from parley_shared.keywords import asks_for_human, keyword_of
+from parley_shared.identity import WHATSAPP_PREFIX, bare_number
+from parley_shared.keyring import Keyring
+from parley_shared.keywords import asks_human, keyword_in
 from parley_shared.outbox import OutboxRelay
 from parley_shared.projection import Projection
 from parley_shared.settings import KeywordSettings
@@ -47,6 +50,7 @@ class ConversationService(Projection):
     closes and reopens."""
 
     service: ClassVar[str] = store.SERVICE
+    erasable: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -55,9 +59,11 @@ class ConversationService(Projection):
         window_s: float = 86_400.0,
         human: frozenset[str] | None = None,
         live_channel: str | None = None,
+        keyring: Keyring | None = None,
     ) -> None:
         super().__init__(pool)
         self.relay = relay
+        self.keyring = keyring
         # Where committed changes are announced to the console's live streams (live.py).
         self.live_channel = live_channel
         # From the environment by default, so that a rebuild flags what the live service did.
@@ -70,6 +76,7 @@ class ConversationService(Projection):
         self.on(StatusUpdated, store.record_statuses)
         self.on(OutboundRequested, agents.add_requests)
         self.on(HandoffChanged, agents.add_handoffs)
+        self.on(ParticipantErased, erasure.follow(self.service, store.forget))
         TenantsProjection(self.service).follow(self)
 
     async def apply(self, conn: Connection, events: Sequence[Envelope]) -> None:
@@ -81,10 +88,10 @@ class ConversationService(Projection):
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         await store.add_inbound(conn, events)
         await agents.flag_requests(
-            conn, [e.event_id for e in events if asks_for_human(e.payload.body, self.human)]
+            conn, [e.event_id for e in events if asks_human(e.payload, self.human)]
         )
         for event in events:
-            keyword = keyword_of(event.payload.body)
+            keyword = keyword_in(event.payload)
             if keyword in ("opt_out", "opt_in"):
                 await store.set_opt_out(
                     conn, event.conversation_key, keyword == "opt_out", event.occurred_at
@@ -175,7 +182,7 @@ class ConversationService(Projection):
                     agent=agent,
                 ),
             )
-            await self._commit(conn, topics.MESSAGE_REQUESTED, event)
+            event = await self._commit(conn, topics.MESSAGE_REQUESTED, event)
         await self._publish()
         return event
 
@@ -236,12 +243,52 @@ class ConversationService(Projection):
             occurred_at=datetime.now(UTC),
         )
 
-    async def _commit(self, conn: Connection, topic: str, event: Envelope) -> None:
+    async def _commit(self, conn: Connection, topic: str, event: Envelope[Q]) -> Envelope[Q]:
         """Apply an operator's change here and queue it for the log, in the caller's
-        transaction."""
+        transaction; returns it as applied."""
+        if self.keyring is not None:
+            # Whose it is, as the log will say once it is sealed: rows here name the same.
+            (event,) = await self.keyring.stamp([event])
         await first_time(conn, store.SERVICE, event.event_id)
         await self.apply(conn, [event])
         await enqueue(conn, store.SERVICE, [(topic, event)])
+        return event
+
+    async def erase(
+        self, participant: str, actor: str, numbers: frozenset[str] | None
+    ) -> list[UUID]:
+        """Forget a participant (right to be forgotten): delete their keys and say so on the
+        log, one transaction. ``numbers``: a tenant may erase only a participant who wrote to
+        no one else's number (the key is per account and phone number)."""
+        bare = bare_number(participant)
+        threads = await self.pool.fetch(
+            "SELECT DISTINCT account_sid, our_address FROM conversation_threads "
+            "WHERE participant = ANY($1::text[])",
+            [bare, WHATSAPP_PREFIX + bare],
+        )
+        if not threads:
+            raise NotFound(participant)
+        if numbers is not None and any(
+            bare_number(t["our_address"]) not in numbers for t in threads
+        ):
+            raise Conflict("the participant also wrote to numbers of another tenant")
+        if self.keyring is None:
+            raise RuntimeError("no keyring: this instance cannot erase")
+        async with self.pool.acquire() as conn, conn.transaction():
+            erased = await self.keyring.erase(
+                conn, sorted({t["account_sid"] for t in threads}), bare
+            )
+            for subject, account in sorted(erased.items()):
+                event = new_envelope(
+                    ParticipantErased(subject=subject, actor=actor),
+                    event_id=uuid4(),
+                    conversation_key=f"participant_{subject}",
+                    account_sid=account,
+                    occurred_at=datetime.now(UTC),
+                )
+                await self._commit(conn, topics.PARTICIPANTS_CHANGED, event)
+        await self._publish()
+        return sorted(erased)
 
     async def _publish(self) -> None:
         if self.relay is not None:

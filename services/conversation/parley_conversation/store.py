@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from parley_conversation import activity
-from parley_shared import tenancy
+from parley_shared import erasure, tenancy
 from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection, columns
 from parley_shared.events import (
@@ -108,11 +108,43 @@ MIGRATIONS = (
     tenancy.migration(SERVICE),
     activity.MIGRATION,
     activity.WITHOUT_TRIGGERS,
+    erasure.migration(
+        SERVICE,
+        """
+        ALTER TABLE conversation_threads ADD COLUMN IF NOT EXISTS subject uuid;
+        ALTER TABLE conversation_threads ADD COLUMN IF NOT EXISTS profile_subject uuid;
+        ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS subject uuid;
+        CREATE INDEX IF NOT EXISTS conversation_threads_subject
+            ON conversation_threads (subject) WHERE subject IS NOT NULL;
+        CREATE INDEX IF NOT EXISTS conversation_messages_subject
+            ON conversation_messages (subject) WHERE subject IS NOT NULL;
+        """,
+    ),
 )
 
 
-Thread = tuple[str, str, str, str, str, str | None]
-"""(conversation key, account SID, channel, our address, participant, profile name)"""
+async def forget(conn: Connection, subjects: list[UUID]) -> None:
+    """What erased participants' events put here, as a rebuild now reads them: "[erased]"."""
+    await conn.execute(
+        "UPDATE conversation_messages SET body = $2, media = '[]', location = NULL "
+        "WHERE subject = ANY($1::uuid[])",
+        subjects,
+        erasure.ERASED,
+    )
+    await conn.execute(
+        "UPDATE conversation_threads SET participant = $2 WHERE subject = ANY($1::uuid[])",
+        subjects,
+        erasure.ERASED,
+    )
+    await conn.execute(
+        "UPDATE conversation_threads SET profile_name = NULL, profile_subject = NULL "
+        "WHERE profile_subject = ANY($1::uuid[])",
+        subjects,
+    )
+
+
+Thread = tuple[str, str, str, str, str, str | None, UUID | None]
+"""(conversation key, account SID, channel, our address, participant, profile name, subject)"""
 
 
 def thread_of(
@@ -134,22 +166,43 @@ def thread_of(
         p.our_address,
         p.participant,
         profile_name,
+        event.subject,
     )
 
 
 async def upsert_threads(conn: Connection, threads: Sequence[Thread]) -> None:
-    """Create threads not seen before; a known profile name replaces an older one."""
-    latest: dict[str, Thread] = {}
-    for thread in threads:
-        known = latest.get(thread[0])
-        # As if applied one by one: the last name given wins, no name keeps the one known.
-        latest[thread[0]] = thread if known is None or thread[5] is not None else known
+    """Create threads not seen before; a known profile name replaces an older one. Whose
+    the participant and the profile name are is kept (``subject``, ``profile_subject``): an
+    erasure forgets exactly what came from the erased participant's events."""
+    latest: dict[str, list[Any]] = {}
+    for key, account, channel, ours, participant, name, subject in threads:
+        known = latest.get(key)
+        if known is None:
+            latest[key] = [key, account, channel, ours, participant, name, subject]
+            latest[key].append(subject if name is not None else None)
+            continue
+        # As if applied one by one, as the statement below applies them to a stored thread.
+        if known[4] == erasure.ERASED and participant != erasure.ERASED:
+            known[4], known[6] = participant, subject
+        if name is not None:
+            known[5], known[7] = name, subject
+    rows = [tuple(row) for _, row in sorted(latest.items())]
     await conn.execute(
         "INSERT INTO conversation_threads (conversation_key, account_sid, channel, our_address,"
-        " participant, profile_name) SELECT * FROM unnest($1::text[], $2::text[], $3::text[], "
-        "$4::text[], $5::text[], $6::text[]) ON CONFLICT (conversation_key) DO UPDATE SET "
-        "profile_name = coalesce(EXCLUDED.profile_name, conversation_threads.profile_name)",
-        *columns(sorted(latest.values()), 6),
+        " participant, profile_name, subject, profile_subject) SELECT * FROM unnest($1::text[],"
+        " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::uuid[]) "
+        "ON CONFLICT (conversation_key) DO UPDATE SET "
+        # A participant erased and writing again is known by number again, under a new key.
+        "participant = CASE WHEN conversation_threads.participant = $9 AND "
+        "EXCLUDED.participant <> $9 THEN EXCLUDED.participant "
+        "ELSE conversation_threads.participant END, "
+        "subject = CASE WHEN conversation_threads.participant = $9 AND "
+        "EXCLUDED.participant <> $9 THEN EXCLUDED.subject ELSE conversation_threads.subject END, "
+        "profile_name = coalesce(EXCLUDED.profile_name, conversation_threads.profile_name), "
+        "profile_subject = CASE WHEN EXCLUDED.profile_name IS NULL "
+        "THEN conversation_threads.profile_subject ELSE EXCLUDED.profile_subject END",
+        *columns(rows, 8),
+        erasure.ERASED,
     )
 
 
@@ -184,17 +237,19 @@ async def add_inbound(conn: Connection, events: Sequence[Envelope[MessageReceive
             json.dumps([m.model_dump() for m in e.payload.media]),
             e.payload.message_sid,
             e.payload.location.model_dump_json() if e.payload.location else None,
+            e.subject,
         )
         for e, conversation in zip(events, placed, strict=True)
     ]
     await conn.execute(
         "INSERT INTO conversation_messages (id, conversation_key, conversation_id, direction, "
-        "anchor_at, occurred_at, body, media, message_sid, initial_status, status, location) "
-        "SELECT id, key, conversation, 'inbound', at, at, body, media::jsonb, sid, 'received', "
-        "'received', location::jsonb FROM unnest($1::uuid[], $2::text[], $3::uuid[], "
-        "$4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[]) "
-        "AS u(id, key, conversation, at, body, media, sid, location) ON CONFLICT DO NOTHING",
-        *columns(rows, 8),
+        "anchor_at, occurred_at, body, media, message_sid, initial_status, status, location, "
+        "subject) SELECT id, key, conversation, 'inbound', at, at, body, media::jsonb, sid, "
+        "'received', 'received', location::jsonb, subject FROM unnest($1::uuid[], $2::text[], "
+        "$3::uuid[], $4::timestamptz[], $5::text[], $6::text[], $7::text[], $8::text[], "
+        "$9::uuid[]) AS u(id, key, conversation, at, body, media, sid, location, subject) "
+        "ON CONFLICT DO NOTHING",
+        *columns(rows, 9),
     )
 
 
@@ -224,20 +279,21 @@ async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated
             e.occurred_at,
             e.payload.body,
             _ai(e.payload),
+            e.subject,
         )
         for e, conversation in zip(events, placed, strict=True)
     ]
     await conn.execute(
         "INSERT INTO conversation_messages (id, conversation_key, conversation_id, direction, "
-        "anchor_at, occurred_at, body, ai, initial_status, status) "
+        "anchor_at, occurred_at, body, ai, initial_status, status, subject) "
         "SELECT id, key, conversation, 'outbound', anchor, at, body, ai::jsonb, 'generated', "
-        "'generated' FROM unnest($1::uuid[], $2::text[], $3::uuid[], $4::timestamptz[], "
-        "$5::timestamptz[], $6::text[], $7::text[]) "
-        "AS u(id, key, conversation, anchor, at, body, ai) "
+        "'generated', subject FROM unnest($1::uuid[], $2::text[], $3::uuid[], "
+        "$4::timestamptz[], $5::timestamptz[], $6::text[], $7::text[], $8::uuid[]) "
+        "AS u(id, key, conversation, anchor, at, body, ai, subject) "
         "ON CONFLICT (id) DO UPDATE SET conversation_id = EXCLUDED.conversation_id, "
         "anchor_at = EXCLUDED.anchor_at, occurred_at = EXCLUDED.occurred_at, "
         "body = EXCLUDED.body, ai = EXCLUDED.ai",
-        *columns(rows, 7),
+        *columns(rows, 8),
     )
 
 
@@ -263,17 +319,18 @@ async def record_sent(conn: Connection, events: Sequence[Envelope[MessageSent]])
                 at,
                 e.occurred_at,
                 e.payload.body,
+                e.subject,
             )
             for e, conversation, at in zip(early, placed, anchors, strict=True)
         ]
         await conn.execute(
             "INSERT INTO conversation_messages (id, conversation_key, conversation_id, "
-            "direction, anchor_at, occurred_at, body) SELECT id, key, conversation, 'outbound', "
-            "anchor, at, body FROM unnest($1::uuid[], $2::text[], $3::uuid[], "
-            "$4::timestamptz[], $5::timestamptz[], $6::text[]) "
+            "direction, anchor_at, occurred_at, body, subject) SELECT id, key, conversation, "
+            "'outbound', anchor, at, body, subject FROM unnest($1::uuid[], $2::text[], "
+            "$3::uuid[], $4::timestamptz[], $5::timestamptz[], $6::text[], $7::uuid[]) "
             # The reply may be committing this moment (another replica): it wins.
-            "AS u(id, key, conversation, anchor, at, body) ON CONFLICT (id) DO NOTHING",
-            *columns(rows, 6),
+            "AS u(id, key, conversation, anchor, at, body, subject) ON CONFLICT (id) DO NOTHING",
+            *columns(rows, 7),
         )
     outcomes = [
         (

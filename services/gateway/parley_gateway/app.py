@@ -254,6 +254,7 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
                     _when_possible("create topics", lambda: ensure_topics(settings))
                 ),
                 asyncio.create_task(_when_possible("create the keyring", keyring.ensure)),
+                asyncio.create_task(_when_possible("listen to the keyring", keyring.listen)),
             ]
         gateway = Gateway(settings, sink)
         try:
@@ -273,10 +274,13 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
         telemetry=HTTP_TELEMETRY,
     )
 
+    def inbound(params: Params, received_at: datetime) -> Envelope:
+        return inbound_event(params, received_at, settings.human_words)
+
     @app.post("/webhooks/twilio/messages", **WEBHOOK)
     async def inbound_message(request: Request, gateway: GatewayDep) -> Response:
         """An inbound SMS or WhatsApp message."""
-        return await gateway.accept(request, topics.MESSAGE_RECEIVED, inbound_event)
+        return await gateway.accept(request, topics.MESSAGE_RECEIVED, inbound)
 
     @app.post("/webhooks/twilio/status", **WEBHOOK)
     async def status_callback(request: Request, gateway: GatewayDep) -> Response:

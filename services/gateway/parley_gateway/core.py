@@ -27,6 +27,7 @@ from parley_shared.identity import (
     inbound_event_id,
     status_event_id,
 )
+from parley_shared.keywords import HUMAN, intent_of
 
 Params = Mapping[str, Sequence[str]]
 MAX_MEDIA = 10  # Twilio's own limit per message.
@@ -126,8 +127,9 @@ def _check_sid(name: str, value: str, prefixes: tuple[str, ...]) -> str:
     return value
 
 
-def inbound_event(params: Params, received_at: datetime) -> Envelope:
-    """A ``message.received`` event for an inbound-message webhook."""
+def inbound_event(params: Params, received_at: datetime, human: frozenset[str] = HUMAN) -> Envelope:
+    """A ``message.received`` event for an inbound-message webhook; ``human`` are the words
+    that ask for a person (HANDOFF_KEYWORDS)."""
     message_sid = _check_sid(
         "MessageSid",
         _one(params, "MessageSid") or _required(params, "SmsMessageSid"),
@@ -157,6 +159,7 @@ def inbound_event(params: Params, received_at: datetime) -> Envelope:
         button_text=_one(params, "ButtonText"),
         button_payload=_one(params, "ButtonPayload"),
         params={name: list(values) for name, values in params.items()},
+        intent=intent_of(_one(params, "Body") or "", human),
     )
     return new_envelope(
         payload,

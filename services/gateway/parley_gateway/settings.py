@@ -2,10 +2,11 @@ from __future__ import annotations
 
 from pydantic import AnyHttpUrl, Field, SecretStr
 
-from parley_shared.settings import BusSettings
+from parley_shared.settings import BusSettings, KeywordSettings
 
 
-class GatewaySettings(BusSettings):
+class GatewaySettings(BusSettings, KeywordSettings):
+    # HANDOFF_KEYWORDS: the gateway decides what each message asks for (``intent``).
     twilio_auth_token: SecretStr = Field(min_length=1)
     public_base_url: AnyHttpUrl
     gateway_host: str = "0.0.0.0"

@@ -31,6 +31,7 @@ CONSUMED = [
     topics.CONVERSATION_CHANGED,
     topics.MESSAGE_REQUESTED,
     topics.TENANTS_CHANGED,
+    topics.PARTICIPANTS_CHANGED,
 ]
 
 

@@ -8,6 +8,7 @@ from typing import ClassVar
 
 from parley_sender import store
 from parley_sender.pacing import Pacing, schedule
+from parley_shared import erasure
 from parley_shared.conversations import record_closes
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
@@ -16,9 +17,10 @@ from parley_shared.events import (
     MessageReceived,
     MessageSent,
     OutboundRequested,
+    ParticipantErased,
     ReplyGenerated,
 )
-from parley_shared.keywords import keyword_of
+from parley_shared.keywords import keyword_in
 from parley_shared.projection import Projection
 from parley_shared.sms import segments
 from parley_shared.tenancy import TenantsProjection
@@ -28,6 +30,7 @@ class SenderProjection(Projection):
     """The consumer side: replies to send, outcomes and opt-outs; never calls Twilio."""
 
     service: ClassVar[str] = store.SERVICE
+    erasable: ClassVar[bool] = True
 
     def __init__(
         self,
@@ -45,6 +48,7 @@ class SenderProjection(Projection):
         self.on(MessageSent, self.outcomes)
         self.on(MessageReceived, self.inbound)
         self.on(ConversationChanged, self.changes)
+        self.on(ParticipantErased, erasure.follow(self.service, store.forget))
         TenantsProjection(self.service).follow(self)
 
     def wants(self, event: Envelope) -> bool:
@@ -52,7 +56,7 @@ class SenderProjection(Projection):
         # ones' times (the 24-hour window).
         if isinstance(event.payload, MessageReceived):
             return (
-                keyword_of(event.payload.body) in ("opt_out", "opt_in")
+                keyword_in(event.payload) in ("opt_out", "opt_in")
                 or event.payload.channel == "whatsapp"
             )
         return super().wants(event)
@@ -96,7 +100,7 @@ class SenderProjection(Projection):
     @staticmethod
     async def inbound(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         """Opt-out and opt-in keywords, and WhatsApp threads' last inbound times."""
-        keywords = [(e, keyword_of(e.payload.body)) for e in events]
+        keywords = [(e, keyword_in(e.payload)) for e in events]
         await store.set_opt_outs(
             conn,
             [

@@ -16,11 +16,18 @@ from uuid import UUID
 
 from parley_sender import pacing
 from parley_sender.core import OPTED_OUT_CODE
-from parley_shared import tenancy
+from parley_shared import erasure, tenancy
 from parley_shared.conversations import closed_sql, closes_ddl
 from parley_shared.db import Connection, Pool
-from parley_shared.events import Envelope, MessageSent, OutboundRequested, ReplyGenerated, encode
+from parley_shared.events import (
+    Envelope,
+    MessageSent,
+    OutboundRequested,
+    ReplyGenerated,
+    encode,
+)
 from parley_shared.migrations import Migration, baseline
+from parley_shared.sealing import ERASED
 from parley_shared.topics import MESSAGE_SENT
 
 SERVICE = "sender"
@@ -70,6 +77,14 @@ MIGRATIONS = (
         "last_inbound_at timestamptz NOT NULL);" + pacing.DDL,
     ),
     tenancy.migration(SERVICE),
+    erasure.migration(
+        SERVICE,
+        """
+        ALTER TABLE sender_outbound ADD COLUMN IF NOT EXISTS subject uuid;
+        CREATE INDEX IF NOT EXISTS sender_outbound_subject ON sender_outbound (subject)
+            WHERE subject IS NOT NULL;
+        """,
+    ),
 )
 
 # Whether the reply in row ``o`` answers a message of a conversation closed since.
@@ -81,16 +96,37 @@ async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated
     # is never queued a second time.
     await conn.execute(
         "INSERT INTO sender_outbound (reply_event_id, in_reply_to, conversation_key, event, "
-        "inbound_at, state) SELECT r.id, r.inbound, r.key, r.event, r.at, 'pending' FROM "
-        "unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], $5::timestamptz[]) "
-        "AS r(id, inbound, key, event, at) ON CONFLICT (reply_event_id) DO UPDATE "
-        "SET event = EXCLUDED.event, in_reply_to = EXCLUDED.in_reply_to, "
-        "inbound_at = EXCLUDED.inbound_at WHERE sender_outbound.event IS NULL",
+        "inbound_at, state, subject) SELECT r.id, r.inbound, r.key, r.event, r.at, r.state, "
+        "r.subject FROM unnest($1::uuid[], $2::uuid[], $3::text[], $4::bytea[], "
+        "$5::timestamptz[], $6::text[], $7::uuid[]) "
+        "AS r(id, inbound, key, event, at, state, subject) ON CONFLICT (reply_event_id) "
+        "DO UPDATE SET event = EXCLUDED.event, in_reply_to = EXCLUDED.in_reply_to, "
+        "inbound_at = EXCLUDED.inbound_at, subject = EXCLUDED.subject "
+        "WHERE sender_outbound.event IS NULL",
         [e.event_id for e in events],
         [e.payload.in_reply_to for e in events],
         [e.conversation_key for e in events],
         [encode(e) for e in events],
         [e.payload.inbound_at for e in events],
+        [initial_state(e) for e in events],
+        [e.subject for e in events],
+    )
+
+
+def initial_state(event: Envelope[ReplyGenerated] | Envelope[OutboundRequested]) -> str:
+    """Queued to send, unless no one is left to send to (its participant was erased)."""
+    return "skipped" if event.payload.participant == ERASED else "pending"
+
+
+async def forget(conn: Connection, subjects: list[UUID]) -> None:
+    """Erased participants' messages as a rebuild now reads them: "[erased]" in what is
+    kept of each, and those still waiting never sent (no one to send to)."""
+    await erasure.forget_stored_events(conn, "sender_outbound", "reply_event_id", subjects)
+    await conn.execute(
+        "UPDATE sender_outbound SET error_message = NULL, "
+        "state = CASE WHEN state = 'pending' THEN 'skipped' ELSE state END "
+        "WHERE subject = ANY($1::uuid[])",
+        subjects,
     )
 
 
@@ -99,14 +135,18 @@ async def add_requests(conn: Connection, events: Sequence[Envelope[OutboundReque
     the request time stands where a reply has its inbound's, for the close check."""
     await conn.execute(
         "INSERT INTO sender_outbound (reply_event_id, conversation_key, event, inbound_at, "
-        "state) SELECT r.id, r.key, r.event, r.at, 'pending' FROM unnest($1::uuid[], "
-        "$2::text[], $3::bytea[], $4::timestamptz[]) AS r(id, key, event, at) "
+        "state, subject) SELECT r.id, r.key, r.event, r.at, r.state, r.subject FROM "
+        "unnest($1::uuid[], $2::text[], $3::bytea[], $4::timestamptz[], $5::text[], "
+        "$6::uuid[]) AS r(id, key, event, at, state, subject) "
         "ON CONFLICT (reply_event_id) DO UPDATE SET event = EXCLUDED.event, "
-        "inbound_at = EXCLUDED.inbound_at WHERE sender_outbound.event IS NULL",
+        "inbound_at = EXCLUDED.inbound_at, subject = EXCLUDED.subject "
+        "WHERE sender_outbound.event IS NULL",
         [e.event_id for e in events],
         [e.conversation_key for e in events],
         [encode(e) for e in events],
         [e.occurred_at for e in events],
+        [initial_state(e) for e in events],
+        [e.subject for e in events],
     )
 
 
@@ -128,8 +168,8 @@ async def record_outcomes_from_log(
     """Our own ``message.sent`` seen on the log: that reply is settled, even on a rebuild."""
     await conn.execute(
         "INSERT INTO sender_outbound (reply_event_id, conversation_key, state, message_sid, "
-        "error_code, error_message, attempts) SELECT * FROM unnest($1::uuid[], $2::text[], "
-        "$3::text[], $4::text[], $5::int[], $6::text[], $7::int[]) "
+        "error_code, error_message, attempts, subject) SELECT * FROM unnest($1::uuid[], "
+        "$2::text[], $3::text[], $4::text[], $5::int[], $6::text[], $7::int[], $8::uuid[]) "
         "ON CONFLICT (reply_event_id) DO UPDATE SET state = EXCLUDED.state, "
         "message_sid = EXCLUDED.message_sid, error_code = EXCLUDED.error_code, "
         "error_message = EXCLUDED.error_message, attempts = EXCLUDED.attempts, "
@@ -141,6 +181,7 @@ async def record_outcomes_from_log(
         [e.payload.error_code for e in events],
         [e.payload.error_message for e in events],
         [e.payload.attempts for e in events],
+        [e.subject for e in events],
     )
     # Twilio's "unsubscribed" answer is an opt-out as much as a STOP is; from the log, so
     # that a rebuild knows it too.

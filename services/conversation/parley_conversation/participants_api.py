@@ -1,0 +1,54 @@
+"""Erasing a participant (right to be forgotten): their keys are deleted, so the log reads
+"[erased]" where their numbers, names and messages were, and every projection forgets them
+when it reads ``participant.erased`` (a second or so). Only a token that may write; a tenant's
+only for a participant who wrote to none but its own numbers."""
+
+from __future__ import annotations
+
+from typing import Annotated
+from uuid import UUID
+
+from fastapi import APIRouter, Depends, HTTPException
+from pydantic import BaseModel, StringConstraints
+
+from parley_conversation.dependencies import Service
+from parley_conversation.service import Conflict, NotFound
+from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED
+from parley_shared.events import NO_NUL
+from parley_shared.tenancy import Writer, caller
+
+router = APIRouter(
+    prefix="/v1", dependencies=[Depends(caller)], responses=UNAUTHORIZED, tags=["participants"]
+)
+
+
+class ErasureIn(BaseModel):
+    participant: Annotated[str, StringConstraints(pattern=r"^(whatsapp:)?\+[1-9][0-9]{5,14}$")]
+    requested_by: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
+    ] = "operator"
+
+
+class Erasure(BaseModel):
+    # The participant's keys deleted (one per account they wrote to), by their random ids.
+    subjects: list[UUID]
+
+
+@router.post(
+    "/participants/erase",
+    status_code=202,
+    response_model=Erasure,
+    responses={**NOT_FOUND, **CONFLICT},
+)
+async def erase_participant(body: ErasureIn, who: Writer, service: Service) -> Erasure:
+    """Forget a participant: a number's SMS and WhatsApp alike, every conversation of it.
+    Their later messages start afresh under a new key."""
+    try:
+        subjects = await service.erase(body.participant, body.requested_by, who.numbers)
+    except NotFound as exc:
+        raise HTTPException(404, "no conversation with this participant") from exc
+    except Conflict as exc:
+        raise HTTPException(409, str(exc)) from exc
+    if not subjects:
+        raise HTTPException(404, "nothing of this participant is sealed: nothing to erase")
+    return Erasure(subjects=subjects)

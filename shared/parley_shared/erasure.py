@@ -1,0 +1,103 @@
+"""Forgetting an erased participant in a projection, the same whichever order events come in.
+
+Deleting a participant's key (``keyring``) makes the log read "[erased]" in their fields; a
+projection must also forget what it already opened. Each projection keeps the subject of the
+events it stored (a column beside the personal ones) and, on ``participant.erased``, rewrites
+those rows as a rebuild would now build them (``scrub``). The subjects it has seen erased are
+kept too (``<service>_erased``), so an event of an erased subject read after the erasure (a
+late callback; another topic on a replay) is stored forgotten straight away: the tables end
+the same whether the erasure came first or last.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from uuid import UUID
+
+from parley_shared.db import Connection
+from parley_shared.events import Envelope, ParticipantErased, decode, encode
+from parley_shared.migrations import Migration
+from parley_shared.sealing import ERASED, forgotten
+
+__all__ = [
+    "ERASED",
+    "Scrub",
+    "follow",
+    "forget_erased",
+    "forget_stored_events",
+    "migration",
+    "subjects_of",
+]
+
+Scrub = Callable[[Connection, list[UUID]], Awaitable[None]]
+
+
+def migration(service: str, columns: str = "") -> Migration:
+    """The table of erased subjects, and ``columns``: the DDL that adds this service's
+    ``subject`` columns."""
+    return Migration(
+        "participants' erasure: subjects erased, and the subject of every row kept",
+        f"CREATE TABLE IF NOT EXISTS {service}_erased (subject uuid PRIMARY KEY);\n{columns}",
+    )
+
+
+async def forget_erased(
+    conn: Connection, service: str, events: Sequence[Envelope]
+) -> Sequence[Envelope]:
+    """``events``, those of erased subjects forgotten (read before the key's deletion was
+    seen everywhere, or replayed from a copy of the log that still opens)."""
+    subjects = {e.subject for e in events if e.subject is not None}
+    if not subjects:
+        return events
+    erased = {
+        row["subject"]
+        for row in await conn.fetch(
+            f"SELECT subject FROM {service}_erased WHERE subject = ANY($1::uuid[])",
+            list(subjects),
+        )
+    }
+    if not erased:
+        return events
+    return [forgotten(e) if e.subject in erased else e for e in events]
+
+
+async def forget_stored_events(
+    conn: Connection, table: str, key: str, subjects: list[UUID]
+) -> None:
+    """Rewrite the events ``table`` keeps (column ``event``, rows by ``key``) of these
+    subjects as they now read: forgotten."""
+    rows = await conn.fetch(
+        f"SELECT {key} AS id, event FROM {table} WHERE subject = ANY($1::uuid[]) "
+        "AND event IS NOT NULL",
+        subjects,
+    )
+    await conn.execute(
+        f"UPDATE {table} SET event = u.event FROM unnest($1::uuid[], $2::bytea[]) "
+        f"AS u(id, event) WHERE {table}.{key} = u.id",
+        [row["id"] for row in rows],
+        [encode(forgotten(decode(bytes(row["event"])))) for row in rows],
+    )
+
+
+def subjects_of(events: Sequence[Envelope]) -> set[UUID]:
+    """The participants (subjects) ``events`` are about, erasures included."""
+    subjects = {e.subject for e in events if e.subject is not None}
+    subjects.update(e.payload.subject for e in events if isinstance(e.payload, ParticipantErased))
+    return subjects
+
+
+def follow(
+    service: str, scrub: Scrub
+) -> Callable[[Connection, Sequence[Envelope[ParticipantErased]]], Awaitable[None]]:
+    """The handler of ``participant.erased`` for a projection whose rows ``scrub`` forgets."""
+
+    async def erased(conn: Connection, events: Sequence[Envelope[ParticipantErased]]) -> None:
+        subjects = sorted({e.payload.subject for e in events})
+        await conn.execute(
+            f"INSERT INTO {service}_erased (subject) SELECT unnest($1::uuid[]) "
+            "ON CONFLICT DO NOTHING",
+            subjects,
+        )
+        await scrub(conn, subjects)
+
+    return erased
