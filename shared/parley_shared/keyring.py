@@ -15,6 +15,7 @@ cached for good.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections import OrderedDict
@@ -76,6 +77,9 @@ class _Expiring(Generic[K, V]):
 
     def drop(self, key: K) -> None:
         self._entries.pop(key, None)
+
+    def clear(self) -> None:
+        self._entries.clear()
 
 
 def lookup_of(account_sid: str, participant: str) -> str:
@@ -207,12 +211,20 @@ class Keyring:
         """Forget deleted keys as soon as their deletion commits, anywhere: a participant
         who writes right after being erased gets a new key, not the one just deleted (which
         would make their new message unreadable). Holds one connection while it runs."""
+        lost = asyncio.Event()
         async with self._pool.acquire() as conn:
+            conn.add_termination_listener(lambda _: lost.set())
             await conn.add_listener(CHANNEL, self._notified)
             try:
-                await asyncio.Event().wait()
+                await lost.wait()
             finally:
-                await conn.remove_listener(CHANNEL, self._notified)
+                # The pool may be closing under it (a shutdown): nothing left to undo then.
+                with contextlib.suppress(*KEYRING_ERRORS):
+                    await conn.remove_listener(CHANNEL, self._notified)
+        # Deletions made while nobody listened are not known here: start cold.
+        self._by_lookup.clear()
+        self._by_subject.clear()
+        raise ConnectionError("the keyring's listening connection was lost")
 
     def _notified(self, conn: object, pid: int, channel: str, payload: object) -> None:
         subject, _, lookup = str(payload).partition(" ")

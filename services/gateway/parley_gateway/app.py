@@ -253,15 +253,23 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
                 asyncio.create_task(
                     _when_possible("create topics", lambda: ensure_topics(settings))
                 ),
-                asyncio.create_task(_when_possible("create the keyring", keyring.ensure)),
                 asyncio.create_task(_when_possible("listen to the keyring", keyring.listen)),
             ]
+            try:
+                # Before the first webhook when the database is up; in the background if not.
+                await asyncio.wait_for(keyring.ensure(), settings.publish_timeout_s)
+            except Exception as exc:
+                log.warning("cannot create the keyring yet (%r); retrying in the background", exc)
+                tasks.append(
+                    asyncio.create_task(_when_possible("create the keyring", keyring.ensure))
+                )
         gateway = Gateway(settings, sink)
         try:
             yield {"gateway": gateway, "kafka": kafka, "pool": pool}
         finally:
             for task in tasks:
                 task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
             if kafka is not None:
                 await kafka.stop()
             if pool is not None:
