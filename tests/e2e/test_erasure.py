@@ -6,7 +6,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from tests.e2e.conftest import Parley, eventually
+import httpx
+
+from tests.e2e.conftest import BOT_SMS, Parley, eventually
 
 NUMBER = "+15550177001"
 SECRET = "my name is Ada Smith"
@@ -94,3 +96,40 @@ async def test_erasure_is_refused_clearly(parley: Parley) -> None:
         json={"participant": NUMBER},
     )
     assert anonymous.status_code == 401, anonymous.text
+
+
+async def test_a_tenant_erases_only_a_participant_of_its_own(parley: Parley) -> None:
+    admin = parley.conversation
+    acme = await parley.api("/v1/tenants", "POST", json={"name": "Acme", "numbers": [BOT_SMS]})
+    tokens = [
+        await parley.api(f"/v1/tenants/{acme['id']}/tokens", "POST", json={"scope": scope})
+        for scope in ("write", "read")
+    ]
+    both, only = "+15550177002", "+15550177003"
+    await parley.text(both, "hi on SMS")  # to Acme's number
+    await parley.text(f"whatsapp:{both}", "hi on WhatsApp")  # to a number of no tenant's
+    await parley.text(only, "hi")
+    for number in (both, f"whatsapp:{both}", only):
+        await eventually(lambda n=number: parley.conversations_of(n))  # type: ignore[misc]
+    writer, reader = (as_token(admin, t["token"]) for t in tokens)
+    async with writer, reader:
+        await eventually(lambda: works(writer))
+        await eventually(lambda: works(reader))
+        refused = await reader.post("/v1/participants/erase", json={"participant": only})
+        assert refused.status_code == 403, refused.text
+        # The key is the number's, and it also wrote to a number that is not Acme's.
+        shared = await writer.post("/v1/participants/erase", json={"participant": both})
+        assert shared.status_code == 409, shared.text
+        own = await writer.post("/v1/participants/erase", json={"participant": only})
+        assert own.status_code == 202, own.text
+
+
+def as_token(client: httpx.AsyncClient, token: str) -> httpx.AsyncClient:
+    return httpx.AsyncClient(
+        base_url=str(client.base_url), timeout=20, headers={"Authorization": f"Bearer {token}"}
+    )
+
+
+async def works(client: httpx.AsyncClient) -> bool | None:
+    """A new token works once the service has read it from the log."""
+    return (await client.get("/v1/me")).status_code == 200 or None
