@@ -121,11 +121,14 @@ class Keyring:
     async def stamp(self, events: Sequence[E]) -> list[E]:
         """``events`` with the subject of their participant set (a key made now for one seen
         the first time), for a service that applies its own new event before publishing it."""
-        wanted = {
+        # Each event's lookup, hashed once, for those still without a subject.
+        lookups = [
             lookup_of(e.account_sid, participant_of(e))
-            for e in events
             if personal(e) and e.subject is None and participant_of(e) != ERASED
-        }
+            else None
+            for e in events
+        ]
+        wanted = {lookup for lookup in lookups if lookup is not None}
         keys: dict[str, tuple[UUID, bytes]] = {}
         for lookup in wanted:
             cached = self._by_lookup.get(lookup)
@@ -134,13 +137,10 @@ class Keyring:
         missing = sorted(wanted - keys.keys())
         if missing:
             keys.update(await self._keys_for(missing))
-        stamped: list[E] = []
-        for event in events:
-            found = keys.get(lookup_of(event.account_sid, participant_of(event)))
-            if found is not None and personal(event) and event.subject is None:
-                event = event.model_copy(update={"subject": found[0]})
-            stamped.append(event)
-        return stamped
+        return [
+            event if lookup is None else event.model_copy(update={"subject": keys[lookup][0]})
+            for event, lookup in zip(events, lookups, strict=True)
+        ]
 
     async def seal(self, events: Sequence[Envelope]) -> list[Envelope]:
         """``events`` with personal fields sealed under their subject's key (the
@@ -251,11 +251,12 @@ class Keyring:
             f"DELETE FROM {self._table} WHERE lookup = ANY($1::text[]) RETURNING lookup, subject",
             sorted(lookups),
         )
-        for row in rows:
-            # Every process drops the key from its cache at the commit (``listen``).
-            await conn.execute(
-                "SELECT pg_notify($1, $2)", CHANNEL, f"{row['subject']} {row['lookup']}"
-            )
+        # Every process drops the keys from its cache at the commit (``listen``).
+        await conn.execute(
+            "SELECT pg_notify($1, m) FROM unnest($2::text[]) AS m",
+            CHANNEL,
+            [f"{row['subject']} {row['lookup']}" for row in rows],
+        )
         for lookup in lookups:
             self._by_lookup.drop(lookup)
         for row in rows:

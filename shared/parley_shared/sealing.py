@@ -105,23 +105,17 @@ def opened(envelope: Envelope, key: bytes | None) -> Envelope:
     (or does not open the box: a box is never half trusted)."""
     if envelope.sealed is None:
         return envelope
-    payload_type = type(envelope.payload)
-    fields: dict[str, Any] | None = None
-    if key is not None:
-        try:
-            raw = base64.urlsafe_b64decode(envelope.sealed)
-            plain = AESGCM(key).decrypt(
-                raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], envelope.event_id.bytes
-            )
-            fields = json.loads(plain)
-        except (InvalidTag, ValueError):
-            fields = None
-    if not isinstance(fields, dict):
-        fields = erased(payload_type)
+    if key is None:
+        return forgotten(envelope)
     try:
-        payload = payload_type.model_validate({**envelope.payload.__dict__, **fields})
-    except ValidationError:
-        payload = payload_type.model_validate({**envelope.payload.__dict__, **erased(payload_type)})
+        raw = base64.urlsafe_b64decode(envelope.sealed)
+        plain = AESGCM(key).decrypt(raw[:_NONCE_BYTES], raw[_NONCE_BYTES:], envelope.event_id.bytes)
+        fields = json.loads(plain)
+        if not isinstance(fields, dict):
+            return forgotten(envelope)
+        payload = type(envelope.payload).model_validate({**envelope.payload.__dict__, **fields})
+    except (InvalidTag, ValueError, ValidationError):
+        return forgotten(envelope)
     return envelope.model_copy(update={"payload": payload, "sealed": None})
 
 

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from datetime import datetime
 from uuid import UUID
 
-from parley_shared.db import Connection
+from parley_shared.db import Connection, columns
 from parley_shared.migrations import Migration
 
 MIGRATION = Migration(
@@ -73,5 +73,5 @@ async def count_changes(
         "SET conversations = analytics_hourly.conversations + EXCLUDED.conversations, "
         "open_conversations = analytics_hourly.open_conversations "
         "+ EXCLUDED.open_conversations",
-        *(list(column) for column in zip(*((*key, *n) for key, n in moved), strict=True)),
+        *columns([(*key, *n) for key, n in moved], 5),
     )
