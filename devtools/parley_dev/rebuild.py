@@ -211,7 +211,7 @@ async def rebuild(
             bus,
             topics=projection.topics,
             group_id=group_id or f"parley-{service}",
-            handler=keyring.opening(state.handle_batch),
+            handler=keyring.opening(state.handle_batch, state.reads_personal),
             transient=TRANSIENT_DB_ERRORS,
             publisher=publisher,
             from_beginning=True,

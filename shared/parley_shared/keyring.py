@@ -19,7 +19,7 @@ import contextlib
 import hashlib
 import time
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
 from uuid import UUID, uuid4
 
@@ -179,12 +179,19 @@ class Keyring:
             self._by_subject.put(row["subject"], bytes(row["key"]))
         return found
 
-    async def open(self, events: Sequence[Envelope]) -> list[Envelope]:
-        """``events`` with their personal fields opened, "[erased]" where the key is gone."""
+    async def open(
+        self, events: Sequence[Envelope], wanted: Callable[[Envelope], bool] = lambda _: True
+    ) -> list[Envelope]:
+        """``events`` with their personal fields opened, "[erased]" where the key is gone;
+        those not ``wanted`` are left sealed."""
+        opening = [e.sealed is not None and wanted(e) for e in events]
         keys = await self._subject_keys(
-            {e.subject for e in events if e.sealed is not None and e.subject is not None}
+            {e.subject for e, o in zip(events, opening, strict=True) if o and e.subject}
         )
-        return [opened(e, keys.get(e.subject) if e.subject else None) for e in events]
+        return [
+            opened(e, keys.get(e.subject) if e.subject else None) if o else e
+            for e, o in zip(events, opening, strict=True)
+        ]
 
     async def _subject_keys(self, subjects: set[UUID]) -> dict[UUID, bytes | None]:
         """Each subject's key, None for one erased."""
@@ -231,11 +238,14 @@ class Keyring:
         self._by_lookup.drop(lookup)
         self._by_subject.put(UUID(subject), None, forever=True)
 
-    def opening(self, handler: BatchHandler) -> BatchHandler:
-        """``handler``, given events with participants' fields opened (or "[erased]")."""
+    def opening(
+        self, handler: BatchHandler, wanted: Callable[[Envelope], bool] = lambda _: True
+    ) -> BatchHandler:
+        """``handler``, given events with participants' fields opened (or "[erased]"), those
+        it ``wanted`` opened: opening is a good part of the cost of reading an event."""
 
         async def handle(events: Sequence[Envelope]) -> None:
-            await handler(await self.open(events))
+            await handler(await self.open(events, wanted))
 
         return handle
 

@@ -32,10 +32,19 @@ class Projection:
     def __init__(self, pool: Pool) -> None:
         self.pool = pool
         self._handlers: dict[type[Payload], list[Apply[Any]]] = {}
+        self._personal: set[type[Payload]] = set()
 
-    def on(self, kind: type[P], apply: Apply[P]) -> None:
-        """Apply events of ``kind`` with ``apply``, after the handlers registered before."""
+    def on(self, kind: type[P], apply: Apply[P], *, personal: bool = True) -> None:
+        """Apply events of ``kind`` with ``apply``, after the handlers registered before.
+        ``personal=False``: ``apply`` reads none of the participant's sealed fields, so the
+        events need not be opened for it."""
         self._handlers.setdefault(kind, []).append(cast("Apply[Any]", apply))
+        if personal:
+            self._personal.add(kind)
+
+    def reads_personal(self, event: Envelope) -> bool:
+        """Whether a handler reads ``event``'s personal fields (``keyring.opening``)."""
+        return type(event.payload) in self._personal
 
     def wants(self, event: Envelope) -> bool:
         """Whether an event changes this projection; others are not even recorded."""

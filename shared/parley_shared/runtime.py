@@ -267,7 +267,7 @@ class ProjectionRuntime:
                 self.settings,
                 topics=lane,
                 group_id=group_id,
-                handler=self.keyring.opening(projection.handle_batch),
+                handler=self.keyring.opening(projection.handle_batch, projection.reads_personal),
                 publisher=self.kafka,
                 first=[t for t in first if t in lane],
                 transient=TRANSIENT_DB_ERRORS,

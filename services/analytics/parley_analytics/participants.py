@@ -58,11 +58,14 @@ def levels_of(f: Filters) -> list[str]:
 
 async def add(conn: Connection, seen: Sequence[tuple[datetime, str, str, str]]) -> None:
     """(time, channel, our address, participant) of messages: into every sketch they touch."""
-    groups: dict[tuple[str, datetime, str], set[str]] = defaultdict(set)
+    groups: dict[tuple[str, datetime, str], set[tuple[int, int]]] = defaultdict(set)
+    points: dict[str, tuple[int, int]] = {}
     for at, channel, ours, participant in seen:
+        if participant not in points:
+            points[participant] = sketch.point(participant)
         for period in ("hour", "day"):
             for level in levels(channel, ours):
-                groups[(period, floor(at, period), level)].add(participant)
+                groups[(period, floor(at, period), level)].add(points[participant])
     if not groups:
         return
     keys = sorted(groups)
@@ -76,7 +79,7 @@ async def add(conn: Connection, seen: Sequence[tuple[datetime, str, str, str]]) 
         [k[2] for k in keys],
     )
     known = {(r["period"], r["bucket"], r["level"]): bytes(r["registers"]) for r in rows}
-    updated = [(key, sketch.add(known.get(key, sketch.EMPTY), groups[key])) for key in keys]
+    updated = [(key, sketch.add_points(known.get(key, sketch.EMPTY), groups[key])) for key in keys]
     changed = [(key, regs) for key, regs in updated if regs != known.get(key)]
     if changed:
         await conn.execute(

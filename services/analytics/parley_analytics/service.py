@@ -41,7 +41,7 @@ class AnalyticsService(Projection):
         self.on(ConversationChanged, self.changed)
         self.on(ReplyGenerated, store.add_replies)
         self.on(MessageSent, self.sent)
-        self.on(StatusUpdated, self.statuses)
+        self.on(StatusUpdated, self.statuses, personal=False)
         self.on(HandoffChanged, handoffs.add_handoffs)
         self.on(ParticipantErased, erasure.follow(self.service, store.forget))
         TenantsProjection(self.service).follow(self)

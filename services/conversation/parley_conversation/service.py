@@ -73,7 +73,7 @@ class ConversationService(Projection):
         self.on(ConversationChanged, self.changed)
         self.on(ReplyGenerated, store.add_replies)
         self.on(MessageSent, store.record_sent)
-        self.on(StatusUpdated, store.record_statuses)
+        self.on(StatusUpdated, store.record_statuses, personal=False)
         self.on(OutboundRequested, agents.add_requests)
         self.on(HandoffChanged, agents.add_handoffs)
         self.on(ParticipantErased, erasure.follow(self.service, store.forget))
