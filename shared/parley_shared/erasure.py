@@ -11,7 +11,9 @@ the same whether the erasure came first or last.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
 from uuid import UUID
 
 from parley_shared.db import Connection
@@ -21,10 +23,12 @@ from parley_shared.sealing import ERASED, forgotten
 
 __all__ = [
     "ERASED",
+    "Forgotten",
     "Scrub",
     "follow",
-    "forget_erased",
+    "forget_events_where",
     "forget_stored_events",
+    "forgotten_for",
     "migration",
     "subjects_of",
 ]
@@ -41,24 +45,37 @@ def migration(service: str, columns: str = "") -> Migration:
     )
 
 
-async def forget_erased(
-    conn: Connection, service: str, events: Sequence[Envelope]
-) -> Sequence[Envelope]:
-    """``events``, those of erased subjects forgotten (read before the key's deletion was
-    seen everywhere, or replayed from a copy of the log that still opens)."""
-    subjects = {e.subject for e in events if e.subject is not None}
-    if not subjects:
-        return events
-    erased = {
-        row["subject"]
-        for row in await conn.fetch(
-            f"SELECT subject FROM {service}_erased WHERE subject = ANY($1::uuid[])",
-            list(subjects),
-        )
-    }
-    if not erased:
-        return events
-    return [forgotten(e) if e.subject in erased else e for e in events]
+@dataclass(frozen=True)
+class Forgotten:
+    """What a projection has forgotten that a batch touches: erased subjects, and the
+    retention horizons of its conversations (``retention``)."""
+
+    erased: frozenset[UUID] = frozenset()
+    horizons: Mapping[str, datetime] = field(default_factory=dict)
+
+    def applied_to(self, events: Sequence[Envelope]) -> Sequence[Envelope]:
+        """``events``, those of erased subjects forgotten (read before the key's deletion
+        was seen everywhere, or replayed from a copy of the log that still opens)."""
+        if not self.erased:
+            return events
+        return [forgotten(e) if e.subject in self.erased else e for e in events]
+
+
+async def forgotten_for(conn: Connection, service: str, events: Sequence[Envelope]) -> Forgotten:
+    """One statement: which of ``events``' subjects are erased, which of their
+    conversations have a retention horizon."""
+    rows = await conn.fetch(
+        f"SELECT subject, NULL AS conversation_key, NULL::timestamptz AS before "
+        f"FROM {service}_erased WHERE subject = ANY($1::uuid[]) UNION ALL "
+        f"SELECT NULL, conversation_key, before FROM {service}_horizons "
+        "WHERE conversation_key = ANY($2::text[])",
+        list({e.subject for e in events if e.subject is not None}),
+        list({e.conversation_key for e in events}),
+    )
+    return Forgotten(
+        frozenset(row["subject"] for row in rows if row["subject"] is not None),
+        {row["conversation_key"]: row["before"] for row in rows if row["subject"] is None},
+    )
 
 
 async def forget_stored_events(
@@ -66,17 +83,28 @@ async def forget_stored_events(
 ) -> None:
     """Rewrite the events ``table`` keeps (column ``event``, rows by ``key``) of these
     subjects as they now read: forgotten."""
+    await forget_events_where(conn, table, key, "subject = ANY($1::uuid[])", subjects)
+
+
+async def forget_events_where(
+    conn: Connection, table: str, key: str, where: str, *args: object
+) -> None:
+    """``forget_stored_events`` for the rows ``where`` selects."""
     rows = await conn.fetch(
-        f"SELECT {key} AS id, event FROM {table} WHERE subject = ANY($1::uuid[]) "
-        "AND event IS NOT NULL",
-        subjects,
+        f"SELECT {key} AS id, event FROM {table} WHERE ({where}) AND event IS NOT NULL", *args
     )
-    await conn.execute(
-        f"UPDATE {table} SET event = u.event FROM unnest($1::uuid[], $2::bytea[]) "
-        f"AS u(id, event) WHERE {table}.{key} = u.id",
-        [row["id"] for row in rows],
-        [encode(forgotten(decode(bytes(row["event"])))) for row in rows],
-    )
+    changed = [
+        (row["id"], again)
+        for row in rows
+        if (again := encode(forgotten(decode(bytes(row["event"]))))) != bytes(row["event"])
+    ]
+    if changed:
+        await conn.execute(
+            f"UPDATE {table} SET event = u.event FROM unnest($1::uuid[], $2::bytea[]) "
+            f"AS u(id, event) WHERE {table}.{key} = u.id",
+            [id_ for id_, _ in changed],
+            [event for _, event in changed],
+        )
 
 
 def subjects_of(events: Sequence[Envelope]) -> set[UUID]:

@@ -245,6 +245,8 @@ class TenantChanged(Payload):
     numbers: tuple[str, ...]  # bare E.164: a number's SMS and WhatsApp alike
     messaging_services: tuple[str, ...]
     actor: str
+    # Days a message's personal data is kept (``retention``); None: for as long as the log.
+    retention_days: int | None = Field(None, ge=1, le=36_500)
 
 
 class TokenIssued(Payload):
@@ -278,6 +280,18 @@ class ParticipantErased(Payload):
     actor: str
 
 
+class RetentionApplied(Payload):
+    """A tenant's retention reached these conversations: what their participants wrote or
+    were sent before ``before`` is forgotten everywhere, as an erasure forgets it."""
+
+    EVENT_TYPE: ClassVar[str] = "retention.applied"
+
+    tenant_id: UUID
+    before: datetime
+    conversation_keys: tuple[str, ...] = Field(min_length=1, max_length=1000)
+    actor: str
+
+
 PAYLOAD_TYPES: dict[str, type[Payload]] = {
     cls.EVENT_TYPE: cls
     for cls in (
@@ -293,6 +307,7 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         TokenIssued,
         TokenRevoked,
         ParticipantErased,
+        RetentionApplied,
     )
 }
 

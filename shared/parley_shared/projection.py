@@ -15,9 +15,10 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, ClassVar, cast
 
+from parley_shared import retention
 from parley_shared.db import Connection, Pool, first_seen, lock_keys
-from parley_shared.erasure import forget_erased, subjects_of
-from parley_shared.events import Envelope, P, Payload
+from parley_shared.erasure import forgotten_for, subjects_of
+from parley_shared.events import Envelope, P, Payload, RetentionApplied
 
 Apply = Callable[[Connection, Sequence[Envelope[P]]], Awaitable[None]]
 
@@ -33,6 +34,7 @@ class Projection:
         self.pool = pool
         self._handlers: dict[type[Payload], list[Apply[Any]]] = {}
         self._personal: set[type[Payload]] = set()
+        self._expire: retention.Expire | None = None
 
     def on(self, kind: type[P], apply: Apply[P], *, personal: bool = True) -> None:
         """Apply events of ``kind`` with ``apply``, after the handlers registered before.
@@ -41,6 +43,11 @@ class Projection:
         self._handlers.setdefault(kind, []).append(cast("Apply[Any]", apply))
         if personal:
             self._personal.add(kind)
+
+    def expiring(self, expire: retention.Expire) -> None:
+        """Forget with ``expire`` what tenants' retention reached (``retention``)."""
+        self._expire = expire
+        self.on(RetentionApplied, retention.follow(self.service, expire))
 
     def reads_personal(self, event: Envelope) -> bool:
         """Whether a handler reads ``event``'s personal fields (``keyring.opening``)."""
@@ -78,14 +85,20 @@ class Projection:
         # consumed by two replicas at once, and each would miss the other's uncommitted
         # rows. Whoever comes second waits, then sees what the first committed.
         keys = [e.conversation_key for e in events]
-        if self.erasable:
-            # A participant's erasure and their other events, in any two transactions, one
-            # after the other: each sees what the other did (``erasure``).
-            keys += [f"subject:{s}" for s in subjects_of(events)]
+        if not self.erasable:
+            await lock_keys(conn, self.service, keys)
+            await self.apply_locked(conn, events)
+            return
+        # A participant's erasure or a retention and the events they reach, in any two
+        # transactions, one after the other: each sees what the other did (``erasure``).
+        keys += [f"subject:{s}" for s in subjects_of(events)]
+        keys += retention.reached(events)
         await lock_keys(conn, self.service, keys)
-        if self.erasable:
-            events = await forget_erased(conn, self.service, events)
-        await self.apply_locked(conn, events)
+        known = await forgotten_for(conn, self.service, events)
+        await self.apply_locked(conn, known.applied_to(events))
+        late = retention.late(known.horizons, events)
+        if late and self._expire is not None:
+            await self._expire(conn, late)
 
     async def apply_locked(self, conn: Connection, events: Sequence[Envelope]) -> None:
         """Run the handlers, with the events' conversations locked (what an override that

@@ -106,18 +106,21 @@ class TenantsProjection:
         for e in events:
             p = e.payload
             await conn.execute(
-                f"INSERT INTO {self.service}_tenants VALUES ($1, $2, $3, $4, $5, $6) "
+                f"INSERT INTO {self.service}_tenants (tenant_id, version, name, numbers, "
+                "messaging_services, changed_at, retention_days) "
+                "VALUES ($1, $2, $3, $4, $5, $6, $7) "
                 "ON CONFLICT (tenant_id) DO UPDATE SET version = EXCLUDED.version, "
                 "name = EXCLUDED.name, numbers = EXCLUDED.numbers, "
                 "messaging_services = EXCLUDED.messaging_services, "
-                f"changed_at = EXCLUDED.changed_at WHERE {self.service}_tenants.version "
-                "< EXCLUDED.version",
+                "changed_at = EXCLUDED.changed_at, retention_days = EXCLUDED.retention_days "
+                f"WHERE {self.service}_tenants.version < EXCLUDED.version",
                 p.tenant_id,
                 p.version,
                 p.name,
                 list(p.numbers),
                 list(p.messaging_services),
                 e.occurred_at,
+                p.retention_days,
             )
 
     async def tokens_issued(

@@ -16,7 +16,8 @@ MESSAGE_REQUESTED = "message.requested"
 SETTINGS_CHANGED = "settings.changed"
 # Tenants, the numbers they own and their API tokens (digests only): every API scopes by them.
 TENANTS_CHANGED = "tenants.changed"
-# Participants erased (their keys deleted), so every projection forgets them too.
+# Participants erased (their keys deleted) and tenants' retention applied, so every
+# projection forgets them too.
 PARTICIPANTS_CHANGED = "participants.changed"
 
 ALL = (

@@ -8,6 +8,7 @@ import csv
 import io
 import uuid
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from parley_dev.digest import digest, rows
@@ -108,7 +109,20 @@ async def run_workload(parley: Parley) -> int:
     assert len(erased["subjects"]) == 1
     await parley.text(WHATSAPP[1], "Me again, after the erasure")
     await eventually(lambda: _sent_at_least(parley, 12), timeout_s=30)
-    return 12
+
+    # Acme keeps messages for a day: a sweep as of a day later reaches its SMS conversations
+    # (callbacks may still come for them), and one participant writes after it.
+    await parley.api(
+        f"/v1/tenants/{tenant['id']}",
+        "PUT",
+        json={"name": "Acme Ltd", "numbers": [BOT_SMS], "retention_days": 1},
+    )
+    later = (datetime.now(UTC) + timedelta(days=1)).isoformat()
+    swept = await parley.api("/v1/retention/sweep", "POST", json={"as_of": later})
+    assert [s["conversations"] for s in swept] == [len(SMS)]
+    await parley.text(SMS[0], "Still there after the retention?")
+    await eventually(lambda: _sent_at_least(parley, 13), timeout_s=30)
+    return 13
 
 
 async def _sent_at_least(parley: Parley, n: int) -> bool:

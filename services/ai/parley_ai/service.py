@@ -81,6 +81,7 @@ class AiProjection(Projection):
         self.on(HandoffChanged, handoffs.record_handoff_changes)
         self.on(AiSettingsChanged, number_settings.record)
         self.on(ParticipantErased, erasure.follow(self.service, store.forget))
+        self.expiring(store.expire)
         TenantsProjection(self.service).follow(self)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:

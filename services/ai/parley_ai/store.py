@@ -18,7 +18,7 @@ from uuid import UUID
 from parley_ai import handoffs, number_settings
 from parley_ai.core import Turn
 from parley_ai.handoffs import HANDED_OFF, record_handoffs
-from parley_shared import erasure, tenancy
+from parley_shared import erasure, retention, tenancy
 from parley_shared.conversations import closed_sql, closes_ddl, record_closes
 from parley_shared.db import Connection, Pool, columns
 from parley_shared.events import (
@@ -90,6 +90,7 @@ MIGRATIONS = (
             WHERE subject IS NOT NULL;
         """,
     ),
+    retention.migration(SERVICE),
 )
 
 
@@ -109,6 +110,31 @@ async def forget(conn: Connection, subjects: list[UUID]) -> None:
     )
     await conn.execute(
         "UPDATE ai_turns SET content = $2 WHERE subject = ANY($1::uuid[])", subjects, ERASED
+    )
+
+
+async def expire(conn: Connection, horizons: retention.Horizons) -> None:
+    """Messages from before their conversation's horizon: out of the model's context, their
+    text gone from the inbox, and never answered if they still waited (days late)."""
+    keys, befores = retention.columns(horizons)
+    await erasure.forget_events_where(
+        conn,
+        "ai_inbox",
+        "event_id",
+        retention.reached_rows("ai_inbox", "occurred_at"),
+        keys,
+        befores,
+    )
+    await conn.execute(
+        "UPDATE ai_inbox SET state = 'skipped', reason = 'expired', lease_token = NULL "
+        f"WHERE state = 'pending' AND {retention.reached_rows('ai_inbox', 'occurred_at')}",
+        keys,
+        befores,
+    )
+    await conn.execute(
+        f"DELETE FROM ai_turns WHERE {retention.reached_rows('ai_turns', 'anchor_at')}",
+        keys,
+        befores,
     )
 
 

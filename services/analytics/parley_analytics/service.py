@@ -44,6 +44,7 @@ class AnalyticsService(Projection):
         self.on(StatusUpdated, self.statuses, personal=False)
         self.on(HandoffChanged, handoffs.add_handoffs)
         self.on(ParticipantErased, erasure.follow(self.service, store.forget))
+        self.expiring(store.expire)
         TenantsProjection(self.service).follow(self)
 
     async def apply_locked(self, conn: Connection, events: Sequence[Envelope]) -> None:

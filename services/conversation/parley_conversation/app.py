@@ -8,7 +8,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from parley_conversation import agents_api, console, live, participants_api, store, tenants_api
+from parley_conversation import (
+    agents_api,
+    console,
+    live,
+    participants_api,
+    retention,
+    store,
+    tenants_api,
+)
 from parley_conversation.api import router
 from parley_conversation.media import MediaSource
 from parley_conversation.service import ConversationService
@@ -55,6 +63,9 @@ def create_app(settings: ConversationSettings) -> FastAPI:
             keyring=runtime.keyring,
         )
         runtime.consume(CONSUMED, service, read_model=True)
+        runtime.background(
+            "retention", lambda: retention.keep_sweeping(service, settings.retention_sweep_s)
+        )
         try:
             yield {
                 "service": service,

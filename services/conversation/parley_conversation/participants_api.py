@@ -1,21 +1,25 @@
-"""Erasing a participant (right to be forgotten): their keys are deleted, so the log reads
+"""Erasing a participant (right to be forgotten), and applying tenants' retention.
+
+Erasing a participant: their keys are deleted, so the log reads
 "[erased]" where their numbers, names and messages were, and every projection forgets them
 when it reads ``participant.erased`` (a second or so). Only a token that may write; a tenant's
 only for a participant who wrote to none but its own numbers."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from typing import Annotated
 from uuid import UUID
 
 from fastapi import APIRouter, Depends, HTTPException
 from pydantic import BaseModel, StringConstraints
 
+from parley_conversation import retention
 from parley_conversation.dependencies import Service
 from parley_conversation.service import Conflict, NotFound
 from parley_shared.auth import CONFLICT, NOT_FOUND, UNAUTHORIZED
 from parley_shared.events import NO_NUL
-from parley_shared.tenancy import Writer, caller
+from parley_shared.tenancy import Admin, Writer, caller
 
 router = APIRouter(
     prefix="/v1", dependencies=[Depends(caller)], responses=UNAUTHORIZED, tags=["participants"]
@@ -52,3 +56,30 @@ async def erase_participant(body: ErasureIn, who: Writer, service: Service) -> E
     if not subjects:
         raise HTTPException(404, "nothing of this participant is sealed: nothing to erase")
     return Erasure(subjects=subjects)
+
+
+class SweepIn(BaseModel):
+    as_of: datetime | None = None
+    requested_by: Annotated[
+        str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
+    ] = "operator"
+
+
+class Swept(BaseModel):
+    tenant_id: UUID
+    before: datetime
+    conversations: int
+
+
+@router.post("/retention/sweep", response_model=list[Swept], tags=["tenants"])
+async def sweep_retention(_: Admin, service: Service, body: SweepIn | None = None) -> list[Swept]:
+    """Apply every tenant's retention now (the service does so every
+    ``RETENTION_SWEEP_S``), or as of ``as_of`` (to test a tenant's setting, or to catch up
+    after an outage); lists the tenants whose conversations it reached."""
+    now = body.as_of if body and body.as_of else datetime.now(UTC)
+    if now.tzinfo is None:
+        raise HTTPException(422, "as_of needs a time zone")
+    return [
+        Swept(tenant_id=s.tenant_id, before=s.before, conversations=s.conversations)
+        for s in await retention.sweep(service, now, body.requested_by if body else "operator")
+    ]

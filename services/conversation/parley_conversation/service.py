@@ -77,6 +77,7 @@ class ConversationService(Projection):
         self.on(OutboundRequested, agents.add_requests)
         self.on(HandoffChanged, agents.add_handoffs)
         self.on(ParticipantErased, erasure.follow(self.service, store.forget))
+        self.expiring(store.expire)
         TenantsProjection(self.service).follow(self)
 
     async def apply(self, conn: Connection, events: Sequence[Envelope]) -> None:
@@ -143,8 +144,8 @@ class ConversationService(Projection):
                     actor=actor,
                 ),
             )
-            await self._commit(conn, topics.CONVERSATION_CHANGED, event)
-        await self._publish()
+            await self.commit(conn, topics.CONVERSATION_CHANGED, event)
+        await self.publish()
 
     async def send(
         self,
@@ -182,8 +183,8 @@ class ConversationService(Projection):
                     agent=agent,
                 ),
             )
-            event = await self._commit(conn, topics.MESSAGE_REQUESTED, event)
-        await self._publish()
+            event = await self.commit(conn, topics.MESSAGE_REQUESTED, event)
+        await self.publish()
         return event
 
     async def handoff(
@@ -208,8 +209,8 @@ class ConversationService(Projection):
                     agent=agent,
                 ),
             )
-            await self._commit(conn, topics.CONVERSATION_CHANGED, event)
-        await self._publish()
+            await self.commit(conn, topics.CONVERSATION_CHANGED, event)
+        await self.publish()
 
     @staticmethod
     async def _locked(conn: Connection, conversation: UUID) -> Any:
@@ -243,7 +244,7 @@ class ConversationService(Projection):
             occurred_at=datetime.now(UTC),
         )
 
-    async def _commit(self, conn: Connection, topic: str, event: Envelope[Q]) -> Envelope[Q]:
+    async def commit(self, conn: Connection, topic: str, event: Envelope[Q]) -> Envelope[Q]:
         """Apply an operator's change here and queue it for the log, in the caller's
         transaction; returns it as applied."""
         if self.keyring is not None:
@@ -286,11 +287,11 @@ class ConversationService(Projection):
                     account_sid=account,
                     occurred_at=datetime.now(UTC),
                 )
-                await self._commit(conn, topics.PARTICIPANTS_CHANGED, event)
-        await self._publish()
+                await self.commit(conn, topics.PARTICIPANTS_CHANGED, event)
+        await self.publish()
         return sorted(erased)
 
-    async def _publish(self) -> None:
+    async def publish(self) -> None:
         if self.relay is not None:
             # Publish before answering, so the change is on the log before the operator (or
             # the participant) does anything next; the background relay covers a failure here.

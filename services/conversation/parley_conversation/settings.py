@@ -14,6 +14,8 @@ class ConversationSettings(ProjectionSettings):
     twilio_auth_token: SecretStr | None = None
     # Hosts media is fetched from, comma-separated; only Twilio's unless a sandbox is added.
     twilio_media_hosts: str = "api.twilio.com,media.twiliocdn.com,mms.twiliocdn.com"
+    # How often tenants' retention is applied (``retention``).
+    retention_sweep_s: float = Field(3600.0, gt=0)
     conversation_host: str = "0.0.0.0"
     conversation_port: int = Field(8081, ge=1, le=65535)
     # Where the console (served here at /console/) calls the other APIs; "{host}" is the

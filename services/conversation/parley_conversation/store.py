@@ -16,7 +16,7 @@ from typing import Any
 from uuid import UUID
 
 from parley_conversation import activity
-from parley_shared import erasure, tenancy
+from parley_shared import erasure, retention, tenancy
 from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection, columns
 from parley_shared.events import (
@@ -120,6 +120,7 @@ MIGRATIONS = (
             ON conversation_messages (subject) WHERE subject IS NOT NULL;
         """,
     ),
+    retention.migration(SERVICE),
 )
 
 
@@ -140,6 +141,32 @@ async def forget(conn: Connection, subjects: list[UUID]) -> None:
         "UPDATE conversation_threads SET profile_name = NULL, profile_subject = NULL "
         "WHERE profile_subject = ANY($1::uuid[])",
         subjects,
+    )
+
+
+async def expire(conn: Connection, horizons: retention.Horizons) -> None:
+    """Messages from before their conversation's horizon as an erasure leaves them; a thread
+    with none since, without its number and profile name (a newer message brings them back,
+    as it does after an erasure)."""
+    keys, befores = [k for k, _ in horizons], [b for _, b in horizons]
+    await conn.execute(
+        "UPDATE conversation_messages m SET body = $3, media = '[]', location = NULL "
+        "FROM unnest($1::text[], $2::timestamptz[]) AS h(key, before) "
+        "WHERE m.conversation_key = h.key AND m.anchor_at < h.before "
+        "AND (m.body <> $3 OR m.media <> '[]' OR m.location IS NOT NULL)",
+        keys,
+        befores,
+        erasure.ERASED,
+    )
+    await conn.execute(
+        "UPDATE conversation_threads t SET participant = $3, profile_name = NULL, "
+        "profile_subject = NULL FROM unnest($1::text[], $2::timestamptz[]) AS h(key, before) "
+        "WHERE t.conversation_key = h.key AND t.participant <> $3 AND NOT EXISTS ("
+        "SELECT 1 FROM conversation_messages m WHERE m.conversation_key = h.key "
+        "AND m.anchor_at >= h.before)",
+        keys,
+        befores,
+        erasure.ERASED,
     )
 
 

@@ -20,7 +20,9 @@ from parley_shared.projection import Projection
 from parley_shared.tenancy import key_of, new_token
 
 SERVICE = store.SERVICE
-TENANT_COLUMNS = "tenant_id AS id, name, numbers, messaging_services, version, changed_at"
+TENANT_COLUMNS = (
+    "tenant_id AS id, name, numbers, messaging_services, retention_days, version, changed_at"
+)
 KEY_COLUMNS = "token_id AS id, tenant_id, scope, label, issued_at, revoked_at"
 
 
@@ -68,9 +70,11 @@ async def save(
     name: str,
     numbers: Sequence[str],
     messaging_services: Sequence[str],
+    retention_days: int | None = None,
     actor: str,
 ) -> dict[str, Any]:
-    """Create a tenant (``tenant_id`` None) or replace one's name, numbers and services."""
+    """Create a tenant (``tenant_id`` None) or replace one's name, numbers, services and
+    retention."""
     async with projection.pool.acquire() as conn, conn.transaction():
         # One change to tenants at a time: whether a number is free is decided in order.
         await lock_keys(conn, SERVICE, ["tenants"])
@@ -102,6 +106,7 @@ async def save(
                     name=name,
                     numbers=tuple(numbers),
                     messaging_services=tuple(messaging_services),
+                    retention_days=retention_days,
                     actor=actor,
                 ),
             ),

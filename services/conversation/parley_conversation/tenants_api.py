@@ -34,6 +34,13 @@ class TenantIn(BaseModel):
     name: Text
     numbers: list[Number] = Field(default_factory=list, max_length=1000)
     messaging_services: list[ServiceSid] = Field(default_factory=list, max_length=100)
+    retention_days: int | None = Field(
+        None,
+        ge=1,
+        le=36_500,
+        description="Forget what participants wrote or were sent after this many days "
+        '(bodies, media, numbers: "[erased]"; figures stay); none: keep it',
+    )
     changed_by: Text = "admin"
 
     @field_validator("numbers")
@@ -53,6 +60,7 @@ class Tenant(BaseModel):
     name: str
     numbers: list[str]
     messaging_services: list[str]
+    retention_days: int | None
     version: int
     changed_at: datetime
 
@@ -135,6 +143,7 @@ async def _save(service: Service, tenant_id: UUID | None, body: TenantIn) -> dic
         name=body.name,
         numbers=body.numbers,
         messaging_services=body.messaging_services,
+        retention_days=body.retention_days,
         actor=body.changed_by,
     )
 

@@ -49,6 +49,7 @@ class SenderProjection(Projection):
         self.on(MessageReceived, self.inbound)
         self.on(ConversationChanged, self.changes)
         self.on(ParticipantErased, erasure.follow(self.service, store.forget))
+        self.expiring(store.expire)
         TenantsProjection(self.service).follow(self)
 
     def wants(self, event: Envelope) -> bool:

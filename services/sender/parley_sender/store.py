@@ -16,7 +16,7 @@ from uuid import UUID
 
 from parley_sender import pacing
 from parley_sender.core import OPTED_OUT_CODE
-from parley_shared import erasure, tenancy
+from parley_shared import erasure, retention, tenancy
 from parley_shared.conversations import closed_sql, closes_ddl
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
@@ -85,6 +85,7 @@ MIGRATIONS = (
             WHERE subject IS NOT NULL;
         """,
     ),
+    retention.migration(SERVICE),
 )
 
 # Whether the reply in row ``o`` answers a message of a conversation closed since.
@@ -127,6 +128,22 @@ async def forget(conn: Connection, subjects: list[UUID]) -> None:
         "state = CASE WHEN state = 'pending' THEN 'skipped' ELSE state END "
         "WHERE subject = ANY($1::uuid[])",
         subjects,
+    )
+
+
+async def expire(conn: Connection, horizons: retention.Horizons) -> None:
+    """Messages answering (or, an operator's, sent at) times before their conversation's
+    horizon: "[erased]" in what is kept of each, and never sent if they still waited."""
+    keys, befores = retention.columns(horizons)
+    reached = retention.reached_rows("sender_outbound", "inbound_at")
+    await erasure.forget_events_where(
+        conn, "sender_outbound", "reply_event_id", reached, keys, befores
+    )
+    await conn.execute(
+        "UPDATE sender_outbound SET error_message = NULL, "
+        f"state = CASE WHEN state = 'pending' THEN 'skipped' ELSE state END WHERE {reached}",
+        keys,
+        befores,
     )
 
 
