@@ -28,3 +28,6 @@ class Publisher(Protocol):
 
 
 BatchHandler = Callable[[Sequence[Envelope]], Awaitable[None]]
+# What a consumer does to a poll's events before its handler gets them (opening sealed
+# fields), done while the previous poll is still being applied.
+Preparer = Callable[[Sequence[Envelope]], Awaitable[list[Envelope]]]

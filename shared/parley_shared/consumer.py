@@ -22,7 +22,7 @@ from aiokafka.errors import CommitFailedError
 from opentelemetry import trace
 
 from parley_shared import metrics
-from parley_shared.bus import BatchHandler, BrokerUnavailable
+from parley_shared.bus import BatchHandler, BrokerUnavailable, Preparer
 from parley_shared.events import DecodeError, Envelope, NewerVersion, decode
 from parley_shared.kafka import KafkaPublisher
 from parley_shared.settings import BusSettings
@@ -114,7 +114,9 @@ class _Fetched:
 class EventConsumer:
     """Consumes topics in a consumer group and hands every poll's events to ``handler`` at once.
 
-    One poll, across all its partitions, is one handler call (one transaction in a
+    Events are decoded and ``prepare``d (opened) in a fetch stage while the previous poll is
+    applied, so that work fills the time an apply waits on the database. One poll, across
+    all its partitions, is one handler call (one transaction in a
     projection), then one offset commit: after the handler returned, so after its effects are
     durable. A crash in between redelivers, and handlers drop repeats by event id. Failures in
     ``transient`` (a dependency is down) are retried until they pass; any other failure makes
@@ -131,6 +133,7 @@ class EventConsumer:
         group_id: str,
         handler: BatchHandler,
         publisher: KafkaPublisher,
+        prepare: Preparer | None = None,
         first: Sequence[str] = (),
         transient: tuple[type[Exception], ...] = (),
         max_attempts: int = 5,
@@ -144,6 +147,7 @@ class EventConsumer:
         self._physical = [self._topics.name(t) for t in topics]
         self._group_id = group_id
         self._handler = handler
+        self._prepare = prepare
         # Topics whose records are handled before the others of the same poll.
         self._first = {self._topics.name(t) for t in first}
         self._transient = TRANSIENT + transient
@@ -250,12 +254,30 @@ class EventConsumer:
                     too_new.append((record, str(exc)))
                 except DecodeError as exc:
                     undecodable.append((record, f"undecodable: {exc}"))
+            if self._prepare is not None and decoded:
+                opened = await self._prepared(self._prepare, [event for _, event in decoded])
+                decoded = [
+                    (record, event) for (record, _), event in zip(decoded, opened, strict=True)
+                ]
             offsets = {
                 partition: part[-1].offset + 1 for partition, part in batches.items() if part
             }
             for partition, position in offsets.items():
                 self._note_lag(consumer, partition, position)
             await fetched.add(_Poll(decoded, undecodable, offsets, len(records), too_new))
+
+    async def _prepared(self, prepare: Preparer, events: list[Envelope]) -> list[Envelope]:
+        """``events`` prepared, retrying while a dependency is down (as an apply does)."""
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return await prepare(events)
+            except self._transient as exc:
+                log.warning(
+                    "transient failure preparing %d event(s), retrying: %r", len(events), exc
+                )
+                await asyncio.sleep(min(0.2 * 2**attempt, 10.0))
 
     def _note_lag(
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, position: int

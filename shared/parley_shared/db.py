@@ -119,18 +119,26 @@ async def first_time(conn: Connection, service: str, event_id: UUID) -> bool:
     return bool(await first_seen(conn, service, [event_id]))
 
 
-async def lock_keys(conn: Connection, namespace: str, keys: Iterable[str]) -> None:
-    """Hold transaction-scoped advisory locks on ``keys`` until the transaction ends.
+async def lock_keys(
+    conn: Connection, namespace: str, keys: Iterable[str], shared: Iterable[str] = ()
+) -> None:
+    """Hold transaction-scoped advisory locks on ``keys`` until the transaction ends, and
+    shared ones on ``shared`` (which wait only for a transaction holding one of them
+    exclusively, never for each other).
 
     Whoever locks a key second waits, then reads what the first committed. Locks are taken
     in one order (by hash), so two batches cannot wait on each other through them."""
-    wanted = sorted({key for key in keys if key})
+    exclusive = {key for key in keys if key}
+    wanted = sorted(exclusive | {key for key in shared if key})
     if wanted:
         await conn.execute(
-            "SELECT pg_advisory_xact_lock(h) FROM (SELECT DISTINCT hashtext($1 || k) AS h "
-            "FROM unnest($2::text[]) AS k) AS x ORDER BY h",
+            "SELECT CASE WHEN x THEN pg_advisory_xact_lock(h) "
+            "ELSE pg_advisory_xact_lock_shared(h) END "
+            "FROM (SELECT hashtext($1 || k) AS h, bool_or(x) AS x "
+            "FROM unnest($2::text[], $3::bool[]) AS u(k, x) GROUP BY 1) AS l ORDER BY h",
             namespace + "/",
             wanted,
+            [key in exclusive for key in wanted],
         )
 
 

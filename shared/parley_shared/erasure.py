@@ -109,9 +109,12 @@ async def forget_events_where(
 
 def subjects_of(events: Sequence[Envelope]) -> set[UUID]:
     """The participants (subjects) ``events`` are about, erasures included."""
-    subjects = {e.subject for e in events if e.subject is not None}
-    subjects.update(e.payload.subject for e in events if isinstance(e.payload, ParticipantErased))
-    return subjects
+    return {e.subject for e in events if e.subject is not None} | erased_subjects(events)
+
+
+def erased_subjects(events: Sequence[Envelope]) -> set[UUID]:
+    """The participants ``events`` erase."""
+    return {e.payload.subject for e in events if isinstance(e.payload, ParticipantErased)}
 
 
 def follow(

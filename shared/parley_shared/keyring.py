@@ -25,7 +25,7 @@ from uuid import UUID, uuid4
 
 import asyncpg
 
-from parley_shared.bus import BatchHandler, BrokerUnavailable, Publisher
+from parley_shared.bus import BrokerUnavailable, Preparer, Publisher
 from parley_shared.db import TRANSIENT_DB_ERRORS, Connection, Pool
 from parley_shared.events import Envelope
 from parley_shared.identity import bare_number
@@ -238,16 +238,14 @@ class Keyring:
         self._by_lookup.drop(lookup)
         self._by_subject.put(UUID(subject), None, forever=True)
 
-    def opening(
-        self, handler: BatchHandler, wanted: Callable[[Envelope], bool] = lambda _: True
-    ) -> BatchHandler:
-        """``handler``, given events with participants' fields opened (or "[erased]"), those
-        it ``wanted`` opened: opening is a good part of the cost of reading an event."""
+    def opener(self, wanted: Callable[[Envelope], bool] = lambda _: True) -> Preparer:
+        """What a consumer prepares its events with (``EventConsumer``'s ``prepare``): those
+        ``wanted`` opened, or "[erased]" where the key is gone."""
 
-        async def handle(events: Sequence[Envelope]) -> None:
-            await handler(await self.open(events, wanted))
+        async def open_wanted(events: Sequence[Envelope]) -> list[Envelope]:
+            return await self.open(events, wanted)
 
-        return handle
+        return open_wanted
 
     async def erase(
         self, conn: Connection, accounts: Sequence[str], participant: str

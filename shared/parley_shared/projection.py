@@ -17,7 +17,7 @@ from typing import Any, ClassVar, cast
 
 from parley_shared import retention
 from parley_shared.db import Connection, Pool, first_seen, lock_keys
-from parley_shared.erasure import forgotten_for, subjects_of
+from parley_shared.erasure import erased_subjects, forgotten_for, subjects_of
 from parley_shared.events import Envelope, P, Payload, RetentionApplied
 
 Apply = Callable[[Connection, Sequence[Envelope[P]]], Awaitable[None]]
@@ -50,7 +50,7 @@ class Projection:
         self.on(RetentionApplied, retention.follow(self.service, expire))
 
     def reads_personal(self, event: Envelope) -> bool:
-        """Whether a handler reads ``event``'s personal fields (``keyring.opening``)."""
+        """Whether a handler reads ``event``'s personal fields (``keyring.opener``)."""
         return type(event.payload) in self._personal
 
     def wants(self, event: Envelope) -> bool:
@@ -91,9 +91,17 @@ class Projection:
             return
         # A participant's erasure or a retention and the events they reach, in any two
         # transactions, one after the other: each sees what the other did (``erasure``).
-        keys += [f"subject:{s}" for s in subjects_of(events)]
+        # Only an erasure excludes; transactions with events of one participant in other
+        # conversations (an SMS and a WhatsApp thread) may run side by side.
+        erasing = erased_subjects(events)
+        keys += [f"subject:{s}" for s in erasing]
         keys += retention.reached(events)
-        await lock_keys(conn, self.service, keys)
+        await lock_keys(
+            conn,
+            self.service,
+            keys,
+            shared=[f"subject:{s}" for s in subjects_of(events) - erasing],
+        )
         known = await forgotten_for(conn, self.service, events)
         await self.apply_locked(conn, known.applied_to(events))
         late = retention.late(known.horizons, events)
