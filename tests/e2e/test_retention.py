@@ -92,6 +92,11 @@ async def test_retention_is_the_admins_to_set_and_apply(parley: Parley) -> None:
         "/v1/retention/sweep", json={"as_of": "2030-01-01T00:00:00"}
     )
     assert naive.status_code == 422, naive.text
+    # A century of retention before year 1 is no date: refused, not a 500.
+    ancient = await parley.conversation.post(
+        "/v1/retention/sweep", json={"as_of": "0001-01-02T00:00:00Z"}
+    )
+    assert ancient.status_code == 422, ancient.text
     token = await parley.api(f"/v1/tenants/{acme['id']}/tokens", "POST", json={"scope": "write"})
     async with as_token(parley.conversation, token["token"]) as writer:
         await eventually(lambda: works(writer))

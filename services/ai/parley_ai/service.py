@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from opentelemetry import trace
 
-from parley_ai import handoffs, number_settings, store
+from parley_ai import forgetting, handoffs, number_settings, store
 from parley_ai.core import (
     Behaviour,
     NumberConfig,
@@ -80,8 +80,8 @@ class AiProjection(Projection):
         self.on(ReplyGenerated, self.replied)
         self.on(HandoffChanged, handoffs.record_handoff_changes)
         self.on(AiSettingsChanged, number_settings.record)
-        self.on(ParticipantErased, erasure.follow(self.service, store.forget))
-        self.expiring(store.expire)
+        self.on(ParticipantErased, erasure.follow(self.service, forgetting.forget))
+        self.expiring(forgetting.expire)
         TenantsProjection(self.service).follow(self)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from parley_analytics import conversation_hours, handoffs, store
+from parley_analytics import conversation_hours, forgetting, handoffs, store
 from parley_shared import erasure
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
@@ -43,8 +43,8 @@ class AnalyticsService(Projection):
         self.on(MessageSent, self.sent)
         self.on(StatusUpdated, self.statuses, personal=False)
         self.on(HandoffChanged, handoffs.add_handoffs)
-        self.on(ParticipantErased, erasure.follow(self.service, store.forget))
-        self.expiring(store.expire)
+        self.on(ParticipantErased, erasure.follow(self.service, forgetting.forget))
+        self.expiring(forgetting.expire)
         TenantsProjection(self.service).follow(self)
 
     async def apply_locked(self, conn: Connection, events: Sequence[Envelope]) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 from uuid import UUID, uuid4
 
-from parley_conversation import activity, agents, live, store
+from parley_conversation import activity, agents, forgetting, live, store
 from parley_conversation.core import handoff_state, refuse_handoff, refuse_send
 from parley_shared import erasure, topics
 from parley_shared.bus import BrokerUnavailable
@@ -76,8 +76,8 @@ class ConversationService(Projection):
         self.on(StatusUpdated, store.record_statuses, personal=False)
         self.on(OutboundRequested, agents.add_requests)
         self.on(HandoffChanged, agents.add_handoffs)
-        self.on(ParticipantErased, erasure.follow(self.service, store.forget))
-        self.expiring(store.expire)
+        self.on(ParticipantErased, erasure.follow(self.service, forgetting.forget))
+        self.expiring(forgetting.expire)
         TenantsProjection(self.service).follow(self)
 
     async def apply(self, conn: Connection, events: Sequence[Envelope]) -> None:

@@ -124,52 +124,6 @@ MIGRATIONS = (
 )
 
 
-async def forget(conn: Connection, subjects: list[UUID]) -> None:
-    """What erased participants' events put here, as a rebuild now reads them: "[erased]"."""
-    await conn.execute(
-        "UPDATE conversation_messages SET body = $2, media = '[]', location = NULL "
-        "WHERE subject = ANY($1::uuid[])",
-        subjects,
-        erasure.ERASED,
-    )
-    await conn.execute(
-        "UPDATE conversation_threads SET participant = $2 WHERE subject = ANY($1::uuid[])",
-        subjects,
-        erasure.ERASED,
-    )
-    await conn.execute(
-        "UPDATE conversation_threads SET profile_name = NULL, profile_subject = NULL "
-        "WHERE profile_subject = ANY($1::uuid[])",
-        subjects,
-    )
-
-
-async def expire(conn: Connection, horizons: retention.Horizons) -> None:
-    """Messages from before their conversation's horizon as an erasure leaves them; a thread
-    with none since, without its number and profile name (a newer message brings them back,
-    as it does after an erasure)."""
-    keys, befores = [k for k, _ in horizons], [b for _, b in horizons]
-    await conn.execute(
-        "UPDATE conversation_messages m SET body = $3, media = '[]', location = NULL "
-        "FROM unnest($1::text[], $2::timestamptz[]) AS h(key, before) "
-        "WHERE m.conversation_key = h.key AND m.anchor_at < h.before "
-        "AND (m.body <> $3 OR m.media <> '[]' OR m.location IS NOT NULL)",
-        keys,
-        befores,
-        erasure.ERASED,
-    )
-    await conn.execute(
-        "UPDATE conversation_threads t SET participant = $3, profile_name = NULL, "
-        "profile_subject = NULL FROM unnest($1::text[], $2::timestamptz[]) AS h(key, before) "
-        "WHERE t.conversation_key = h.key AND t.participant <> $3 AND NOT EXISTS ("
-        "SELECT 1 FROM conversation_messages m WHERE m.conversation_key = h.key "
-        "AND m.anchor_at >= h.before)",
-        keys,
-        befores,
-        erasure.ERASED,
-    )
-
-
 Thread = tuple[str, str, str, str, str, str | None, UUID | None]
 """(conversation key, account SID, channel, our address, participant, profile name, subject)"""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
-from parley_sender import store
+from parley_sender import forgetting, store
 from parley_sender.pacing import Pacing, schedule
 from parley_shared import erasure
 from parley_shared.conversations import record_closes
@@ -48,8 +48,8 @@ class SenderProjection(Projection):
         self.on(MessageSent, self.outcomes)
         self.on(MessageReceived, self.inbound)
         self.on(ConversationChanged, self.changes)
-        self.on(ParticipantErased, erasure.follow(self.service, store.forget))
-        self.expiring(store.expire)
+        self.on(ParticipantErased, erasure.follow(self.service, forgetting.forget))
+        self.expiring(forgetting.expire)
         TenantsProjection(self.service).follow(self)
 
     def wants(self, event: Envelope) -> bool:

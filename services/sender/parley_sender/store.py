@@ -119,34 +119,6 @@ def initial_state(event: Envelope[ReplyGenerated] | Envelope[OutboundRequested])
     return "skipped" if event.payload.participant == ERASED else "pending"
 
 
-async def forget(conn: Connection, subjects: list[UUID]) -> None:
-    """Erased participants' messages as a rebuild now reads them: "[erased]" in what is
-    kept of each, and those still waiting never sent (no one to send to)."""
-    await erasure.forget_stored_events(conn, "sender_outbound", "reply_event_id", subjects)
-    await conn.execute(
-        "UPDATE sender_outbound SET error_message = NULL, "
-        "state = CASE WHEN state = 'pending' THEN 'skipped' ELSE state END "
-        "WHERE subject = ANY($1::uuid[])",
-        subjects,
-    )
-
-
-async def expire(conn: Connection, horizons: retention.Horizons) -> None:
-    """Messages answering (or, an operator's, sent at) times before their conversation's
-    horizon: "[erased]" in what is kept of each, and never sent if they still waited."""
-    keys, befores = retention.columns(horizons)
-    reached = retention.reached_rows("sender_outbound", "inbound_at")
-    await erasure.forget_events_where(
-        conn, "sender_outbound", "reply_event_id", reached, keys, befores
-    )
-    await conn.execute(
-        "UPDATE sender_outbound SET error_message = NULL, "
-        f"state = CASE WHEN state = 'pending' THEN 'skipped' ELSE state END WHERE {reached}",
-        keys,
-        befores,
-    )
-
-
 async def add_requests(conn: Connection, events: Sequence[Envelope[OutboundRequested]]) -> None:
     """Operators' messages, queued like replies (one queue keeps a conversation in order);
     the request time stands where a reply has its inbound's, for the close check."""
