@@ -15,7 +15,7 @@ import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import cache
-from typing import Any, ClassVar, Generic, Literal, cast
+from typing import Annotated, Any, ClassVar, Generic, Literal, cast
 from uuid import UUID
 
 from pydantic import (
@@ -25,6 +25,7 @@ from pydantic import (
     Field,
     SerializeAsAny,
     StrictInt,
+    StringConstraints,
     ValidationError,
     field_validator,
 )
@@ -36,6 +37,9 @@ Channel = Literal["sms", "whatsapp"]
 Intent = Literal["opt_out", "opt_in", "help", "human", "none"]
 NO_NUL = r"^[^\x00]*$"
 ReplySource = Literal["ai", "fallback", "offline"]
+# Which messaging provider a message came or goes through ("twilio", "telnyx"): a free name,
+# so that a provider added later is no value an older reader refuses.
+ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
 
 
 class Payload(BaseModel):
@@ -64,10 +68,14 @@ class Location(BaseModel):
 
 
 class MessageReceived(Payload):
-    """An inbound SMS or WhatsApp message, as Twilio posted it to the gateway."""
+    """An inbound SMS or WhatsApp message, as its provider posted it to the gateway."""
 
     EVENT_TYPE: ClassVar[str] = "message.received"
 
+    # Absent on events logged before a second provider existed: all Twilio's.
+    provider: ProviderName = "twilio"
+    # The provider's message id and account (Twilio's SIDs; Telnyx's message id and
+    # organization id).
     message_sid: str
     account_sid: str
     messaging_service_sid: str | None = None
@@ -98,6 +106,7 @@ class StatusUpdated(Payload):
 
     EVENT_TYPE: ClassVar[str] = "status.updated"
 
+    provider: ProviderName = "twilio"
     message_sid: str
     account_sid: str
     status: str
@@ -115,6 +124,8 @@ class ReplyGenerated(Payload):
 
     EVENT_TYPE: ClassVar[str] = "reply.generated"
 
+    # Through which provider it goes: the inbound's.
+    provider: ProviderName = "twilio"
     in_reply_to: UUID
     inbound_message_sid: str
     # When the answered message arrived: places the reply in its conversation on any replay.
@@ -138,6 +149,7 @@ class MessageSent(Payload):
 
     EVENT_TYPE: ClassVar[str] = "message.sent"
 
+    provider: ProviderName = "twilio"
     reply_event_id: UUID
     channel: Channel
     participant: str
@@ -165,6 +177,7 @@ class OutboundRequested(Payload):
 
     EVENT_TYPE: ClassVar[str] = "outbound.requested"
 
+    provider: ProviderName = "twilio"
     conversation_id: UUID
     channel: Channel
     participant: str

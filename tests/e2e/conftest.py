@@ -28,7 +28,7 @@ from parley_gateway.settings import GatewaySettings
 from parley_sender.app import create_app as sender_app
 from parley_sender.settings import SenderSettings
 from parley_shared.settings import BusSettings
-from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, form, inbound_params, signed
+from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, TELNYX_PUBLIC_KEY, form, inbound_params, signed
 
 API_TOKEN = "e2e-api-token"
 PUBLIC = "https://parley.test"
@@ -148,6 +148,7 @@ async def parley(
             twilio_auth_token=AUTH_TOKEN,
             public_base_url=PUBLIC,
             handoff_keywords=window["handoff_keywords"],
+            telnyx_public_key=TELNYX_PUBLIC_KEY,
         )
         gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
         twilio.deliver_to = (PUBLIC, gateway_url)

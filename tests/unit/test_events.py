@@ -78,6 +78,15 @@ def test_tolerant_reader_ignores_unknown_fields() -> None:
     assert event.payload.body == "hi"
 
 
+def test_messages_logged_before_a_second_provider_are_twilios() -> None:
+    document = json.loads(encode(received()))
+    assert document["payload"].pop("provider") == "twilio"
+    assert decode(json.dumps(document).encode()).payload.provider == "twilio"  # type: ignore[attr-defined]
+    document["payload"]["provider"] = "Telnyx; DROP"
+    with pytest.raises(DecodeError):
+        decode(json.dumps(document).encode())
+
+
 def test_events_are_frozen() -> None:
     event = received()
     with pytest.raises(ValueError, match="frozen"):

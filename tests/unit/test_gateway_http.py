@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import json
+import uuid
 from collections.abc import AsyncIterator
 
 import httpx
 import pytest
+from nacl.signing import SigningKey
 
 from parley_dev.serve import serving
-from parley_gateway.app import EMPTY_TWIML, create_app
+from parley_gateway.app import create_app
 from parley_gateway.settings import GatewaySettings
+from parley_gateway.twilio_provider import EMPTY_TWIML
 from parley_shared.memory import InMemoryBus
-from tests.helpers import AUTH_TOKEN, form, inbound_params, signed
+from tests.helpers import (
+    AUTH_TOKEN,
+    TELNYX_PUBLIC_KEY,
+    form,
+    inbound_params,
+    signed,
+    telnyx_signed,
+)
 
 PUBLIC = "https://sms.example.org"
 INBOUND = "/webhooks/twilio/messages"
+FORM = "application/x-www-form-urlencoded"
 
 
 @pytest.fixture
@@ -138,3 +150,78 @@ async def test_broker_down_is_a_503_and_nothing_claimed(
 async def test_health(client: httpx.AsyncClient) -> None:
     assert (await client.get("/healthz")).json() == {"status": "ok"}
     assert (await client.get("/readyz")).status_code == 200
+
+
+TELNYX = "/webhooks/telnyx/messages"
+
+
+def telnyx_inbound() -> bytes:
+    return json.dumps(
+        {
+            "data": {
+                "event_type": "message.received",
+                "payload": {
+                    "id": str(uuid.uuid4()),
+                    "organization_id": str(uuid.uuid4()),
+                    "from": {"phone_number": "+15557778888"},
+                    "to": [{"phone_number": "+15550001111"}],
+                    "text": "hi from Telnyx",
+                },
+            }
+        }
+    ).encode()
+
+
+@pytest.fixture
+async def with_telnyx(bus: InMemoryBus) -> AsyncIterator[httpx.AsyncClient]:
+    settings = GatewaySettings(
+        twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC, telnyx_public_key=TELNYX_PUBLIC_KEY
+    )
+    async with (
+        serving(create_app(settings, publisher=bus)) as base,
+        httpx.AsyncClient(base_url=base) as http,
+    ):
+        yield http
+
+
+async def test_a_signed_telnyx_message_is_published_with_its_provider(
+    with_telnyx: httpx.AsyncClient, bus: InMemoryBus
+) -> None:
+    body = telnyx_inbound()
+    response = await with_telnyx.post(TELNYX, content=body, headers=telnyx_signed(body))
+    assert response.status_code == 200, response.text
+    [event] = bus.events("message.received")
+    assert (event.payload.provider, event.payload.body) == ("telnyx", "hi from Telnyx")  # type: ignore[attr-defined]
+    # Twilio's webhooks are served beside it as before.
+    params = inbound_params()
+    twilio = await with_telnyx.post(
+        INBOUND, content=form(params), headers=signed(PUBLIC + INBOUND, params)
+    )
+    assert twilio.status_code == 200
+
+
+async def test_telnyx_webhooks_are_refused_unless_signed_now_by_its_key(
+    with_telnyx: httpx.AsyncClient, bus: InMemoryBus
+) -> None:
+    body = telnyx_inbound()
+    old = await with_telnyx.post(TELNYX, content=body, headers=telnyx_signed(body, age_s=600))
+    other = await with_telnyx.post(
+        TELNYX, content=body, headers=telnyx_signed(body, SigningKey(b"o" * 32))
+    )
+    form_post = await with_telnyx.post(
+        TELNYX, content=body, headers={**telnyx_signed(body), "Content-Type": FORM}
+    )
+    malformed = await with_telnyx.post(TELNYX, content=b"[1]", headers=telnyx_signed(b"[1]"))
+    assert (old.status_code, other.status_code) == (403, 403)
+    assert "too old" in old.json()["detail"]
+    assert (form_post.status_code, malformed.status_code) == (415, 400)
+    assert bus.events("message.received") == []
+
+
+async def test_telnyx_is_not_served_unless_configured(client: httpx.AsyncClient) -> None:
+    body = telnyx_inbound()
+    response = await client.post(TELNYX, content=body, headers=telnyx_signed(body))
+    assert response.status_code == 404
+    assert response.json()["detail"] == (
+        "telnyx is not configured on this gateway (set TELNYX_PUBLIC_KEY)"
+    )

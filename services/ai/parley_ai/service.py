@@ -255,6 +255,7 @@ class RepliesInbox:
         message = inbound.payload
         body, segments, encoding = shape_reply(completion.text, message.channel)
         payload = ReplyGenerated(
+            provider=message.provider,
             in_reply_to=inbound.event_id,
             inbound_message_sid=message.message_sid,
             inbound_at=inbound.occurred_at,

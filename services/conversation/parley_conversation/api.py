@@ -25,6 +25,8 @@ router = APIRouter(prefix="/v1", dependencies=[Depends(caller)], responses=UNAUT
 class Conversation(BaseModel):
     id: UUID
     channel: str
+    # The messaging provider its messages come and go through ("twilio", "telnyx").
+    provider: str
     our_address: str
     participant: str
     profile_name: str | None

@@ -172,6 +172,7 @@ class ConversationService(Projection):
             event = self._event(
                 row,
                 OutboundRequested(
+                    provider=row["provider"] or "twilio",
                     conversation_id=conversation,
                     channel=row["channel"],
                     participant=row["participant"],
@@ -224,7 +225,7 @@ class ConversationService(Projection):
         await lock_keys(conn, store.SERVICE, [key])
         row = await conn.fetchrow(
             "SELECT c.conversation_key, c.closed_at, c.opened_at, t.channel, t.our_address,"
-            " t.participant, t.account_sid, t.opted_out, "
+            " t.participant, t.account_sid, t.opted_out, t.provider, "
             f"h.handoff_action, {agents.LAST_INBOUND} AS last_inbound_at "
             "FROM conversation_conversations c JOIN conversation_threads t "
             f"USING (conversation_key) {agents.HANDOFF_JOIN} WHERE c.id = $1 FOR UPDATE OF c",

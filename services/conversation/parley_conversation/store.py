@@ -121,11 +121,16 @@ MIGRATIONS = (
         """,
     ),
     retention.migration(SERVICE),
+    Migration(
+        "the provider a thread's messages come and go through (rebuild to backfill)",
+        "ALTER TABLE conversation_threads ADD COLUMN IF NOT EXISTS provider text;",
+    ),
 )
 
 
-Thread = tuple[str, str, str, str, str, str | None, UUID | None]
-"""(conversation key, account SID, channel, our address, participant, profile name, subject)"""
+Thread = tuple[str, str, str, str, str, str | None, UUID | None, str | None]
+"""(conversation key, account SID, channel, our address, participant, profile name, subject,
+provider: None from events that do not say)"""
 
 
 def thread_of(
@@ -148,6 +153,7 @@ def thread_of(
         p.participant,
         profile_name,
         event.subject,
+        getattr(p, "provider", None),
     )
 
 
@@ -156,23 +162,28 @@ async def upsert_threads(conn: Connection, threads: Sequence[Thread]) -> None:
     the participant and the profile name are is kept (``subject``, ``profile_subject``): an
     erasure forgets exactly what came from the erased participant's events."""
     latest: dict[str, list[Any]] = {}
-    for key, account, channel, ours, participant, name, subject in threads:
+    for key, account, channel, ours, participant, name, subject, provider in threads:
         known = latest.get(key)
         if known is None:
             latest[key] = [key, account, channel, ours, participant, name, subject]
-            latest[key].append(subject if name is not None else None)
+            latest[key] += [subject if name is not None else None, provider]
             continue
+        known[8] = known[8] or provider
         # As if applied one by one, as the statement below applies them to a stored thread.
         if known[4] == erasure.ERASED and participant != erasure.ERASED:
             known[4], known[6] = participant, subject
         if name is not None:
             known[5], known[7] = name, subject
     rows = [tuple(row) for _, row in sorted(latest.items())]
+    threads_columns = columns(rows, 9)
     await conn.execute(
         "INSERT INTO conversation_threads (conversation_key, account_sid, channel, our_address,"
-        " participant, profile_name, subject, profile_subject) SELECT * FROM unnest($1::text[],"
-        " $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[], $8::uuid[]) "
-        "ON CONFLICT (conversation_key) DO UPDATE SET "
+        " participant, profile_name, subject, profile_subject, provider) SELECT * FROM unnest("
+        "$1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::uuid[], "
+        "$8::uuid[], $10::text[]) ON CONFLICT (conversation_key) DO UPDATE SET "
+        # Whichever event said it first: a thread's provider never changes (its key holds
+        # the provider's account).
+        "provider = coalesce(conversation_threads.provider, EXCLUDED.provider), "
         # A participant erased and writing again is known by number again, under a new key.
         "participant = CASE WHEN conversation_threads.participant = $9 AND "
         "EXCLUDED.participant <> $9 THEN EXCLUDED.participant "
@@ -182,8 +193,9 @@ async def upsert_threads(conn: Connection, threads: Sequence[Thread]) -> None:
         "profile_name = coalesce(EXCLUDED.profile_name, conversation_threads.profile_name), "
         "profile_subject = CASE WHEN EXCLUDED.profile_name IS NULL "
         "THEN conversation_threads.profile_subject ELSE EXCLUDED.profile_subject END",
-        *columns(rows, 8),
+        *threads_columns[:8],
         erasure.ERASED,
+        threads_columns[8],
     )
 
 

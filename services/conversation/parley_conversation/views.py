@@ -18,7 +18,8 @@ from parley_shared.db import Pool
 from parley_shared.whatsapp import window_closes_at
 
 CONVERSATION_SQL = f"""
-SELECT c.id, t.channel, t.our_address, t.participant, t.profile_name, t.opted_out,
+SELECT c.id, t.channel, coalesce(t.provider, 'twilio') AS provider, t.our_address,
+       t.participant, t.profile_name, t.opted_out,
        c.opened_at, c.closed_at,
        CASE WHEN c.closed_at IS NULL THEN 'open' ELSE 'closed' END AS state,
        m.first_at AS first_activity_at, m.last_at AS last_activity_at,

@@ -1,4 +1,4 @@
-"""The gateway's HTTP entrypoint: Twilio webhooks in, acknowledged Kafka events out.
+"""The gateway's HTTP entrypoint: providers' webhooks in, acknowledged Kafka events out.
 
 A webhook is answered 200 only after the broker acknowledged its event, so an acknowledged
 webhook is never lost; when the broker cannot acknowledge in time the answer is 503 and
@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -19,14 +19,17 @@ from fastapi import Depends, FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 
-from parley_gateway.core import InvalidWebhook, Params, inbound_event, parse_form, status_event
+from parley_gateway.core import InvalidWebhook
+from parley_gateway.openapi import TELNYX_WEBHOOK, WEBHOOK
+from parley_gateway.providers import Provider, Refused, Webhook
 from parley_gateway.settings import GatewaySettings
-from parley_gateway.signature import SignatureChecker, public_url
+from parley_gateway.signature import public_url
+from parley_gateway.telnyx_provider import TelnyxProvider
+from parley_gateway.twilio_provider import TwilioProvider
 from parley_shared import metrics, topics
-from parley_shared.auth import Problem
 from parley_shared.bus import BrokerUnavailable, Publisher
 from parley_shared.db import Pool, answers, create_pool
-from parley_shared.events import Envelope, StatusUpdated
+from parley_shared.events import MessageReceived, Payload, StatusUpdated
 from parley_shared.kafka import KafkaPublisher, ensure_topics
 from parley_shared.keyring import Keyring, SealingPublisher
 from parley_shared.runtime import HTTP_TELEMETRY, metrics_route
@@ -35,10 +38,13 @@ from parley_shared.tracing import context_of
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.gateway")
 
-EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
-FORM_TYPE = "application/x-www-form-urlencoded"
-# The metrics' name for each webhook, by the topic it feeds.
-ENDPOINTS = {topics.MESSAGE_RECEIVED: "messages", topics.STATUS_UPDATED: "status"}
+# How to turn a provider on, for the 404 of one that is off.
+HOW = {"telnyx": " (set TELNYX_PUBLIC_KEY)"}
+# The topic of each event a webhook can stand for.
+TOPICS: dict[type[Payload], str] = {
+    MessageReceived: topics.MESSAGE_RECEIVED,
+    StatusUpdated: topics.STATUS_UPDATED,
+}
 
 
 class Rejected(Exception):
@@ -63,17 +69,21 @@ def _continued(request: Request) -> dict[str, Any]:
 
 
 class Gateway:
-    """What a request needs: settings, the signature checker and the publisher."""
+    """What a request needs: settings, the providers' adapters and the publisher."""
 
-    def __init__(self, settings: GatewaySettings, publisher: Publisher) -> None:
+    def __init__(
+        self, settings: GatewaySettings, publisher: Publisher, providers: Sequence[Provider]
+    ) -> None:
         self.settings = settings
         self.publisher = publisher
-        self.signatures = SignatureChecker(settings.twilio_auth_token.get_secret_value())
+        self.providers = {provider.name: provider for provider in providers}
 
-    async def read_params(self, request: Request) -> Params:
+    async def read_webhook(self, request: Request, provider: Provider) -> Webhook:
         content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if content_type != FORM_TYPE:
-            raise Rejected(415, f"content type must be {FORM_TYPE}, got {content_type or 'none'}")
+        if content_type != provider.content_type:
+            raise Rejected(
+                415, f"content type must be {provider.content_type}, got {content_type or 'none'}"
+            )
         limit = self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
@@ -83,40 +93,29 @@ class Gateway:
             body += chunk
             if len(body) > limit:
                 raise Rejected(413, f"body larger than {limit} bytes")
-        try:
-            params = parse_form(bytes(body))
-        except InvalidWebhook as exc:
-            raise Rejected(400, str(exc)) from exc
-        url = public_url(str(self.settings.public_base_url), request.url.path, request.url.query)
-        if not self.signatures.is_valid(
-            url,
-            params,
-            request.headers.get("x-twilio-signature"),
-            request.headers.get("x-twilio-webhooks-signature-settings"),
-        ):
-            log.warning(
-                "signature check failed for %s (Twilio signs the URL it calls: is "
-                "PUBLIC_BASE_URL that URL?)",
-                url,
-            )
-            metrics.count(
-                "parley_webhook_signature_failures",
-                1,
-                "Webhooks refused for a missing or wrong X-Twilio-Signature",
-            )
-            raise Rejected(403, "missing or invalid X-Twilio-Signature")
-        return params
+        return Webhook(
+            url=public_url(str(self.settings.public_base_url), request.url.path, request.url.query),
+            headers={name.lower(): value for name, value in request.headers.items()},
+            body=bytes(body),
+            received_at=datetime.now(UTC),
+        )
 
-    async def accept(
-        self, request: Request, topic: str, build: Callable[[Params, datetime], Envelope]
-    ) -> Response:
+    async def accept(self, request: Request, provider_name: str, kind: str) -> Response:
         began = time.perf_counter()
-        response = await self._accept(request, topic, build)
-        endpoint = ENDPOINTS.get(topic, topic)
+        provider = self.providers.get(provider_name)
+        if provider is None:
+            detail = f"{provider_name} is not configured on this gateway"
+            response: Response = JSONResponse(
+                {"detail": detail + HOW.get(provider_name, "")},
+                status_code=404,
+            )
+        else:
+            response = await self._accept(request, provider, kind)
+        endpoint = kind if provider_name == "twilio" else f"{provider_name} {kind}"
         metrics.count(
             "parley_webhook_requests",
             1,
-            "Twilio webhooks answered, by endpoint and HTTP status",
+            "Webhooks answered, by endpoint and HTTP status",
             endpoint=endpoint,
             status=str(response.status_code),
         )
@@ -128,17 +127,31 @@ class Gateway:
         )
         return response
 
-    async def _accept(
-        self, request: Request, topic: str, build: Callable[[Params, datetime], Envelope]
-    ) -> Response:
-        with tracer.start_as_current_span(f"webhook {topic}", **_continued(request)):
+    async def _accept(self, request: Request, provider: Provider, kind: str) -> Response:
+        with tracer.start_as_current_span(
+            f"webhook {provider.name} {kind}",
+            attributes={"parley.provider": provider.name},
+            **_continued(request),
+        ) as span:
             try:
-                params = await self.read_params(request)
+                webhook = await self.read_webhook(request, provider)
                 try:
-                    event = build(params, datetime.now(UTC))
+                    event = provider.event_of(kind, webhook)
                 except InvalidWebhook as exc:
                     raise Rejected(400, str(exc)) from exc
-                await self.publisher.publish(topic, event)
+                except Refused as exc:
+                    log.warning("signature check failed for %s: %s", webhook.url, exc)
+                    metrics.count(
+                        "parley_webhook_signature_failures",
+                        1,
+                        "Webhooks refused for a missing or wrong signature",
+                    )
+                    raise Rejected(403, str(exc)) from exc
+                if event is not None:
+                    topic = TOPICS[type(event.payload)]
+                    # Named after what it carries, whichever provider posted it.
+                    span.update_name(f"webhook {topic}")
+                    await self.publisher.publish(topic, event)
             except Rejected as exc:
                 return JSONResponse({"detail": exc.message}, status_code=exc.status)
             except BrokerUnavailable as exc:
@@ -148,8 +161,8 @@ class Gateway:
                     status_code=503,
                     headers={"Retry-After": "5"},
                 )
-        if isinstance(event.payload, StatusUpdated):
-            # The delivery funnel as Twilio reports it (a bounded set of statuses).
+        if event is not None and isinstance(event.payload, StatusUpdated):
+            # The delivery funnel as providers report it (a bounded set of statuses).
             metrics.count(
                 "parley_delivery_statuses",
                 1,
@@ -157,7 +170,8 @@ class Gateway:
                 status=event.payload.status,
                 channel=event.payload.channel,
             )
-        return Response(EMPTY_TWIML, media_type="text/xml")
+        body, media_type = provider.answer
+        return Response(body, media_type=media_type)
 
 
 async def get_gateway(request: Request) -> Gateway:
@@ -181,44 +195,15 @@ async def _when_possible(what: str, step: Callable[[], Awaitable[None]]) -> None
             delay = min(delay * 2, 30)
 
 
-def _problem(description: str) -> dict[str, Any]:
-    return {"model": Problem, "description": description}
-
-
-# What both webhooks document: Twilio posts a signed form and reads only the status code.
-WEBHOOK: dict[str, Any] = {
-    "response_class": Response,
-    "responses": {
-        200: {"content": {"text/xml": {}}, "description": "Accepted; empty TwiML"},
-        400: _problem("Malformed webhook"),
-        403: _problem("Missing or invalid X-Twilio-Signature"),
-        413: _problem("Body too large"),
-        415: _problem("Not a form post"),
-        503: _problem("Broker unavailable; Twilio should retry"),
-    },
-    "openapi_extra": {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["MessageSid", "AccountSid", "From", "To"],
-                        "additionalProperties": {"type": "string"},
-                    }
-                }
-            },
-        },
-        "parameters": [
-            {
-                "name": "X-Twilio-Signature",
-                "in": "header",
-                "required": True,
-                "schema": {"type": "string"},
-            }
-        ],
-    },
-}
+def providers_of(settings: GatewaySettings) -> list[Provider]:
+    """The providers whose webhooks this gateway accepts: Twilio, and Telnyx when its
+    public key is set."""
+    providers: list[Provider] = [
+        TwilioProvider(settings.twilio_auth_token.get_secret_value(), settings.human_words)
+    ]
+    if settings.telnyx_public_key is not None:
+        providers.append(TelnyxProvider(settings.telnyx_public_key, settings.human_words))
+    return providers
 
 
 def create_app(settings: GatewaySettings, publisher: Publisher | None = None) -> FastAPI:
@@ -263,7 +248,7 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
                 tasks.append(
                     asyncio.create_task(_when_possible("create the keyring", keyring.ensure))
                 )
-        gateway = Gateway(settings, sink)
+        gateway = Gateway(settings, sink, providers_of(settings))
         try:
             yield {"gateway": gateway, "kafka": kafka, "pool": pool}
         finally:
@@ -277,23 +262,26 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
 
     app = FastAPI(
         title="Parley gateway",
-        summary="Receives Twilio webhooks and publishes them to Kafka.",
+        summary="Receives Twilio and Telnyx webhooks and publishes them to Kafka.",
         lifespan=lifespan,
         telemetry=HTTP_TELEMETRY,
     )
 
-    def inbound(params: Params, received_at: datetime) -> Envelope:
-        return inbound_event(params, received_at, settings.human_words)
-
     @app.post("/webhooks/twilio/messages", **WEBHOOK)
     async def inbound_message(request: Request, gateway: GatewayDep) -> Response:
         """An inbound SMS or WhatsApp message."""
-        return await gateway.accept(request, topics.MESSAGE_RECEIVED, inbound)
+        return await gateway.accept(request, "twilio", "messages")
 
     @app.post("/webhooks/twilio/status", **WEBHOOK)
     async def status_callback(request: Request, gateway: GatewayDep) -> Response:
         """A delivery status callback for a message Parley sent."""
-        return await gateway.accept(request, topics.STATUS_UPDATED, status_event)
+        return await gateway.accept(request, "twilio", "status")
+
+    @app.post("/webhooks/telnyx/messages", **TELNYX_WEBHOOK)
+    async def telnyx_message(request: Request, gateway: GatewayDep) -> Response:
+        """A Telnyx messaging event: an inbound message, or a sent message's status
+        (``message.sent``, ``message.finalized``). 404 unless ``TELNYX_PUBLIC_KEY`` is set."""
+        return await gateway.accept(request, "telnyx", "messages")
 
     metrics_route(app)
 

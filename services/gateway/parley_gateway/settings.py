@@ -9,6 +9,9 @@ class GatewaySettings(BusSettings, KeywordSettings):
     # HANDOFF_KEYWORDS: the gateway decides what each message asks for (``intent``).
     twilio_auth_token: SecretStr = Field(min_length=1)
     public_base_url: AnyHttpUrl
+    # Telnyx's public key (base64, from its portal): set, the gateway accepts Telnyx
+    # messaging webhooks at /webhooks/telnyx/messages; unset, that URL answers 404.
+    telnyx_public_key: str | None = Field(None, min_length=1)
     gateway_host: str = "0.0.0.0"
     gateway_port: int = Field(8080, ge=1, le=65535)
     # Well under Twilio's 15 s budget for the whole webhook, so Twilio sees our 503, not a

@@ -115,6 +115,14 @@ class OutgoingInbox:
             return Outcome(
                 "failed", status="canceled", error_message="conversation closed; not sent"
             )
+        provider = delivery.reply.payload.provider
+        if provider != "twilio":
+            # Its inbound came through another provider's number: Twilio cannot send from it.
+            return Outcome(
+                "failed",
+                status="canceled",
+                error_message=f"no {provider} sender in this release; not sent",
+            )
         return await self._attempt(delivery)
 
     async def record(
@@ -200,6 +208,7 @@ class OutgoingInbox:
         sent = caused_by(
             reply,
             MessageSent(
+                provider=p.provider,
                 reply_event_id=reply.event_id,
                 in_reply_to=answers.in_reply_to if answers else None,
                 inbound_at=answers.inbound_at if answers else None,
