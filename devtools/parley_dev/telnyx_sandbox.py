@@ -38,6 +38,11 @@ class TelnyxSandbox:
     # (the public base URL webhooks are addressed to, where the gateway really listens)
     deliver_to: tuple[str, str] | None = None
     sent: list[dict[str, Any]] = field(default_factory=list)
+    # Faults: each entry makes the next send take the message and answer only that many
+    # seconds later (the caller has given up by then: did it go?).
+    hangs: list[float] = field(default_factory=list)
+    # ... and each of these, the next send refused with (HTTP status, Telnyx code, title).
+    refusals: list[tuple[int, str, str]] = field(default_factory=list)
     webhooks: list[tuple[str, int]] = field(default_factory=list)
     # The answer to each Idempotency-Key, given again for a repeat.
     answered: dict[str, dict[str, Any]] = field(default_factory=dict)
@@ -119,6 +124,8 @@ def create_app(sandbox: TelnyxSandbox) -> FastAPI:
     async def send(request: Request) -> JSONResponse:
         if request.headers.get("authorization") != f"Bearer {sandbox.api_key}":
             return telnyx_error(401, "10009", "Authentication failed")
+        if sandbox.refusals:
+            return telnyx_error(*sandbox.refusals.pop(0))
         key = request.headers.get("idempotency-key")
         if key is not None and key in sandbox.answered:
             return JSONResponse({"data": sandbox.answered[key]})
@@ -150,6 +157,8 @@ def create_app(sandbox: TelnyxSandbox) -> FastAPI:
             sandbox.answered[key] = message
         if isinstance(body.get("webhook_url"), str):
             sandbox.later(message, body["webhook_url"])
+        if sandbox.hangs:
+            await asyncio.sleep(sandbox.hangs.pop(0))
         return JSONResponse({"data": message})
 
     return app

@@ -20,15 +20,16 @@ from parley_analytics.app import create_app as analytics_app
 from parley_analytics.settings import AnalyticsSettings
 from parley_conversation.app import create_app as conversation_app
 from parley_conversation.settings import ConversationSettings
-from parley_dev import fake_openai, sandbox
+from parley_dev import fake_openai, sandbox, telnyx_sandbox
 from parley_dev.infra import free_port
 from parley_dev.serve import serving
+from parley_dev.telnyx_sandbox import TelnyxSandbox
 from parley_gateway.app import create_app as gateway_app
 from parley_gateway.settings import GatewaySettings
 from parley_sender.app import create_app as sender_app
 from parley_sender.settings import SenderSettings
 from parley_shared.settings import BusSettings
-from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, TELNYX_PUBLIC_KEY, form, inbound_params, signed
+from tests.helpers import ACCOUNT_SID, AUTH_TOKEN, form, inbound_params, signed
 
 API_TOKEN = "e2e-api-token"
 PUBLIC = "https://parley.test"
@@ -42,6 +43,7 @@ class Parley:
     gateway: str
     conversation: httpx.AsyncClient
     twilio: sandbox.Sandbox
+    telnyx: TelnyxSandbox
     openai: fake_openai.FakeOpenAI
     http: httpx.AsyncClient
     analytics: httpx.AsyncClient
@@ -135,11 +137,13 @@ async def parley(
         templates = tmp_path / "templates.json"
         templates.write_text(json.dumps(options["templates"]))
     twilio = sandbox.Sandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
+    telnyx = TelnyxSandbox(api_key="KEY-e2e")
     openai = fake_openai.FakeOpenAI()
     bus = bus_settings.model_dump()
     async with contextlib.AsyncExitStack() as stack:
         twilio_url = await stack.enter_async_context(serving(sandbox.create_app(twilio)))
         openai_url = await stack.enter_async_context(serving(fake_openai.create_app(openai)))
+        telnyx_url = await stack.enter_async_context(serving(telnyx_sandbox.create_app(telnyx)))
         # Twilio signs the public URL; the sandbox signs that and delivers to the local gateway,
         # as a proxy or tunnel in front of Parley would.
         gateway = GatewaySettings(
@@ -148,10 +152,10 @@ async def parley(
             twilio_auth_token=AUTH_TOKEN,
             public_base_url=PUBLIC,
             handoff_keywords=window["handoff_keywords"],
-            telnyx_public_key=TELNYX_PUBLIC_KEY,
+            telnyx_public_key=telnyx.public_key,
         )
         gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
-        twilio.deliver_to = (PUBLIC, gateway_url)
+        twilio.deliver_to = telnyx.deliver_to = (PUBLIC, gateway_url)
         # The console (served by the conversation service) is told where the others are.
         ai_port, sender_port, analytics_port = free_port(), free_port(), free_port()
         conversation = ConversationSettings(
@@ -190,6 +194,8 @@ async def parley(
             api_token=API_TOKEN,
             sender_whatsapp_templates=templates,
             sender_segments_per_second=options.get("sender_segments_per_second", 0.0),
+            telnyx_api_key=telnyx.api_key if options.get("telnyx_sender", True) else None,
+            telnyx_api_base_url=telnyx_url + "/v2",
             **window,
         )
         sender_url = await stack.enter_async_context(serving(sender_app(sender), sender_port))
@@ -219,6 +225,7 @@ async def parley(
             gateway=gateway_url,
             conversation=api,
             twilio=twilio,
+            telnyx=telnyx,
             openai=openai,
             http=http,
             analytics=stats,

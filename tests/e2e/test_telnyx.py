@@ -1,89 +1,75 @@
-"""A Telnyx number's messages through the whole loop: the gateway checks Telnyx's signature and
-logs them like Twilio's, marked with their provider; the conversation, the model's answer and
-the analytics follow as for any message. Nothing is sent through Twilio from a Telnyx number:
-until the sender has a Telnyx adapter, its replies and operators' messages are recorded as not
-sent, with why."""
+"""A Telnyx number's messages through the whole loop, against the Telnyx sandbox: the gateway
+checks Telnyx's signature and logs them like Twilio's, marked with their provider; the model
+answers; the sender sends the reply through Telnyx (never Twilio) with the reply's
+Idempotency-Key, and Telnyx's status webhooks move it to delivered. A sender without Telnyx
+credentials records such replies as not sent, with why."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from typing import Any
 
-from tests.e2e.conftest import Parley, eventually
-from tests.helpers import telnyx_signed
+import pytest
 
-ORG = str(uuid.uuid4())
+from tests.e2e.conftest import Parley, eventually
+
 OURS = "+15550009999"
 THEM = "+15550188777"
 
 
-async def post(parley: Parley, event_type: str, payload: dict[str, Any]) -> None:
-    body = json.dumps({"data": {"event_type": event_type, "payload": payload}}).encode()
-    response = await parley.http.post(
-        parley.gateway + "/webhooks/telnyx/messages", content=body, headers=telnyx_signed(body)
-    )
-    assert response.status_code == 200, response.text
+async def delivered(parley: Parley, count: int) -> list[dict[str, Any]] | None:
+    history = await parley.history_of(THEM)
+    done = [m for m in history if m["direction"] == "outbound" and m["status"] == "delivered"]
+    return history if len(done) == count else None
 
 
-def inbound(text: str) -> dict[str, Any]:
-    return {
-        "id": str(uuid.uuid4()),
-        "organization_id": ORG,
-        "direction": "inbound",
-        "from": {"phone_number": THEM},
-        "to": [{"phone_number": OURS}],
-        "text": text,
-    }
+async def test_a_telnyx_message_is_answered_through_telnyx(parley: Parley) -> None:
+    assert await parley.telnyx.text(THEM, OURS, "Do you open on Sundays?") == 200
 
-
-async def test_a_telnyx_message_is_a_conversation_and_is_never_sent_through_twilio(
-    parley: Parley,
-) -> None:
-    first = inbound("Do you open on Sundays?")
-    await post(parley, "message.received", first)
-    await post(parley, "message.received", first)  # Telnyx retried: one message
-
-    async def answered() -> list[dict[str, Any]] | None:
-        history = await parley.history_of(THEM)
-        return history if len(history) == 2 and history[1]["status"] == "canceled" else None
-
-    history = await eventually(answered)
+    history = await eventually(lambda: delivered(parley, 1))
     assert [(m["direction"], m["body"]) for m in history] == [
         ("inbound", "Do you open on Sundays?"),
         ("outbound", "AI says: Do you open on Sundays?"),
     ]
     [conversation] = await parley.conversations_of(THEM)
     assert (conversation["provider"], conversation["our_address"]) == ("telnyx", OURS)
-    assert parley.openai.requests[-1]["messages"][-1]["content"] == "Do you open on Sundays?"
+    [sent] = parley.telnyx.sent
+    assert (sent["from"]["phone_number"], sent["to"][0]["phone_number"]) == (OURS, THEM)
+    assert sent["id"] == history[1]["message_sid"]
+    assert all(m.to != THEM for m in parley.twilio.sent)
 
-    # An operator's message to the Telnyx thread is not sent through Twilio either.
+    # An operator's message in the Telnyx conversation goes through Telnyx too.
     response = await parley.conversation.post(
         f"/v1/conversations/{conversation['id']}/messages", json={"agent": "Ana", "body": "Yes!"}
     )
     assert response.status_code == 202, response.text
-
-    async def refused() -> list[dict[str, Any]] | None:
-        history = await parley.history_of(THEM)
-        return history if len(history) == 3 and history[2]["status"] == "canceled" else None
-
-    await eventually(refused)
-    assert all(m.to != THEM for m in parley.twilio.sent)
-
-    # Status events of Telnyx's own are taken (and say nothing of ours here).
-    await post(
-        parley,
-        "message.finalized",
-        {
-            "id": str(uuid.uuid4()),
-            "organization_id": ORG,
-            "from": {"phone_number": OURS},
-            "to": [{"phone_number": THEM, "status": "delivered"}],
-        },
-    )
+    history = await eventually(lambda: delivered(parley, 2))
+    assert history[-1]["body"] == "Yes!"
+    assert len(parley.telnyx.sent) == 2 and all(m.to != THEM for m in parley.twilio.sent)
 
     async def counted() -> bool | None:
         stats = (await parley.analytics.get("/v1/stats")).json()
         return stats["messages"]["inbound"] == 1 or None
 
     await eventually(counted)
+
+
+@pytest.mark.parametrize("parley", [{"telnyx_sender": False}], indirect=True)
+async def test_without_telnyx_credentials_nothing_goes_through_twilio(parley: Parley) -> None:
+    message = {
+        "id": str(uuid.uuid4()),
+        "organization_id": parley.telnyx.organization_id,
+        "from": {"phone_number": THEM},
+        "to": [{"phone_number": OURS}],
+        "text": "hello?",
+    }
+    gateway = parley.gateway + "/webhooks/telnyx/messages"
+    for _ in range(2):  # Telnyx retried: one message
+        assert await parley.telnyx.post(gateway, "message.received", message) == 200
+
+    async def canceled() -> list[dict[str, Any]] | None:
+        history = await parley.history_of(THEM)
+        return history if len(history) == 2 and history[1]["status"] == "canceled" else None
+
+    await eventually(canceled)
+    assert parley.telnyx.sent == [] and all(m.to != THEM for m in parley.twilio.sent)

@@ -51,9 +51,12 @@ async def send_one(pool: Pool, inbox: OutgoingInbox) -> bool:
     return bool(claims)
 
 
-async def queued_reply(pool: Pool, projection: SenderProjection, body: str) -> Envelope:
+async def queued_reply(
+    pool: Pool, projection: SenderProjection, body: str, provider: str = "twilio"
+) -> Envelope:
     cause = inbound()
     payload = ReplyGenerated(
+        provider=provider,
         in_reply_to=cause.event_id,
         inbound_message_sid="SM1",
         inbound_at=cause.occurred_at,

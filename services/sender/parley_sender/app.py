@@ -15,8 +15,9 @@ from parley_sender.check import Report, account_of, report
 from parley_sender.forms import Template
 from parley_sender.pacing import Pacing
 from parley_sender.projection import SenderProjection
-from parley_sender.service import OutgoingInbox
+from parley_sender.service import OutgoingInbox, Route
 from parley_sender.settings import SenderSettings
+from parley_sender.telnyx_client import TelnyxMessaging
 from parley_sender.twilio_account import AccountError
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared import topics
@@ -54,11 +55,24 @@ def create_app(settings: SenderSettings) -> FastAPI:
             str(settings.twilio_api_base_url),
             settings.sender_timeout_s,
         )
+        public = str(settings.public_base_url).rstrip("/")
+        telnyx = (
+            TelnyxMessaging(
+                settings.telnyx_api_key.get_secret_value(),
+                str(settings.telnyx_api_base_url),
+                settings.sender_timeout_s,
+            )
+            if settings.telnyx_api_key is not None
+            else None
+        )
         relay = runtime.outbox()
         call_timeout_s = settings.sender_timeout_s
         outgoing = OutgoingInbox(
             twilio=twilio,
-            status_callback=str(settings.public_base_url).rstrip("/") + "/webhooks/twilio/status",
+            status_callback=public + "/webhooks/twilio/status",
+            routes={"telnyx": Route(telnyx, public + "/webhooks/telnyx/messages")}
+            if telnyx is not None
+            else {},
             retry_window_s=settings.sender_retry_window_s,
             call_timeout_s=call_timeout_s,
             # An attempt is at most a look-up and a send, each bounded by the time-out.
@@ -90,10 +104,12 @@ def create_app(settings: SenderSettings) -> FastAPI:
         finally:
             await runtime.close()
             await twilio.close()
+            if telnyx is not None:
+                await telnyx.close()
 
     app = FastAPI(
         title="Parley sender",
-        summary="Sends each reply once through Twilio.",
+        summary="Sends each reply once through Twilio (or Telnyx, for its numbers).",
         lifespan=lifespan,
         telemetry=HTTP_TELEMETRY,
     )

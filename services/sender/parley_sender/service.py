@@ -65,6 +65,14 @@ class Delivery:
     last_inbound_at: datetime | None = None  # the participant's, as read here (WhatsApp)
 
 
+@dataclass(frozen=True)
+class Route:
+    """How replies through one more provider are sent, and where it reports on them."""
+
+    messaging: MessagingPort
+    status_callback: str
+
+
 @dataclass
 class OutgoingInbox:
     """The worker side (``parley_shared.leases.Inbox``): each reply sent once through Twilio."""
@@ -77,6 +85,13 @@ class OutgoingInbox:
     on_settled: Callable[[], None] | None = None
     window_s: float = 86_400.0
     templates: Mapping[str, Template] = field(default_factory=dict)
+    # Providers besides Twilio, by name ("telnyx"), for replies to messages they brought.
+    routes: Mapping[str, Route] = field(default_factory=dict)
+
+    def route(self, provider: str) -> Route | None:
+        if provider == "twilio":
+            return Route(self.twilio, self.status_callback)
+        return self.routes.get(provider)
 
     async def claim(self, pool: Pool, limit: int) -> list[Claim[Delivery]]:
         claims = []
@@ -116,14 +131,15 @@ class OutgoingInbox:
                 "failed", status="canceled", error_message="conversation closed; not sent"
             )
         provider = delivery.reply.payload.provider
-        if provider != "twilio":
-            # Its inbound came through another provider's number: Twilio cannot send from it.
+        route = self.route(provider)
+        if route is None:
+            # Its number is another provider's, which this sender has no credentials for.
             return Outcome(
                 "failed",
                 status="canceled",
-                error_message=f"no {provider} sender in this release; not sent",
+                error_message=f"no {provider} sender configured; not sent",
             )
-        return await self._attempt(delivery)
+        return await self._attempt(delivery, route)
 
     async def record(
         self, pool: Pool, outcomes: Sequence[tuple[Claim[Delivery], Outcome]]
@@ -234,7 +250,7 @@ class OutgoingInbox:
         )
         return store.Settled(claim.id, claim.token, state, sent, opt_out)
 
-    async def _attempt(self, delivery: Delivery) -> Outcome:
+    async def _attempt(self, delivery: Delivery, route: Route) -> Outcome:
         p = delivery.reply.payload
         template = self.templates.get(p.our_address)
         form = form_for(p, delivery.last_inbound_at, datetime.now(UTC), self.window_s, template)
@@ -246,7 +262,7 @@ class OutgoingInbox:
                 try:
                     # The twilio SDK's async client ignores its own time-out: these are real.
                     async with asyncio.timeout(self.call_timeout_s):
-                        found = await self.twilio.find_sent(
+                        found = await route.messaging.find_sent(
                             to=p.participant,
                             # Twilio renders a template's text: any message to them counts.
                             body=None if form.content_sid else form.body,
@@ -265,7 +281,7 @@ class OutgoingInbox:
                     return Outcome("found", candidates=tuple(found))
             if delivery.overdue:
                 return Outcome("failed", error_message=GAVE_UP)
-            outcome = await self._send(p, form)
+            outcome = await self._send(delivery.reply, form, route)
             fallback = as_template(p.body, template)
             if (
                 outcome.error_code == OUTSIDE_WINDOW_CODE
@@ -273,21 +289,30 @@ class OutgoingInbox:
                 and fallback is not None
             ):
                 # Twilio knows the window best; it refused the text, so nothing went out.
-                outcome = await self._send(p, fallback)
+                outcome = await self._send(delivery.reply, fallback, route)
         return outcome
 
-    async def _send(self, p: ReplyGenerated | OutboundRequested, form: Form) -> Outcome:
+    async def _send(
+        self,
+        reply: Envelope[ReplyGenerated] | Envelope[OutboundRequested],
+        form: Form,
+        route: Route,
+    ) -> Outcome:
+        p = reply.payload
         try:
             async with asyncio.timeout(self.call_timeout_s):
-                accepted = await self.twilio.send(
+                accepted = await route.messaging.send(
                     to=p.participant,
                     from_=p.our_address,
                     messaging_service_sid=p.messaging_service_sid,
                     body=form.body,
                     media_urls=() if isinstance(p, ReplyGenerated) else p.media_urls,
-                    status_callback=with_traceparent(self.status_callback),
+                    status_callback=with_traceparent(route.status_callback),
                     content_sid=form.content_sid,
                     content_variables=form.variables,
+                    # One key per reply and form: a template sent after a refused text is
+                    # another message.
+                    idempotency_key=f"{reply.event_id}/{form.content_sid or 'text'}",
                 )
         except TimeoutError:
             return Outcome("retry", error_message="Twilio did not answer in time")

@@ -19,7 +19,17 @@ class TwilioSettings(BaseSettings):
     public_base_url: AnyHttpUrl
 
 
-class SenderSettings(ProjectionSettings, TwilioSettings):
+class TelnyxSettings(BaseSettings):
+    """A Telnyx account, for replies to messages that came through its numbers (unset: those
+    replies are recorded as not sent)."""
+
+    model_config = SettingsConfigDict(env_prefix="", extra="ignore", frozen=True)
+
+    telnyx_api_key: SecretStr | None = Field(None, min_length=1)
+    telnyx_api_base_url: AnyHttpUrl = AnyHttpUrl("https://api.telnyx.com/v2")
+
+
+class SenderSettings(ProjectionSettings, TwilioSettings, TelnyxSettings):
     # Bearer token of GET /v1/twilio/check (the console's set-up check); unset, it answers 401.
     api_token: SecretStr | None = None
     # Sends in flight at once; they hold no database connection.

@@ -41,6 +41,8 @@ class MessagingPort(Protocol):
         media_urls: Sequence[str] = (),
         content_sid: str | None = None,
         content_variables: Mapping[str, str] | None = None,
+        # Providers that take one (Telnyx) send nothing again for a key they have seen.
+        idempotency_key: str | None = None,
     ) -> Accepted: ...
 
     async def find_sent(self, *, to: str, body: str | None, since: datetime) -> list[str]: ...
@@ -71,7 +73,10 @@ class TwilioMessaging:
         media_urls: Sequence[str] = (),
         content_sid: str | None = None,
         content_variables: Mapping[str, str] | None = None,
+        idempotency_key: str | None = None,
     ) -> Accepted:
+        # Twilio takes no idempotency key: after an ambiguous attempt the sender looks the
+        # message up (``find_sent``) before it sends again.
         origin = (
             {"messaging_service_sid": messaging_service_sid}
             if messaging_service_sid
