@@ -16,6 +16,8 @@ import json
 import re
 import time
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -46,7 +48,7 @@ class TelnyxSandbox:
     webhooks: list[tuple[str, int]] = field(default_factory=list)
     # The answer to each Idempotency-Key, given again for a repeat.
     answered: dict[str, dict[str, Any]] = field(default_factory=dict)
-    _tasks: set[asyncio.Task[None]] = field(default_factory=set)
+    tasks: set[asyncio.Task[None]] = field(default_factory=set)
 
     @property
     def public_key(self) -> str:
@@ -109,8 +111,8 @@ class TelnyxSandbox:
 
     def later(self, message: dict[str, Any], url: str) -> None:
         task = asyncio.create_task(self._lifecycle(json.loads(json.dumps(message)), url))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.tasks.add(task)
+        task.add_done_callback(self.tasks.discard)
 
 
 def telnyx_error(status: int, code: str, title: str) -> JSONResponse:
@@ -118,7 +120,15 @@ def telnyx_error(status: int, code: str, title: str) -> JSONResponse:
 
 
 def create_app(sandbox: TelnyxSandbox) -> FastAPI:
-    app = FastAPI(title="Telnyx sandbox")
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        # Webhooks still to post outlive no server: they would post into a stopped Parley.
+        for task in list(sandbox.tasks):
+            task.cancel()
+        await asyncio.gather(*sandbox.tasks, return_exceptions=True)
+
+    app = FastAPI(title="Telnyx sandbox", lifespan=lifespan)
 
     @app.post("/v2/messages")
     async def send(request: Request) -> JSONResponse:

@@ -30,6 +30,7 @@ from tests.helpers import read_topic
 
 SMS = ["+15550300001", "+15550300002", "+15550300003"]
 WHATSAPP = ["whatsapp:+15550300004", "whatsapp:+15550300005"]
+TELNYX_NUMBER, TELNYX_PARTICIPANT = "+15550009999", "+15550300006"
 
 
 async def run_workload(parley: Parley) -> int:
@@ -122,7 +123,15 @@ async def run_workload(parley: Parley) -> int:
     assert [s["conversations"] for s in swept] == [len(SMS)]
     await parley.text(SMS[0], "Still there after the retention?")
     await eventually(lambda: _sent_at_least(parley, 13), timeout_s=30)
+
+    # A participant of a Telnyx number: answered through Telnyx, delivered by its webhooks.
+    assert await parley.telnyx.text(TELNYX_PARTICIPANT, TELNYX_NUMBER, "Hello via Telnyx") == 200
+    await eventually(lambda: _telnyx_delivered(parley), timeout_s=30)
     return 13
+
+
+async def _telnyx_delivered(parley: Parley) -> bool:
+    return ("message.finalized", 200) in parley.telnyx.webhooks
 
 
 async def _sent_at_least(parley: Parley, n: int) -> bool:
@@ -240,8 +249,8 @@ async def check_analytics(
     assert stats["opt_outs"] == sum(keyword_of(p.body) == "opt_out" for p in inbound)
     # One conversation per participant, plus the one opened after the close.
     assert stats["conversations"] == {
-        "total": len(SMS) + len(WHATSAPP) + 1,
-        "open": len(SMS) + len(WHATSAPP),
+        "total": len(SMS) + len(WHATSAPP) + 1 + 1,  # and the Telnyx one
+        "open": len(SMS) + len(WHATSAPP) + 1,
     }
 
     whatsapp_only = (await parley.analytics.get("/v1/stats", params={"channel": "whatsapp"})).json()
