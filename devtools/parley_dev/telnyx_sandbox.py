@@ -89,18 +89,32 @@ class TelnyxSandbox:
         """A participant texts one of our Telnyx numbers."""
         if self.deliver_to is None:
             raise RuntimeError("deliver_to is not set: nowhere to post message.received")
-        payload = {
+        payload = self.message("inbound", participant, ours, "webhook_delivered", text)
+        return await self.post(self.deliver_to[0] + WEBHOOK_PATH, "message.received", payload)
+
+    def message(
+        self,
+        direction: str,
+        from_: str,
+        to: str,
+        status: str,
+        text: str,
+        media_urls: list[str] | None = None,
+    ) -> dict[str, Any]:
+        """A message object as Telnyx's API and webhooks carry it."""
+        return {
             "id": str(uuid.uuid4()),
             "record_type": "message",
-            "direction": "inbound",
+            "direction": direction,
             "organization_id": self.organization_id,
-            "from": {"phone_number": participant},
-            "to": [{"phone_number": ours, "status": "webhook_delivered"}],
+            "from": {"phone_number": from_},
+            "to": [{"phone_number": to, "status": status}],
             "text": text,
-            "type": "SMS",
-            "parts": 1,
+            "media": [{"url": url} for url in media_urls or []],
+            "parts": max(1, -(-len(text) // 160)),
+            "type": "MMS" if media_urls else "SMS",
+            "errors": [],
         }
-        return await self.post(self.deliver_to[0] + WEBHOOK_PATH, "message.received", payload)
 
     async def _lifecycle(self, message: dict[str, Any], url: str) -> None:
         for status in self.lifecycle:
@@ -148,20 +162,9 @@ def create_app(sandbox: TelnyxSandbox) -> FastAPI:
             return telnyx_error(422, "40310", "Invalid 'to' address")
         if not isinstance(from_, str) or not E164.fullmatch(from_):
             return telnyx_error(422, "40305", "Invalid 'from' address")
-        text = body.get("text") or ""
-        message = {
-            "id": str(uuid.uuid4()),
-            "record_type": "message",
-            "direction": "outbound",
-            "organization_id": sandbox.organization_id,
-            "from": {"phone_number": from_},
-            "to": [{"phone_number": to, "status": "queued"}],
-            "text": text,
-            "media": [{"url": url} for url in body.get("media_urls") or []],
-            "parts": max(1, -(-len(text) // 160)),
-            "type": "MMS" if body.get("media_urls") else "SMS",
-            "errors": [],
-        }
+        message = sandbox.message(
+            "outbound", from_, to, "queued", body.get("text") or "", body.get("media_urls")
+        )
         sandbox.sent.append(message)
         if key is not None:
             sandbox.answered[key] = message

@@ -36,6 +36,7 @@ def reached_rows(table: str, at: str) -> str:
 
 
 def columns(horizons: Horizons) -> tuple[list[str], list[datetime]]:
+    """Horizons as the two arrays ``reached_rows`` and ``unnest`` take."""
     return [key for key, _ in horizons], [before for _, before in horizons]
 
 
@@ -82,19 +83,19 @@ def follow(
     """The handler of ``retention.applied`` for a projection whose rows ``expire`` forgets."""
 
     async def applied(conn: Connection, events: Sequence[Envelope[RetentionApplied]]) -> None:
-        horizons = sorted(reached(events).items())
+        keys, befores = columns(sorted(reached(events).items()))
         # Horizons only move forward: an older sweep read late changes nothing.
         await conn.execute(
             f"INSERT INTO {service}_horizons (conversation_key, before) "
             "SELECT * FROM unnest($1::text[], $2::timestamptz[]) ON CONFLICT (conversation_key) "
             f"DO UPDATE SET before = greatest({service}_horizons.before, EXCLUDED.before)",
-            [key for key, _ in horizons],
-            [before for _, before in horizons],
+            keys,
+            befores,
         )
         rows = await conn.fetch(
             f"SELECT conversation_key, before FROM {service}_horizons "
             "WHERE conversation_key = ANY($1::text[]) ORDER BY conversation_key",
-            [key for key, _ in horizons],
+            keys,
         )
         await expire(conn, [(row["conversation_key"], row["before"]) for row in rows])
 

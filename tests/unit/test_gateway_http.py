@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import uuid
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
 
 import httpx
 import pytest
@@ -36,11 +38,18 @@ def bus() -> InMemoryBus:
 
 @pytest.fixture
 async def client(bus: InMemoryBus) -> AsyncIterator[httpx.AsyncClient]:
-    settings = GatewaySettings(twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC)
-    async with (
-        serving(create_app(settings, publisher=bus)) as base,
-        httpx.AsyncClient(base_url=base) as http,
-    ):
+    async with gateway(bus) as http:
+        yield http
+
+
+@asynccontextmanager
+async def gateway(bus: InMemoryBus, **settings: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A gateway publishing to ``bus``, with ``settings`` beside the Twilio ones."""
+    app = create_app(
+        GatewaySettings(twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC, **settings),
+        publisher=bus,
+    )
+    async with serving(app) as base, httpx.AsyncClient(base_url=base) as http:
         yield http
 
 
@@ -174,13 +183,7 @@ def telnyx_inbound() -> bytes:
 
 @pytest.fixture
 async def with_telnyx(bus: InMemoryBus) -> AsyncIterator[httpx.AsyncClient]:
-    settings = GatewaySettings(
-        twilio_auth_token=AUTH_TOKEN, public_base_url=PUBLIC, telnyx_public_key=TELNYX_PUBLIC_KEY
-    )
-    async with (
-        serving(create_app(settings, publisher=bus)) as base,
-        httpx.AsyncClient(base_url=base) as http,
-    ):
+    async with gateway(bus, telnyx_public_key=TELNYX_PUBLIC_KEY) as http:
         yield http
 
 

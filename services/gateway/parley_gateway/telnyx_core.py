@@ -20,6 +20,7 @@ from parley_gateway.core import MAX_MEDIA, InvalidWebhook
 from parley_shared.events import Envelope, Media, MessageReceived, StatusUpdated, new_envelope
 from parley_shared.identity import conversation_key, inbound_event_id, status_event_id
 from parley_shared.keywords import HUMAN, intent_of
+from parley_shared.telnyx import error_code
 
 PROVIDER = "telnyx"
 # Telnyx's recipient statuses onto Parley's (Twilio's) forward-only ones. Telnyx reports a
@@ -110,7 +111,7 @@ def _status(p: Mapping[str, Any], received_at: datetime) -> Envelope:
         channel="sms",
         participant=participant,
         our_address=our_address,
-        error_code=_error_code(p.get("errors")),
+        error_code=error_code(p.get("errors")),
         params={"telnyx": [json.dumps(p, sort_keys=True)]},
     )
     return _envelope(payload, status_event_id(message_id, status), received_at)
@@ -181,13 +182,3 @@ def _media(items: object) -> tuple[Media, ...]:
             Media(url=_text(item, "url"), content_type=_optional_text(item, "content_type"))
         )
     return tuple(media)
-
-
-def _error_code(errors: object) -> int | None:
-    """Telnyx's first error code ("40300") as a number, as Twilio's are."""
-    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
-        return None
-    code = errors[0].get("code")
-    if isinstance(code, int) and not isinstance(code, bool):
-        return code
-    return int(code) if isinstance(code, str) and code.isdigit() and len(code) < 10 else None

@@ -15,6 +15,7 @@ import telnyx
 from telnyx import AsyncTelnyx
 
 from parley_sender.twilio_client import Accepted, SendError
+from parley_shared.telnyx import error_code
 
 
 class TelnyxMessaging:
@@ -52,7 +53,8 @@ class TelnyxMessaging:
                 idempotency_key=idempotency_key if idempotency_key else telnyx.omit,
             )
         except telnyx.APIStatusError as exc:
-            raise SendError(exc.status_code, _code(exc.body), str(exc.message)) from exc
+            errors = exc.body.get("errors") if isinstance(exc.body, dict) else None
+            raise SendError(exc.status_code, error_code(errors), str(exc.message)) from exc
         except telnyx.APIError as exc:
             # No answer (a time-out, a dropped connection): it may have been taken.
             raise SendError(None, None, repr(exc)) from exc
@@ -67,12 +69,3 @@ class TelnyxMessaging:
 
     async def close(self) -> None:
         await self._client.close()
-
-
-def _code(body: object) -> int | None:
-    """Telnyx's first error code ("40310") as a number, as Twilio's are."""
-    errors = body.get("errors") if isinstance(body, dict) else None
-    if not isinstance(errors, list) or not errors or not isinstance(errors[0], dict):
-        return None
-    code = errors[0].get("code")
-    return int(code) if isinstance(code, str) and code.isdigit() and len(code) < 10 else None
