@@ -56,3 +56,46 @@ async def text_in(box: Sandbox, participant: str, ours: str, body: str, public_b
     url = public_base.rstrip("/") + "/webhooks/twilio/messages"
     signature = RequestValidator(box.auth_token).compute_signature(url, params)
     return await box.deliver(url, params, signature)
+
+
+# A call's status callbacks as Twilio posts them, by how the call goes.
+CALLS = {
+    "answered": ("ringing", "in-progress", "completed"),
+    "missed": ("ringing", "no-answer"),
+    "busy": ("busy",),
+}
+
+
+async def call_in(
+    box: Sandbox,
+    participant: str,
+    ours: str,
+    public_base: str,
+    *,
+    how: str,
+    seconds: int = 0,
+    sid: str | None = None,
+) -> list[bool]:
+    """``participant`` calls ``ours`` and the call goes ``how`` (``CALLS``): each status
+    callback posted, signed, to the gateway's voice URL, in order; whether each was taken.
+    ``sid``: the call's, to post a call's callbacks again (as Twilio retries them)."""
+    sid = sid or "CA" + secrets.token_hex(16)
+    url = public_base.rstrip("/") + "/webhooks/twilio/voice"
+    taken = []
+    for sequence, status in enumerate(CALLS[how]):
+        params = {
+            "CallSid": sid,
+            "AccountSid": box.account_sid,
+            "From": participant,
+            "To": ours,
+            "Direction": "inbound",
+            "CallStatus": status,
+            "SequenceNumber": str(sequence),
+            "CallbackSource": "call-progress-events",
+            "ApiVersion": "2010-04-01",
+        }
+        if status == "completed":
+            params["CallDuration"] = str(seconds)
+        signature = RequestValidator(box.auth_token).compute_signature(url, params)
+        taken.append(await box.deliver(url, params, signature))
+    return taken

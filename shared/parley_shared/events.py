@@ -37,6 +37,9 @@ Channel = Literal["sms", "whatsapp"]
 Intent = Literal["opt_out", "opt_in", "help", "human", "none"]
 NO_NUL = r"^[^\x00]*$"
 ReplySource = Literal["ai", "fallback", "offline"]
+# What a call status means for a conversation: ringing or talking, over after someone
+# answered, or over without anyone answering (busy, no answer, canceled, failed).
+CallOutcome = Literal["started", "completed", "missed"]
 # Which messaging provider a message came or goes through ("twilio", "telnyx"): a free name,
 # so that a provider added later is no value an older reader refuses.
 ProviderName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9_]{1,32}$")]
@@ -206,6 +209,49 @@ class HandoffChanged(Payload):
     agent: str
 
 
+class CallUpdated(Payload):
+    """A voice call's status callback: a call between a participant's number and ours, which
+    joins that number's SMS thread. One event per status of a call."""
+
+    EVENT_TYPE: ClassVar[str] = "call.updated"
+
+    provider: ProviderName = "twilio"
+    call_sid: str
+    account_sid: str
+    direction: Literal["inbound", "outbound"]
+    # The other party's number and ours, whichever called.
+    participant: str
+    our_address: str
+    # The provider's status as it wrote it, lower-case ("ringing", "no-answer", ...).
+    status: str
+    # What it means, decided once by the gateway (``calls.outcome_of``).
+    outcome: CallOutcome
+    # Seconds the call lasted, on the callback that ends it.
+    duration_s: int | None = Field(None, ge=0)
+    params: dict[str, list[str]] = Field(default_factory=dict)
+
+
+class EmailReceived(Payload):
+    """An email sent to one of our addresses (an inbound-parse webhook). A thread of its own
+    per sender and address of ours."""
+
+    EVENT_TYPE: ClassVar[str] = "email.received"
+
+    provider: ProviderName = "sendgrid"
+    # The Message-ID header (or a digest of the post when there is none).
+    message_id: str
+    # The sender's address, lower-case, and ours it was sent to.
+    participant: str
+    our_address: str
+    sender_name: str | None = None
+    subject: str = ""
+    # The text part (else the HTML part with its tags removed).
+    body: str = ""
+    attachments: int = Field(0, ge=0)
+    # Every form field posted except attachments' contents, so nothing is lost to a schema.
+    params: dict[str, list[str]] = Field(default_factory=dict)
+
+
 class AiOverrides(BaseModel):
     """How the AI answers for one of our numbers; an unset field takes the service's default."""
 
@@ -321,6 +367,8 @@ PAYLOAD_TYPES: dict[str, type[Payload]] = {
         TokenRevoked,
         ParticipantErased,
         RetentionApplied,
+        CallUpdated,
+        EmailReceived,
     )
 }
 

@@ -41,7 +41,7 @@ def conversation_key(
     account_sid: str,
     our_endpoint: str,
     participant: str,
-    channel: Channel,
+    channel: str,
 ) -> str:
     """The Kafka key that keeps one conversation's events in order on one partition.
 
@@ -65,6 +65,14 @@ def inbound_event_id(message_sid: str) -> UUID:
 
 def status_event_id(message_sid: str, status: str) -> UUID:
     return uuid5(PARLEY_NAMESPACE, f"status.updated/{message_sid}/{status.lower()}")
+
+
+def call_event_id(call_sid: str, status: str) -> UUID:
+    return uuid5(PARLEY_NAMESPACE, f"call.updated/{call_sid}/{status.lower()}")
+
+
+def email_event_id(message_id: str) -> UUID:
+    return uuid5(PARLEY_NAMESPACE, f"email.received/{message_id}")
 
 
 def derived_event_id(event_type: str, cause: UUID, discriminator: str = "") -> UUID:

@@ -27,7 +27,9 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from pydantic import ValidationError
 
 from parley_shared.events import (
+    CallUpdated,
     ConversationChanged,
+    EmailReceived,
     Envelope,
     HandoffChanged,
     MessageReceived,
@@ -68,6 +70,14 @@ PERSONAL: dict[type[Payload], Mapping[str, Any]] = {
     },
     HandoffChanged: {"participant": ""},
     ConversationChanged: {"participant": ""},
+    CallUpdated: {"participant": "", "params": {}},
+    EmailReceived: {
+        "participant": "",
+        "sender_name": None,
+        "subject": "",
+        "body": "",
+        "params": {},
+    },
 }
 
 

@@ -19,6 +19,10 @@ TENANTS_CHANGED = "tenants.changed"
 # Participants erased (their keys deleted) and tenants' retention applied, so every
 # projection forgets them too.
 PARTICIPANTS_CHANGED = "participants.changed"
+# Voice calls' status callbacks and inbound emails: contacts beside messages, in the same
+# threads (calls) and analytics, answered by no one unless configured.
+CALL_UPDATED = "call.updated"
+EMAIL_RECEIVED = "email.received"
 
 ALL = (
     MESSAGE_RECEIVED,
@@ -30,6 +34,8 @@ ALL = (
     SETTINGS_CHANGED,
     TENANTS_CHANGED,
     PARTICIPANTS_CHANGED,
+    CALL_UPDATED,
+    EMAIL_RECEIVED,
 )
 DEAD_LETTER_SUFFIX = ".dlq"
 

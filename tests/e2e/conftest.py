@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -21,6 +21,7 @@ from parley_analytics.settings import AnalyticsSettings
 from parley_conversation.app import create_app as conversation_app
 from parley_conversation.settings import ConversationSettings
 from parley_dev import fake_openai, sandbox, telnyx_sandbox
+from parley_dev.email_sandbox import EmailSandbox
 from parley_dev.infra import free_port
 from parley_dev.serve import serving
 from parley_dev.telnyx_sandbox import TelnyxSandbox
@@ -52,6 +53,7 @@ class Parley:
     bus: BusSettings
     twilio_url: str = ""
     ai: httpx.AsyncClient | None = None
+    email: EmailSandbox = field(default_factory=EmailSandbox)
 
     async def text(self, participant: str, body: str, **extra: str) -> dict[str, str]:
         to = BOT_WHATSAPP if participant.startswith("whatsapp:") else BOT_SMS
@@ -138,6 +140,7 @@ async def parley(
         templates.write_text(json.dumps(options["templates"]))
     twilio = sandbox.Sandbox(account_sid=ACCOUNT_SID, auth_token=AUTH_TOKEN)
     telnyx = TelnyxSandbox(api_key="KEY-e2e")
+    email = EmailSandbox()
     openai = fake_openai.FakeOpenAI()
     bus = bus_settings.model_dump()
     async with contextlib.AsyncExitStack() as stack:
@@ -153,6 +156,7 @@ async def parley(
             public_base_url=PUBLIC,
             handoff_keywords=window["handoff_keywords"],
             telnyx_public_key=telnyx.public_key,
+            email_webhook_public_key=email.public_key,
         )
         gateway_url = await stack.enter_async_context(serving(gateway_app(gateway)))
         twilio.deliver_to = telnyx.deliver_to = (PUBLIC, gateway_url)
@@ -233,6 +237,7 @@ async def parley(
             database=database,
             bus=bus_settings,
             twilio_url=twilio_url,
+            email=email,
             ai=await stack.enter_async_context(
                 httpx.AsyncClient(
                     base_url=ai_url, timeout=20, headers={"Authorization": f"Bearer {API_TOKEN}"}

@@ -11,6 +11,7 @@ from collections import Counter
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from parley_dev.carrier import call_in
 from parley_dev.digest import digest, rows
 from parley_dev.rebuild import PROJECTIONS, rebuild
 from parley_shared.db import create_pool
@@ -25,7 +26,7 @@ from parley_shared.events import (
 from parley_shared.keyring import Keyring
 from parley_shared.keywords import keyword_of
 from parley_shared.status import fold_statuses
-from tests.e2e.conftest import BOT_SMS, Parley, eventually
+from tests.e2e.conftest import BOT_SMS, PUBLIC, Parley, eventually
 from tests.helpers import read_topic
 
 SMS = ["+15550300001", "+15550300002", "+15550300003"]
@@ -103,6 +104,23 @@ async def run_workload(parley: Parley) -> int:
     await parley.api(f"/v1/conversations/{conversation['id']}/close", method="POST")
     await parley.text(WHATSAPP[0], "A new question after the close")
     await eventually(lambda: _sent_at_least(parley, 11), timeout_s=30)
+
+    # Calls join their callers' threads (one answered, its callback repeated; one missed);
+    # an email opens a thread of its own.
+    answered = "CA" + "c1" * 16
+    for _ in range(2):
+        await call_in(
+            parley.twilio, SMS[1], BOT_SMS, PUBLIC, how="answered", seconds=42, sid=answered
+        )
+    await call_in(parley.twilio, SMS[2], BOT_SMS, PUBLIC, how="missed")
+    emailed = await parley.email.post(
+        parley.gateway + "/webhooks/email/inbound",
+        "Pat <pat@mail.example>",
+        "help@shop.example",
+        "Returns",
+        "How do I return a parcel?",
+    )
+    assert emailed.status_code == 200, emailed.text
 
     # A participant is erased (their replies, template and statuses are on the log under
     # the deleted key) and writes again under a new one: a rebuild forgets them the same.
@@ -252,6 +270,14 @@ async def check_analytics(
         "total": len(SMS) + len(WHATSAPP) + 1 + 1,  # and the Telnyx one
         "open": len(SMS) + len(WHATSAPP) + 1,
     }
+
+    contacts = (await parley.analytics.get("/v1/contacts")).json()["channels"]
+    assert [
+        (c["channel"], c["total"], c["completed"], c["missed"], c["talk_seconds"]) for c in contacts
+    ] == [
+        ("email", 1, 0, 0, 0),
+        ("voice", 2, 1, 1, 42),
+    ]
 
     whatsapp_only = (await parley.analytics.get("/v1/stats", params={"channel": "whatsapp"})).json()
     assert whatsapp_only["messages"]["inbound"] == sum(p.channel == "whatsapp" for p in inbound)

@@ -10,7 +10,9 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from parley_shared.events import (
+    CallUpdated,
     ConversationChanged,
+    EmailReceived,
     Envelope,
     HandoffChanged,
     Location,
@@ -92,6 +94,26 @@ def every_personal_payload(body: str) -> list[Payload]:
         ),
         HandoffChanged(**common, conversation_id=uuid.uuid4(), action="taken_over", agent="sam"),
         ConversationChanged(**common, conversation_id=uuid.uuid4(), action="closed"),
+        CallUpdated(
+            call_sid="CA" + "c" * 32,
+            account_sid="AC1",
+            direction="inbound",
+            participant=NUMBER,
+            our_address="+15550009999",
+            status="completed",
+            outcome="completed",
+            duration_s=12,
+            params={"From": [NUMBER]},
+        ),
+        EmailReceived(
+            message_id="<1@mail.example>",
+            participant="ada@mail.example",
+            our_address="help@shop.example",
+            sender_name="Ada Lovelace",
+            subject=f"Re: {body}",
+            body=body,
+            params={"from": ["Ada Lovelace <ada@mail.example>"], "headers": ["Home of Ada"]},
+        ),
     ]
 
 

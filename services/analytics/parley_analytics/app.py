@@ -24,6 +24,8 @@ CONSUMED = [
     topics.CONVERSATION_CHANGED,
     topics.TENANTS_CHANGED,
     topics.PARTICIPANTS_CHANGED,
+    topics.CALL_UPDATED,
+    topics.EMAIL_RECEIVED,
 ]
 
 

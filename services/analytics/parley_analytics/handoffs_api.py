@@ -1,11 +1,14 @@
-"""``GET /v1/handoffs``: people in the loop, in figures."""
+"""``GET /v1/handoffs``: people in the loop, in figures; ``GET /v1/contacts``: calls and
+emails beside the messages."""
 
 from __future__ import annotations
+
+from typing import Literal
 
 from fastapi import APIRouter, Depends
 from pydantic import BaseModel
 
-from parley_analytics import handoffs, views
+from parley_analytics import contacts, handoffs, views
 from parley_analytics.api import PoolDep, Range, Scope
 from parley_shared.auth import UNAUTHORIZED
 from parley_shared.tenancy import caller
@@ -44,4 +47,32 @@ async def handoff_figures(f: Range, pool: PoolDep) -> Handoffs:
         conversations=total,
         handed_off_share=round(handed / total, 4) if total else None,
         **figures,
+    )
+
+
+class ChannelContacts(BaseModel):
+    channel: Literal["voice", "email"]
+    # Calls or emails begun in the range.
+    total: int
+    inbound: int
+    outbound: int
+    # Calls answered, missed (busy, no answer, canceled, failed) and still under way.
+    completed: int
+    missed: int
+    in_progress: int
+    talk_seconds: int
+
+
+class Contacts(BaseModel):
+    range: Scope
+    channels: list[ChannelContacts]
+
+
+@router.get("/contacts", response_model=Contacts)
+async def contact_figures(f: Range, pool: PoolDep) -> Contacts:
+    """Calls and emails per channel ("voice", "email"): how many, answered and missed calls,
+    seconds talked. `our_number` filters calls by our number; emails are to no number."""
+    return Contacts(
+        range=Scope.of(f),
+        channels=[ChannelContacts(**row) for row in await contacts.figures(pool, f)],
     )

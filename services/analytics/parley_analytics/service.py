@@ -5,11 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
-from parley_analytics import conversation_hours, forgetting, handoffs, store
+from parley_analytics import contacts, conversation_hours, forgetting, handoffs, store
 from parley_shared import erasure
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
+    CallUpdated,
     ConversationChanged,
+    EmailReceived,
     Envelope,
     HandoffChanged,
     MessageReceived,
@@ -43,6 +45,8 @@ class AnalyticsService(Projection):
         self.on(MessageSent, self.sent)
         self.on(StatusUpdated, self.statuses, personal=False)
         self.on(HandoffChanged, handoffs.add_handoffs)
+        self.on(CallUpdated, contacts.add_calls, personal=False)
+        self.on(EmailReceived, contacts.add_emails, personal=False)
         self.on(ParticipantErased, erasure.follow(self.service, forgetting.forget))
         self.expiring(forgetting.expire)
         TenantsProjection(self.service).follow(self)

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from uuid import UUID
 
-from parley_analytics import conversation_hours, participants
+from parley_analytics import contacts, conversation_hours, participants
 from parley_analytics.funnel import add_latencies, settle_facts
 from parley_shared import erasure, retention, tenancy
 from parley_shared.conversations import place_all, rewrite_thread
@@ -152,6 +152,7 @@ MIGRATIONS = (
         """,
     ),
     retention.migration(SERVICE),
+    contacts.MIGRATION,
 )
 
 

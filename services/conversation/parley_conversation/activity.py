@@ -16,7 +16,9 @@ from collections.abc import Sequence
 
 from parley_shared.db import Connection
 from parley_shared.events import (
+    CallUpdated,
     ConversationChanged,
+    EmailReceived,
     Envelope,
     MessageReceived,
     MessageSent,
@@ -26,7 +28,15 @@ from parley_shared.events import (
 from parley_shared.migrations import Migration
 
 # Events that add messages to a thread or move them between its conversations.
-MOVES = (MessageReceived, ReplyGenerated, MessageSent, OutboundRequested, ConversationChanged)
+MOVES = (
+    MessageReceived,
+    ReplyGenerated,
+    MessageSent,
+    OutboundRequested,
+    ConversationChanged,
+    CallUpdated,
+    EmailReceived,
+)
 
 
 async def recompute(conn: Connection, events: Sequence[Envelope]) -> None:

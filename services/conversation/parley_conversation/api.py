@@ -52,8 +52,26 @@ class ConversationPage(BaseModel):
     next_cursor: str | None
 
 
+class Call(BaseModel):
+    """A voice call in the thread: under way, completed (answered) or missed."""
+
+    outcome: Literal["started", "completed", "missed"]
+    duration_s: int | None
+    provider: str
+
+
+class Email(BaseModel):
+    subject: str
+    sender_name: str | None
+    attachments: int
+
+
 class Message(BaseModel):
+    """An entry of a conversation's history: a message, or a call or an email (``kind``),
+    whose details are in ``call`` or ``email``; a call's status is the provider's."""
+
     id: UUID
+    kind: Literal["message", "call", "email"] = "message"
     direction: Literal["inbound", "outbound"]
     body: str
     media: list[dict[str, Any]]
@@ -68,6 +86,8 @@ class Message(BaseModel):
     content_sid: str | None
     # A WhatsApp location the participant shared: latitude, longitude, address, label.
     location: dict[str, Any] | None
+    call: Call | None = None
+    email: Email | None = None
     at: datetime
 
 
@@ -100,7 +120,7 @@ async def list_conversations(
     service: Service,
     who: Reader,
     state: Literal["open", "closed"] | None = None,
-    channel: Literal["sms", "whatsapp"] | None = None,
+    channel: Literal["sms", "whatsapp", "email"] | None = None,
     participant: Annotated[str | None, Query(max_length=64)] = None,
     handoff: Literal["ai", "requested", "agent"] | None = None,
     our_number: Annotated[str | None, Query(pattern=r"^(whatsapp:)?\+[1-9][0-9]{5,14}$")] = None,

@@ -34,6 +34,8 @@ CONSUMED = [
     topics.MESSAGE_REQUESTED,
     topics.TENANTS_CHANGED,
     topics.PARTICIPANTS_CHANGED,
+    topics.CALL_UPDATED,
+    topics.EMAIL_RECEIVED,
 ]
 
 

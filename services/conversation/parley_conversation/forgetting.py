@@ -8,12 +8,19 @@ from uuid import UUID
 from parley_shared import erasure, retention
 from parley_shared.db import Connection
 
+# What an entry keeps of a participant's fields once they are forgotten ($2: "[erased]"), as a
+# rebuild reads their events then: a call's entry holds none of them, so it is left as it is.
+FORGOTTEN = (
+    "body = CASE WHEN kind = 'call' THEN body ELSE $2 END, media = '[]', location = NULL, "
+    "email = CASE WHEN email IS NULL THEN NULL "
+    "ELSE email || jsonb_build_object('subject', $2::text, 'sender_name', NULL) END"
+)
+
 
 async def forget(conn: Connection, subjects: list[UUID]) -> None:
     """What erased participants' events put here, as a rebuild now reads them: "[erased]"."""
     await conn.execute(
-        "UPDATE conversation_messages SET body = $2, media = '[]', location = NULL "
-        "WHERE subject = ANY($1::uuid[])",
+        f"UPDATE conversation_messages SET {FORGOTTEN} WHERE subject = ANY($1::uuid[])",
         subjects,
         erasure.ERASED,
     )
@@ -35,10 +42,11 @@ async def expire(conn: Connection, horizons: retention.Horizons) -> None:
     as it does after an erasure)."""
     keys, befores = retention.columns(horizons)
     await conn.execute(
-        "UPDATE conversation_messages m SET body = $3, media = '[]', location = NULL "
+        f"UPDATE conversation_messages m SET {FORGOTTEN.replace('$2', '$3')} "
         "FROM unnest($1::text[], $2::timestamptz[]) AS h(key, before) "
-        "WHERE m.conversation_key = h.key AND m.anchor_at < h.before "
-        "AND (m.body <> $3 OR m.media <> '[]' OR m.location IS NOT NULL)",
+        "WHERE m.conversation_key = h.key AND m.anchor_at < h.before AND kind <> 'call' "
+        "AND (m.body <> $3 OR m.media <> '[]' OR m.location IS NOT NULL "
+        "OR m.email ->> 'subject' <> $3)",
         keys,
         befores,
         erasure.ERASED,

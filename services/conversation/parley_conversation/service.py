@@ -7,13 +7,15 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 from uuid import UUID, uuid4
 
-from parley_conversation import activity, agents, forgetting, live, store
+from parley_conversation import activity, agents, contacts, forgetting, live, store
 from parley_conversation.core import handoff_state, refuse_handoff, refuse_send
 from parley_shared import erasure, topics
 from parley_shared.bus import BrokerUnavailable
 from parley_shared.db import Connection, Pool, enqueue, first_time, lock_keys
 from parley_shared.events import (
+    CallUpdated,
     ConversationChanged,
+    EmailReceived,
     Envelope,
     HandoffChanged,
     MessageReceived,
@@ -76,6 +78,8 @@ class ConversationService(Projection):
         self.on(StatusUpdated, store.record_statuses, personal=False)
         self.on(OutboundRequested, agents.add_requests)
         self.on(HandoffChanged, agents.add_handoffs)
+        self.on(CallUpdated, contacts.add_calls)
+        self.on(EmailReceived, contacts.add_emails)
         self.on(ParticipantErased, erasure.follow(self.service, forgetting.forget))
         self.expiring(forgetting.expire)
         TenantsProjection(self.service).follow(self)

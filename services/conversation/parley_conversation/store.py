@@ -125,6 +125,15 @@ MIGRATIONS = (
         "the provider a thread's messages come and go through (rebuild to backfill)",
         "ALTER TABLE conversation_threads ADD COLUMN IF NOT EXISTS provider text;",
     ),
+    Migration(
+        "calls and emails in the history (contacts.py): what an entry is, and its details",
+        """
+        ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS kind text NOT NULL
+            DEFAULT 'message';
+        ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS call jsonb;
+        ALTER TABLE conversation_messages ADD COLUMN IF NOT EXISTS email jsonb;
+        """,
+    ),
 )
 
 

@@ -147,7 +147,7 @@ async def messages(
     rows = await pool.fetch(
         f"""
         SELECT m.id, m.direction, m.body, m.media, m.message_sid, m.status, m.error_code, m.ai,
-               m.agent, m.content_sid, m.location,
+               m.agent, m.content_sid, m.location, m.kind, m.call, m.email,
                m.occurred_at AS at, m.anchor_at,
                coalesce((SELECT json_agg(json_build_object('status', s.status, 'at', s.at,
                                  'error_code', s.error_code) ORDER BY s.at)
@@ -161,7 +161,7 @@ async def messages(
     found = []
     for row in rows:
         record = dict(row)
-        for field in ("media", "ai", "status_history", "location"):
+        for field in ("media", "ai", "status_history", "location", "call", "email"):
             if isinstance(record[field], str):
                 record[field] = json.loads(record[field])
         found.append(record)

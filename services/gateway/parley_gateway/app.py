@@ -20,7 +20,8 @@ from fastapi.responses import JSONResponse, Response
 from opentelemetry import trace
 
 from parley_gateway.core import InvalidWebhook
-from parley_gateway.openapi import TELNYX_WEBHOOK, WEBHOOK
+from parley_gateway.email_provider import EmailProvider
+from parley_gateway.openapi import EMAIL_WEBHOOK, TELNYX_WEBHOOK, VOICE_WEBHOOK, WEBHOOK
 from parley_gateway.providers import Provider, Refused, Webhook
 from parley_gateway.settings import GatewaySettings
 from parley_gateway.signature import public_url
@@ -29,7 +30,13 @@ from parley_gateway.twilio_provider import TwilioProvider
 from parley_shared import metrics, topics
 from parley_shared.bus import BrokerUnavailable, Publisher
 from parley_shared.db import Pool, answers, create_pool
-from parley_shared.events import MessageReceived, Payload, StatusUpdated
+from parley_shared.events import (
+    CallUpdated,
+    EmailReceived,
+    MessageReceived,
+    Payload,
+    StatusUpdated,
+)
 from parley_shared.kafka import KafkaPublisher, ensure_topics
 from parley_shared.keyring import Keyring, SealingPublisher
 from parley_shared.runtime import HTTP_TELEMETRY, metrics_route
@@ -39,11 +46,13 @@ log = logging.getLogger(__name__)
 tracer = trace.get_tracer("parley.gateway")
 
 # How to turn a provider on, for the 404 of one that is off.
-HOW = {"telnyx": " (set TELNYX_PUBLIC_KEY)"}
+HOW = {"telnyx": " (set TELNYX_PUBLIC_KEY)", "sendgrid": " (set EMAIL_WEBHOOK_PUBLIC_KEY)"}
 # The topic of each event a webhook can stand for.
 TOPICS: dict[type[Payload], str] = {
     MessageReceived: topics.MESSAGE_RECEIVED,
     StatusUpdated: topics.STATUS_UPDATED,
+    CallUpdated: topics.CALL_UPDATED,
+    EmailReceived: topics.EMAIL_RECEIVED,
 }
 
 
@@ -84,7 +93,7 @@ class Gateway:
             raise Rejected(
                 415, f"content type must be {provider.content_type}, got {content_type or 'none'}"
             )
-        limit = self.settings.max_body_bytes
+        limit = provider.max_body_bytes or self.settings.max_body_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise Rejected(413, f"body larger than {limit} bytes")
@@ -203,6 +212,8 @@ def providers_of(settings: GatewaySettings) -> list[Provider]:
     ]
     if settings.telnyx_public_key is not None:
         providers.append(TelnyxProvider(settings.telnyx_public_key, settings.human_words))
+    if settings.email_webhook_public_key is not None:
+        providers.append(EmailProvider(settings.email_webhook_public_key, settings.max_email_bytes))
     return providers
 
 
@@ -262,7 +273,7 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
 
     app = FastAPI(
         title="Parley gateway",
-        summary="Receives Twilio and Telnyx webhooks and publishes them to Kafka.",
+        summary="Receives Twilio, Telnyx and inbound-email webhooks and publishes them to Kafka.",
         lifespan=lifespan,
         telemetry=HTTP_TELEMETRY,
     )
@@ -276,6 +287,18 @@ def create_app(settings: GatewaySettings, publisher: Publisher | None = None) ->
     async def status_callback(request: Request, gateway: GatewayDep) -> Response:
         """A delivery status callback for a message Parley sent."""
         return await gateway.accept(request, "twilio", "status")
+
+    @app.post("/webhooks/twilio/voice", **VOICE_WEBHOOK)
+    async def call_status(request: Request, gateway: GatewayDep) -> Response:
+        """A voice call's status callback (point a number's or a call's StatusCallback here):
+        the call shows in the caller's thread and is counted in analytics."""
+        return await gateway.accept(request, "twilio", "voice")
+
+    @app.post("/webhooks/email/inbound", **EMAIL_WEBHOOK)
+    async def inbound_email(request: Request, gateway: GatewayDep) -> Response:
+        """An email to one of our addresses, posted Inbound Parse style and signed.
+        404 unless ``EMAIL_WEBHOOK_PUBLIC_KEY`` is set."""
+        return await gateway.accept(request, "sendgrid", "inbound")
 
     @app.post("/webhooks/telnyx/messages", **TELNYX_WEBHOOK)
     async def telnyx_message(request: Request, gateway: GatewayDep) -> Response:

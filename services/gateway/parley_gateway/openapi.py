@@ -81,3 +81,61 @@ TELNYX_WEBHOOK: dict[str, Any] = {
         ],
     },
 }
+
+
+def _form_webhook(required: list[str], description: str) -> dict[str, Any]:
+    document: dict[str, Any] = {**WEBHOOK, "responses": dict(WEBHOOK["responses"])}
+    document["responses"][200] = {"content": {"text/xml": {}}, "description": description}
+    body = document["openapi_extra"]["requestBody"]["content"]
+    form = body["application/x-www-form-urlencoded"]["schema"]
+    document["openapi_extra"] = {
+        **document["openapi_extra"],
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/x-www-form-urlencoded": {"schema": {**form, "required": required}}
+            },
+        },
+    }
+    return document
+
+
+# A call's status callback: the same signed form, other fields.
+VOICE_WEBHOOK = _form_webhook(
+    ["CallSid", "AccountSid", "From", "To", "CallStatus", "Direction"], "Accepted; empty TwiML"
+)
+
+# An Inbound Parse post: a signed multipart form, answered with an empty 200.
+EMAIL_WEBHOOK: dict[str, Any] = {
+    "response_class": Response,
+    "responses": {
+        200: {"description": "Accepted"},
+        400: _problem("Malformed post"),
+        403: _problem("Missing or invalid signature, or a timestamp more than 5 minutes off"),
+        404: _problem("Email is not configured on this gateway (EMAIL_WEBHOOK_PUBLIC_KEY)"),
+        413: _problem("Body too large"),
+        415: _problem("Not multipart/form-data"),
+        503: _problem("Broker unavailable; the sender should retry"),
+    },
+    "openapi_extra": {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "multipart/form-data": {
+                    "schema": {
+                        "type": "object",
+                        "required": ["from", "to"],
+                        "additionalProperties": {"type": "string"},
+                    }
+                }
+            },
+        },
+        "parameters": [
+            {"name": name, "in": "header", "required": True, "schema": {"type": "string"}}
+            for name in (
+                "X-Twilio-Email-Event-Webhook-Signature",
+                "X-Twilio-Email-Event-Webhook-Timestamp",
+            )
+        ],
+    },
+}

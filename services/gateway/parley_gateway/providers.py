@@ -36,6 +36,8 @@ class Provider(Protocol):
     content_type: str
     # What it expects back on success: body and media type.
     answer: tuple[str, str]
+    # The largest body it posts; None: the gateway's MAX_BODY_BYTES.
+    max_body_bytes: int | None
 
     def event_of(self, kind: str, webhook: Webhook) -> Envelope | None:
         """The event ``webhook`` (posted to this provider's ``kind`` URL) stands for, None

@@ -17,6 +17,7 @@ from parley_shared.keywords import HUMAN
 class TelnyxProvider:
     name = "telnyx"
     content_type = "application/json"
+    max_body_bytes: int | None = None
     answer = ("", "text/plain")
 
     def __init__(self, public_key: str, human: frozenset[str] = HUMAN) -> None:

@@ -1,8 +1,10 @@
-"""The Twilio adapter of the gateway: signed form posts (``X-Twilio-Signature``), one URL for
-inbound messages and one for status callbacks, answered with empty TwiML."""
+"""The Twilio adapter of the gateway: signed form posts (``X-Twilio-Signature``), one URL each
+for inbound messages, messages' status callbacks and calls' status callbacks, answered with
+empty TwiML."""
 
 from __future__ import annotations
 
+from parley_gateway.calls import call_event
 from parley_gateway.core import InvalidWebhook, inbound_event, parse_form, status_event
 from parley_gateway.providers import Refused, Webhook
 from parley_gateway.signature import SignatureChecker
@@ -15,6 +17,7 @@ EMPTY_TWIML = '<?xml version="1.0" encoding="UTF-8"?><Response/>'
 class TwilioProvider:
     name = "twilio"
     content_type = "application/x-www-form-urlencoded"
+    max_body_bytes: int | None = None
     answer = (EMPTY_TWIML, "text/xml")
 
     def __init__(self, auth_token: str, human: frozenset[str] = HUMAN) -> None:
@@ -37,4 +40,6 @@ class TwilioProvider:
             return inbound_event(params, webhook.received_at, self._human)
         if kind == "status":
             return status_event(params, webhook.received_at)
+        if kind == "voice":
+            return call_event(params, webhook.received_at)
         raise InvalidWebhook(f"no Twilio webhook {kind!r}")

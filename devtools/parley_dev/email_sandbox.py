@@ -1,0 +1,99 @@
+"""An inbound-email service, as SendGrid's Inbound Parse is to Parley: it turns an email into a
+``multipart/form-data`` post of its parts (``from``, ``to``, ``subject``, ``text``,
+``headers``, ``envelope``, attachments as files) and signs it the way SendGrid signs its
+webhooks (ECDSA P-256 over the timestamp and the body), so ``./dev run`` and the tests need
+no account."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import time
+from dataclasses import dataclass, field
+
+import httpx
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+
+SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
+TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
+
+
+@dataclass
+class EmailSandbox:
+    key: ec.EllipticCurvePrivateKey = field(
+        default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
+    )
+
+    @property
+    def public_key(self) -> str:
+        """The verification key as SendGrid shows it (EMAIL_WEBHOOK_PUBLIC_KEY)."""
+        der = self.key.public_key().public_bytes(
+            serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+        )
+        return base64.b64encode(der).decode()
+
+    def signed(self, body: bytes, timestamp: int | None = None) -> dict[str, str]:
+        stamp = str(int(time.time()) if timestamp is None else timestamp)
+        signature = self.key.sign(stamp.encode() + body, ec.ECDSA(hashes.SHA256()))
+        return {SIGNATURE: base64.b64encode(signature).decode(), TIMESTAMP: stamp}
+
+    @staticmethod
+    def form(
+        sender: str,
+        to: str,
+        subject: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        attachments: dict[str, bytes] | None = None,
+    ) -> tuple[bytes, str]:
+        """An Inbound Parse post of an email: (body, content type)."""
+        message_id = message_id or f"<{secrets.token_hex(12)}@mail.example>"
+        address = sender.split("<")[-1].rstrip(">").strip()
+        fields = {
+            "headers": f"From: {sender}\nTo: {to}\nSubject: {subject}\nMessage-ID: {message_id}\n",
+            "from": sender,
+            "to": to,
+            "subject": subject,
+            "text": text,
+            "envelope": json.dumps({"from": address, "to": [to]}),
+            "charsets": json.dumps({"from": "UTF-8", "to": "UTF-8", "subject": "UTF-8"}),
+            "SPF": "pass",
+            "attachments": str(len(attachments or {})),
+        }
+        boundary = "parley-" + secrets.token_hex(12)
+        parts = [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"\r\n\r\n'.encode()
+            + value.encode()
+            for name, value in fields.items()
+        ]
+        parts += [
+            f'--{boundary}\r\nContent-Disposition: form-data; name="attachment{index}"; '
+            f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
+            + data
+            for index, (name, data) in enumerate((attachments or {}).items(), start=1)
+        ]
+        body = b"\r\n".join(parts) + f"\r\n--{boundary}--\r\n".encode()
+        return body, f"multipart/form-data; boundary={boundary}"
+
+    async def post(
+        self,
+        url: str,
+        sender: str,
+        to: str,
+        subject: str,
+        text: str,
+        *,
+        message_id: str | None = None,
+        attachments: dict[str, bytes] | None = None,
+    ) -> httpx.Response:
+        """Post an email to the gateway at ``url``, signed."""
+        body, content_type = self.form(
+            sender, to, subject, text, message_id=message_id, attachments=attachments
+        )
+        async with httpx.AsyncClient(timeout=10) as client:
+            return await client.post(
+                url, content=body, headers={"content-type": content_type, **self.signed(body)}
+            )
