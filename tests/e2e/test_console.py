@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from tests.e2e.conftest import BOT_SMS, BOT_WHATSAPP, Parley, eventually
+from parley_dev.carrier import call_in
+from tests.e2e.conftest import BOT_SMS, BOT_WHATSAPP, PUBLIC, Parley, eventually
 from tests.e2e.test_tenants import answered, as_token, call
 
 CHROMIUM = "/usr/bin/chromium"
@@ -95,6 +96,11 @@ async def test_an_operator_works_a_conversation_in_the_console(
         timeout=15_000
     )
     await expect(thread.locator(".bubble", has_text="Ana ·")).to_have_count(1)
+    # A call Alice made and no one answered shows in her thread as it comes.
+    assert await call_in(parley.twilio, ALICE, BOT_SMS, PUBLIC, how="missed") == [True, True]
+    await expect(thread.locator(".bubble.call", has_text="missed (no-answer)")).to_be_visible(
+        timeout=15_000
+    )
     await shot(page, "2-conversation")
 
     # A WhatsApp template, with the 24-hour window shown.

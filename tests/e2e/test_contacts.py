@@ -50,8 +50,10 @@ async def test_calls_join_the_callers_thread_and_are_counted(parley: Parley) -> 
     assert answered_call["call"] == {"outcome": "completed", "duration_s": 65, "provider": "twilio"}
     assert answered_call["status"] == "completed" and answered_call["message_sid"].startswith("CA")
     assert missed_call["call"]["outcome"] == "missed" and missed_call["status"] == "no-answer"
-    # One thread, one conversation: the calls are in the texts' conversation.
-    assert len(await parley.conversations_of(THEM)) == 1
+    # One thread, one conversation: the calls are in the texts' conversation, and are not
+    # counted as its messages.
+    [conversation] = await parley.conversations_of(THEM)
+    assert (conversation["messages_in"], conversation["messages_out"]) == (1, 1)
 
     async def counted() -> dict[str, Any] | None:
         voice = (await contacts(parley)).get("voice")

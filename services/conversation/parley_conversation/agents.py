@@ -34,7 +34,8 @@ LEFT JOIN LATERAL (
 
 # When the participant of conversation ``c``'s thread last wrote (WhatsApp's window opens then).
 LAST_INBOUND = """(SELECT max(i.occurred_at) FROM conversation_messages i
-    WHERE i.conversation_key = c.conversation_key AND i.direction = 'inbound')"""
+    WHERE i.conversation_key = c.conversation_key AND i.direction = 'inbound'
+    AND i.kind = 'message')"""
 
 
 async def add_requests(conn: Connection, events: Sequence[Envelope[OutboundRequested]]) -> None:

@@ -31,8 +31,8 @@ JOIN conversation_threads t USING (conversation_key)
 {HANDOFF_JOIN}
 LEFT JOIN LATERAL (
     SELECT min(occurred_at) AS first_at, max(occurred_at) AS last_at,
-           count(*) FILTER (WHERE direction = 'inbound') AS n_in,
-           count(*) FILTER (WHERE direction = 'outbound') AS n_out
+           count(*) FILTER (WHERE direction = 'inbound' AND kind = 'message') AS n_in,
+           count(*) FILTER (WHERE direction = 'outbound' AND kind = 'message') AS n_out
     FROM conversation_messages WHERE conversation_id = c.id
 ) m ON true
 """

@@ -32,7 +32,26 @@ async function mediaNode(conversation, message, index, item) {
   return img;
 }
 
+function seconds(total) {
+  return total >= 60 ? `${Math.floor(total / 60)} min ${total % 60} s` : `${total} s`;
+}
+
+// A call or an email: a line of its own in the history, not a message bubble.
+function contact(m) {
+  const text = m.kind === "call"
+    ? `📞 ${m.direction === "inbound" ? "Call from them" : "Call to them"}: ` + (
+      m.call.outcome === "completed" ? `answered, ${seconds(m.call.duration_s || 0)}` :
+      m.call.outcome === "missed" ? `missed (${m.status})` : `under way (${m.status})`)
+    : `✉️ Email${m.email.sender_name ? ` from ${m.email.sender_name}` : ""}: ${m.email.subject}` +
+      (m.email.attachments ? ` (${m.email.attachments} attachment${m.email.attachments > 1 ? "s" : ""})` : "");
+  return el("div", { class: `bubble ${m.direction} ${m.kind}`, "data-id": m.id },
+    el("div", { class: "muted" }, text),
+    m.kind === "email" && m.body ? el("div", {}, m.body) : null,
+    el("span", { class: "meta" }, when(m.at)));
+}
+
 function bubble(conversation, m) {
+  if (m.kind === "call" || m.kind === "email") return contact(m);
   const status = m.status || (m.direction === "inbound" ? "" : "queued");
   const who = m.direction === "inbound" ? "" : m.agent ? `${m.agent} · ` :
     m.ai ? `AI ${m.ai.model || ""}${m.ai.source && m.ai.source !== "ai" ? ` (${m.ai.source})` : ""} · ` : "";
