@@ -3,7 +3,11 @@
 Each line you type is texted to Parley's number through the sandbox, which answers carrier
 keywords as Twilio does (STOP, START, HELP) and posts the signed webhook to the gateway.
 Whatever comes back, Parley's replies and Twilio's own answers, is printed as it arrives;
-typing never waits for a reply.
+typing never waits for a reply. ``--telnyx`` texts through the Telnyx sandbox instead.
+
+Two lines are not texts: ``/call`` calls Parley's number and hangs up unanswered (``/call
+45``: a call answered and 45 seconds long), ``/email Subject: text`` emails Parley's address;
+both show in the conversation's history and in analytics, and get no reply.
 """
 
 from __future__ import annotations
@@ -16,6 +20,9 @@ from collections.abc import Iterable, Iterator
 from typing import TextIO
 
 import httpx
+
+# The address ``/email`` writes to.
+EMAIL_ADDRESS = "help@parley.example"
 
 
 class Replies(threading.Thread):
@@ -51,7 +58,34 @@ class Replies(threading.Thread):
         self.join()
 
 
-def chat(lines: Iterable[str], sandbox: str, me: str, bot: str, linger_s: float) -> None:
+def request_of(text: str, me: str, bot: str) -> tuple[str, dict[str, object]]:
+    """The sandbox's path and body for a typed line: a text, or a ``/call`` or an ``/email``."""
+    command, _, rest = text.partition(" ")
+    if command == "/call":
+        seconds = int(rest) if rest.strip().isdigit() else 0
+        how = "answered" if seconds else "missed"
+        return "/_sandbox/call", {"from": me, "to": bot, "how": how, "seconds": seconds}
+    if command == "/email":
+        subject, _, body = rest.partition(":")
+        address = f"{me.removeprefix('whatsapp:').lstrip('+')}@chat.example"
+        return "/_sandbox/email", {
+            "from": address,
+            "to": EMAIL_ADDRESS,
+            "subject": subject.strip(),
+            "text": body.strip(),
+        }
+    return "/_sandbox/inbound", {"from": me, "to": bot, "body": text}
+
+
+def chat(
+    lines: Iterable[str],
+    sandbox: str,
+    me: str,
+    bot: str,
+    linger_s: float,
+    contacts: str | None = None,
+) -> None:
+    """``contacts``: the sandbox that places calls and sends emails (the Twilio one)."""
     replies = Replies(sandbox, me)
     replies.start()
     try:
@@ -60,9 +94,9 @@ def chat(lines: Iterable[str], sandbox: str, me: str, bot: str, linger_s: float)
                 text = line.strip()
                 if not text:
                     continue
-                response = http.post(
-                    f"{sandbox}/_sandbox/inbound", json={"from": me, "to": bot, "body": text}
-                )
+                path, body = request_of(text, me, bot)
+                where = sandbox if path == "/_sandbox/inbound" else contacts or sandbox
+                response = http.post(where + path, json=body)
                 if response.status_code != 200 or not response.json().get("accepted"):
                     print(f"(not delivered to Parley: {response.status_code} {response.text})")
         # The input ended (a pipe, or Ctrl-D): replies still on their way are worth a wait,
@@ -93,7 +127,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--to", default="+15557650000", help="Parley's number")
     parser.add_argument("--whatsapp", action="store_true", help="talk over WhatsApp")
+    parser.add_argument("--telnyx", action="store_true", help="text through the Telnyx sandbox")
     parser.add_argument("--sandbox", default="http://127.0.0.1:8090")
+    parser.add_argument("--telnyx-sandbox", default="http://127.0.0.1:8091")
     parser.add_argument(
         "--linger", type=float, default=5.0, help="seconds to wait for replies after the input"
     )
@@ -101,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
     prefix = "whatsapp:" if args.whatsapp else ""
     me, bot = prefix + args.sender, prefix + args.to
     print(f"Chatting with Parley as {me} (Ctrl-D to quit).")
-    chat(sys.stdin if not sys.stdin.isatty() else typed(), args.sandbox, me, bot, args.linger)
+    texts = args.telnyx_sandbox if args.telnyx else args.sandbox
+    lines = sys.stdin if not sys.stdin.isatty() else typed()
+    chat(lines, texts, me, bot, args.linger, contacts=args.sandbox)
     return 0
 
 

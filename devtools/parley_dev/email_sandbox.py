@@ -26,6 +26,21 @@ class EmailSandbox:
         default_factory=lambda: ec.generate_private_key(ec.SECP256R1())
     )
 
+    @classmethod
+    def from_pem(cls, pem: str) -> EmailSandbox:
+        key = serialization.load_pem_private_key(pem.encode(), password=None)
+        if not isinstance(key, ec.EllipticCurvePrivateKey):
+            raise ValueError("not an elliptic-curve private key")
+        return cls(key)
+
+    @property
+    def private_pem(self) -> str:
+        return self.key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        ).decode()
+
     @property
     def public_key(self) -> str:
         """The verification key as SendGrid shows it (EMAIL_WEBHOOK_PUBLIC_KEY)."""

@@ -8,6 +8,7 @@ local Twilio sandbox is used, so a newcomer needs no account and no credentials.
 from __future__ import annotations
 
 import argparse
+import base64
 import os
 import signal
 import subprocess
@@ -16,8 +17,10 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from parley_dev.email_sandbox import EmailSandbox
 from parley_dev.infra import Postgres, Tansu, postgres_data_root, stop_pid, wait_for_port
 from parley_dev.supervisor import Supervisor
+from parley_dev.telnyx_sandbox import TelnyxSandbox
 
 PROJECT = Path(__file__).resolve().parents[2]
 SANDBOX_ACCOUNT_SID = "AC" + "0" * 31 + "1"
@@ -34,6 +37,7 @@ class Service:
 
 
 SANDBOX = Service("sandbox", "parley_dev.sandbox", "SANDBOX_PORT", 8090)
+TELNYX_SANDBOX = Service("telnyx", "parley_dev.telnyx_sandbox", "TELNYX_SANDBOX_PORT", 8091)
 SERVICES = [
     Service("gateway", "parley_gateway", "GATEWAY_PORT", 8080),
     Service("conversation", "parley_conversation", "CONVERSATION_PORT", 8081),
@@ -58,8 +62,25 @@ def base_environment(state: Path, kafka: str, database: str) -> dict[str, str]:
         env["TWILIO_API_BASE_URL"] = f"http://127.0.0.1:{SANDBOX.port}"
         env["PARLEY_SANDBOX"] = "1"
         env["TWILIO_MEDIA_HOSTS"] = "127.0.0.1"  # the sandbox serves media as Twilio does
+        for name, value in sandbox_keys().items():
+            env.setdefault(name, value)
     env["PARLEY_STATE_DIR"] = str(state)
     return env
+
+
+def sandbox_keys() -> dict[str, str]:
+    """Keys of this run's Telnyx and email sandboxes, and their public halves for the
+    gateway (so ``./dev chat --telnyx``, ``/call`` and ``/email`` work with no account)."""
+    telnyx = TelnyxSandbox(api_key="KEY-dev-sandbox")
+    email = EmailSandbox()
+    return {
+        "TELNYX_SANDBOX_SEED": base64.b64encode(bytes(telnyx.signing_key)).decode(),
+        "TELNYX_PUBLIC_KEY": telnyx.public_key,
+        "TELNYX_API_KEY": telnyx.api_key,
+        "TELNYX_API_BASE_URL": f"http://127.0.0.1:{TELNYX_SANDBOX.port}/v2",
+        "EMAIL_SANDBOX_KEY": email.private_pem,
+        "EMAIL_WEBHOOK_PUBLIC_KEY": email.public_key,
+    }
 
 
 def port_of(service: Service, env: dict[str, str]) -> int:
@@ -138,7 +159,7 @@ def main(argv: list[str] | None = None) -> int:
                 )
                 return 2
             env["AI_OFFLINE"] = "1"
-        launched = [SANDBOX, *SERVICES] if sandbox else SERVICES
+        launched = [SANDBOX, TELNYX_SANDBOX, *SERVICES] if sandbox else SERVICES
         by_name = {service.name: service for service in launched}
         supervisor = Supervisor(
             lambda name: launch(by_name[name], env, state / "logs", wait=False), sys.stderr
@@ -154,7 +175,7 @@ def main(argv: list[str] | None = None) -> int:
         if sandbox:
             print(
                 "twilio     local sandbox (TWILIO_ACCOUNT_SID unset); talk to Parley with:"
-                "  ./dev chat"
+                "  ./dev chat   (or ./dev chat --telnyx; /call and /email in a chat)"
             )
         print(
             f"API        curl -H 'Authorization: Bearer {env['API_TOKEN']}' "

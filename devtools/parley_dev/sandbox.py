@@ -25,7 +25,9 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from twilio.request_validator import RequestValidator
 
+from parley_dev import sandbox_contacts
 from parley_dev.carrier import text_in
+from parley_dev.email_sandbox import EmailSandbox
 from parley_dev.sandbox_account import Account
 from parley_dev.sandbox_account import add_routes as add_account_routes
 from parley_shared.sms import segments
@@ -264,7 +266,7 @@ def twilio_error(status: int, code: int, message: str) -> JSONResponse:
     )
 
 
-def create_app(sandbox: Sandbox) -> FastAPI:
+def create_app(sandbox: Sandbox, email: EmailSandbox | None = None) -> FastAPI:
     @contextlib.asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         try:
@@ -274,6 +276,7 @@ def create_app(sandbox: Sandbox) -> FastAPI:
 
     app = FastAPI(title="Parley Twilio sandbox", lifespan=lifespan)
     add_account_routes(app, sandbox.account, sandbox.account_sid, sandbox.authorised, twilio_error)
+    sandbox_contacts.add_routes(app, sandbox, email)
     base = "/2010-04-01/Accounts/{account_sid}/Messages.json"
 
     @app.get("/2010-04-01/Accounts/{account_sid}/Messages/{message_sid}/Media/{media_sid}")
@@ -434,8 +437,9 @@ def main() -> None:
     box.public_base = os.environ.get("PUBLIC_BASE_URL", box.public_base)
     # Webhooks signed for the public URL, delivered to the local gateway.
     box.deliver_to = (box.public_base, f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', 8080)}")
+    pem = os.environ.get("EMAIL_SANDBOX_KEY")
     uvicorn.run(
-        create_app(box),
+        create_app(box, EmailSandbox.from_pem(pem) if pem else None),
         host="127.0.0.1",
         port=int(os.environ.get("SANDBOX_PORT", "8090")),
         log_level="warning",

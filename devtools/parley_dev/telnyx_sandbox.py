@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-from fastapi import FastAPI, Request
+from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from nacl.signing import SigningKey
 
@@ -174,4 +174,47 @@ def create_app(sandbox: TelnyxSandbox) -> FastAPI:
             await asyncio.sleep(sandbox.hangs.pop(0))
         return JSONResponse({"data": message})
 
+    @app.post("/_sandbox/inbound")
+    async def inbound(message: dict[str, str]) -> dict[str, bool]:
+        """A person texts one of our Telnyx numbers: ``{"from": …, "to": …, "body": …}``."""
+        try:
+            status = await sandbox.text(message["from"], message["to"], message["body"])
+        except KeyError as exc:
+            raise HTTPException(422, "need from, to and body") from exc
+        return {"accepted": status == 200}
+
+    @app.get("/_sandbox/messages")
+    async def recorded(to: str | None = None) -> list[dict[str, Any]]:
+        """What Parley sent, oldest first, as the Twilio sandbox lists it (for the chat)."""
+        return [
+            {"to": m["to"][0]["phone_number"], "body": m["text"], "from_twilio": False}
+            for m in sandbox.sent
+            if to in (None, m["to"][0]["phone_number"])
+        ]
+
     return app
+
+
+def main() -> None:
+    """``python -m parley_dev.telnyx_sandbox``: serve the Telnyx sandbox for ``./dev run``,
+    signing with the key ``TELNYX_SANDBOX_SEED`` (base64) whose public half the gateway has."""
+    import os
+
+    import uvicorn
+
+    box = TelnyxSandbox(
+        api_key=os.environ["TELNYX_API_KEY"],
+        signing_key=SigningKey(base64.b64decode(os.environ["TELNYX_SANDBOX_SEED"])),
+    )
+    public = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:8080")
+    box.deliver_to = (public, f"http://127.0.0.1:{os.environ.get('GATEWAY_PORT', 8080)}")
+    uvicorn.run(
+        create_app(box),
+        host="127.0.0.1",
+        port=int(os.environ.get("TELNYX_SANDBOX_PORT", "8091")),
+        log_level="warning",
+    )
+
+
+if __name__ == "__main__":
+    main()

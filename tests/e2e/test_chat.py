@@ -8,9 +8,9 @@ import io
 import time
 from contextlib import redirect_stdout
 
-from parley_dev import sandbox
+from parley_dev import sandbox, telnyx_sandbox
 from parley_dev.carrier import TWILIO_REPLIES
-from parley_dev.chat import chat
+from parley_dev.chat import EMAIL_ADDRESS, chat
 from parley_dev.serve import serving
 from tests.e2e.conftest import BOT_SMS, PUBLIC, Parley, eventually
 
@@ -52,3 +52,38 @@ async def test_the_sandbox_refuses_a_send_to_an_opted_out_participant(parley: Pa
 
     await eventually(refused)
     assert box.for_number("+15550108888") == []
+
+
+async def test_chat_calls_emails_and_texts_through_telnyx(parley: Parley) -> None:
+    box = parley.twilio
+    box.public_base = PUBLIC
+    me = "+15550107777"
+    out = io.StringIO()
+    async with (
+        serving(sandbox.create_app(box, parley.email)) as twilio_url,
+        serving(telnyx_sandbox.create_app(parley.telnyx)) as telnyx_url,
+    ):
+
+        def run() -> None:
+            with redirect_stdout(out):
+                chat(
+                    ["hi over Telnyx", "/call 45", "/call", "/email Refund: where is my refund?"],
+                    telnyx_url,
+                    me,
+                    "+15550009999",
+                    linger_s=3.0,
+                    contacts=twilio_url,
+                )
+
+        await asyncio.to_thread(run)
+    assert "not delivered" not in out.getvalue()
+    assert "parley> AI says: hi over Telnyx" in out.getvalue().splitlines()
+
+    async def contacts() -> list[dict[str, object]] | None:
+        figures = (await parley.analytics.get("/v1/contacts")).json()["channels"]
+        counted = {(c["channel"], c["total"], c["completed"], c["missed"]) for c in figures}
+        return figures if counted == {("email", 1, 0, 0), ("voice", 2, 1, 1)} else None
+
+    await eventually(contacts)
+    [emailed] = await parley.conversations_of("15550107777@chat.example")
+    assert emailed["our_address"] == EMAIL_ADDRESS

@@ -54,6 +54,7 @@ async def test_calls_join_the_callers_thread_and_are_counted(parley: Parley) -> 
     # counted as its messages.
     [conversation] = await parley.conversations_of(THEM)
     assert (conversation["messages_in"], conversation["messages_out"]) == (1, 1)
+    assert (conversation["calls"], conversation["emails"]) == (2, 0)
 
     async def counted() -> dict[str, Any] | None:
         voice = (await contacts(parley)).get("voice")
@@ -111,6 +112,7 @@ async def test_an_email_opens_a_thread_shown_and_counted(parley: Parley) -> None
     [conversation] = await eventually(thread)
     assert (conversation["channel"], conversation["our_address"]) == ("email", SUPPORT)
     assert conversation["provider"] == "sendgrid"
+    assert (conversation["messages_in"], conversation["emails"]) == (0, 1)
     [entry] = await parley.history_of("jane.doe@mail.example")
     assert (entry["kind"], entry["direction"], entry["body"]) == (
         "email",

@@ -45,6 +45,9 @@ class Conversation(BaseModel):
     last_activity_at: datetime | None
     messages_in: int
     messages_out: int
+    # Calls and emails in its history, beside the messages.
+    calls: int = 0
+    emails: int = 0
 
 
 class ConversationPage(BaseModel):

@@ -24,6 +24,7 @@ SELECT c.id, t.channel, coalesce(t.provider, 'twilio') AS provider, t.our_addres
        CASE WHEN c.closed_at IS NULL THEN 'open' ELSE 'closed' END AS state,
        m.first_at AS first_activity_at, m.last_at AS last_activity_at,
        coalesce(m.n_in, 0) AS messages_in, coalesce(m.n_out, 0) AS messages_out,
+       coalesce(m.n_calls, 0) AS calls, coalesce(m.n_emails, 0) AS emails,
        h.handoff_action, h.handoff_at, h.handoff_agent,
        {LAST_INBOUND} AS last_inbound_at
 FROM conversation_conversations c
@@ -32,7 +33,9 @@ JOIN conversation_threads t USING (conversation_key)
 LEFT JOIN LATERAL (
     SELECT min(occurred_at) AS first_at, max(occurred_at) AS last_at,
            count(*) FILTER (WHERE direction = 'inbound' AND kind = 'message') AS n_in,
-           count(*) FILTER (WHERE direction = 'outbound' AND kind = 'message') AS n_out
+           count(*) FILTER (WHERE direction = 'outbound' AND kind = 'message') AS n_out,
+           count(*) FILTER (WHERE kind = 'call') AS n_calls,
+           count(*) FILTER (WHERE kind = 'email') AS n_emails
     FROM conversation_messages WHERE conversation_id = c.id
 ) m ON true
 """

@@ -15,7 +15,7 @@ export function renderInbox(view, selected, me) {
     el("section", { class: "card" },
       el("div", { class: "filters" },
         picker("state", [["", "Any state"], ["open", "Open"], ["closed", "Closed"]]),
-        picker("channel", [["", "Any channel"], ["sms", "SMS"], ["whatsapp", "WhatsApp"]]),
+        picker("channel", [["", "Any channel"], ["sms", "SMS"], ["whatsapp", "WhatsApp"], ["email", "Email"]]),
         picker("handoff", [["", "Anyone answers"], ["ai", "AI"], ["requested", "Asked for a person"],
           ["agent", "A person"]]),
         me.tenant ? picker("our_number", [["", "All numbers"],
@@ -39,7 +39,9 @@ export function renderInbox(view, selected, me) {
       c.handoff !== "ai" ? el("span", { class: `badge ${c.handoff}` },
         c.handoff === "agent" ? "person" : "asked for a person") : null),
     el("div", { class: "meta" }, `${c.channel} · ${c.our_address} · ${c.messages_in} in / ` +
-      `${c.messages_out} out · ${when(c.last_activity_at || c.opened_at)}`))));
+      `${c.messages_out} out` + (c.calls ? ` · ${c.calls} call${c.calls > 1 ? "s" : ""}` : "") +
+      (c.emails ? ` · ${c.emails} email${c.emails > 1 ? "s" : ""}` : "") +
+      ` · ${when(c.last_activity_at || c.opened_at)}`))));
     if (items.length === 0) list.append(el("li", { class: "muted" }, "No conversations yet."));
   }
   function open(id) {
