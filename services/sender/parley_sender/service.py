@@ -257,7 +257,10 @@ class OutgoingInbox:
         if isinstance(form, Outcome):
             return form
         since = delivery.sending_since or datetime.now(UTC)
-        with tracer.start_as_current_span("twilio.send"):
+        # Named after the provider it goes through ("twilio.send", "telnyx.send").
+        with tracer.start_as_current_span(
+            f"{p.provider}.send", attributes={"parley.provider": p.provider}
+        ):
             if delivery.maybe_sent:
                 try:
                     # The twilio SDK's async client ignores its own time-out: these are real.
