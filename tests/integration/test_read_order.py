@@ -17,10 +17,13 @@ import pytest
 
 from parley_dev.digest import digest
 from parley_dev.rebuild import PROJECTIONS
+from parley_gateway.calls import outcome_of
+from parley_gateway.email_core import email_event
 from parley_shared import topics
 from parley_shared.conversations import first_conversation_id, following_id
 from parley_shared.db import Pool, create_pool
 from parley_shared.events import (
+    CallUpdated,
     Channel,
     ConversationChanged,
     Envelope,
@@ -32,6 +35,7 @@ from parley_shared.events import (
     new_envelope,
 )
 from parley_shared.identity import (
+    call_event_id,
     conversation_key,
     derived_event_id,
     inbound_event_id,
@@ -137,6 +141,29 @@ class Thread:
                 )
             )
 
+    def call(self, statuses: tuple[str, ...], minute: float, seconds: int = 0) -> None:
+        """A call from the participant, one ``call.updated`` per status callback."""
+        sid = "CA" + uuid.uuid4().hex
+        for n, status in enumerate(statuses):
+            self.by_topic[topics.CALL_UPDATED].append(
+                new_envelope(
+                    CallUpdated(
+                        call_sid=sid,
+                        account_sid=ACCOUNT_SID,
+                        direction="inbound",
+                        participant=self.participant,
+                        our_address=OURS,
+                        status=status,
+                        outcome=outcome_of(status),
+                        duration_s=seconds if status == "completed" else None,
+                    ),
+                    event_id=call_event_id(sid, status),
+                    conversation_key=self.key,
+                    account_sid=ACCOUNT_SID,
+                    occurred_at=T0 + timedelta(minutes=minute, seconds=n),
+                )
+            )
+
     def change(self, conversation: uuid.UUID, action: str, minute: float) -> None:
         self.by_topic[topics.CONVERSATION_CHANGED].append(
             new_envelope(
@@ -184,8 +211,35 @@ def workload() -> list[list[Envelope]]:
     late.text("Hello?", 65)
     late.change(first_conversation_id(late.key), "closed", 70)
     late.text("Next day, nearly", 130)
+    # Calls: one opens its thread's first conversation before any text, one rings across a
+    # close, one is answered; an email opens a thread of its own.
+    caller = Thread("+15550400005", "sms")
+    caller.call(("ringing", "no-answer"), 1)
+    caller.text("Sorry I missed you", 2)
+    caller.call(("ringing", "in-progress", "completed"), 3, seconds=40)
+    caller.change(first_conversation_id(caller.key), "closed", 4)
+    caller.call(("ringing", "busy"), 5)
+    closed.call(("ringing", "in-progress", "completed"), 4.5, seconds=12)
+    emailed = Thread("+15550400006", "sms")
+    emailed.by_topic[topics.EMAIL_RECEIVED].append(
+        email_event(
+            {
+                "from": ["Ann <ann@mail.example>"],
+                "to": ["help@shop.example"],
+                "subject": ["Hi"],
+                "text": ["Hello"],
+                "headers": ["Message-ID: <1@mail.example>\n"],
+            },
+            0,
+            T0 + timedelta(minutes=2),
+        )
+    )
     return [
-        [e for thread in (closed, opted, reopened, late) for e in thread.by_topic[topic]]
+        [
+            e
+            for thread in (closed, opted, reopened, late, caller, emailed)
+            for e in thread.by_topic[topic]
+        ]
         for topic in topics.ALL
     ]
 

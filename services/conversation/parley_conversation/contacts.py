@@ -51,9 +51,9 @@ async def add_calls(conn: Connection, events: Sequence[Envelope[CallUpdated]]) -
                 first.occurred_at,
                 last.occurred_at,
                 p.call_sid,
+                first.payload.status,
                 p.status,
                 json.dumps(details),
-                _ended(last),
                 first.subject,
             )
         )
@@ -61,10 +61,10 @@ async def add_calls(conn: Connection, events: Sequence[Envelope[CallUpdated]]) -
         "INSERT INTO conversation_messages AS m (id, conversation_key, conversation_id, "
         "direction, anchor_at, occurred_at, body, kind, message_sid, initial_status, status, "
         "call, subject) SELECT id, key, conversation, direction, anchor, at, '', 'call', sid, "
-        "status, status, call::jsonb, subject FROM unnest($1::uuid[], $2::text[], $3::uuid[], "
+        "initial, status, call::jsonb, subject FROM unnest($1::uuid[], $2::text[], $3::uuid[], "
         "$4::text[], $5::timestamptz[], $6::timestamptz[], $7::text[], $8::text[], $9::text[], "
-        "$10::bool[], $11::uuid[]) AS u(id, key, conversation, direction, anchor, at, sid, "
-        "status, call, ended, subject) ON CONFLICT (id) DO UPDATE SET "
+        "$10::text[], $11::uuid[]) AS u(id, key, conversation, direction, anchor, at, sid, "
+        "initial, status, call, subject) ON CONFLICT (id) DO UPDATE SET "
         # Where its first callback puts it, whichever callback came first.
         "conversation_id = CASE WHEN EXCLUDED.anchor_at < m.anchor_at "
         "THEN EXCLUDED.conversation_id ELSE m.conversation_id END, "
