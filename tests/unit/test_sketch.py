@@ -3,6 +3,7 @@ ones, and the same whatever order participants are added or sketches merged in."
 
 from __future__ import annotations
 
+import math
 import random
 
 from hypothesis import given
@@ -47,3 +48,21 @@ def test_union_of_overlapping_sets() -> None:
     b = sketch.add(sketch.EMPTY, numbers(3_000, offset=2_000))
     union = sketch.estimate(sketch.merge([a, b]))
     assert abs(union - 5_000) / 5_000 < 0.05
+
+
+def reference_estimate(registers: bytes) -> int:
+    """The textbook estimate, with no shortcut."""
+    empty = registers.count(0)
+    raw = sketch._ALPHA * sketch.M**2 / sum(2.0**-r for r in registers)
+    if raw <= 2.5 * sketch.M and empty:
+        return round(sketch.M * math.log(sketch.M / empty))
+    return round(raw)
+
+
+@given(st.integers(1, sketch.M), st.integers(0, 2**32), st.integers(1, 30))
+def test_the_estimate_is_the_textbook_one(filled: int, seed: int, top: int) -> None:
+    rng = random.Random(seed)
+    registers = bytearray(sketch.M)
+    for index in rng.sample(range(sketch.M), filled):
+        registers[index] = rng.randint(1, top)
+    assert sketch.estimate(bytes(registers)) == reference_estimate(bytes(registers))

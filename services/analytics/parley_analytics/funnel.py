@@ -72,10 +72,18 @@ async def add_latencies(
 
 
 async def settle_facts(
-    conn: Connection, *, ids: Sequence[UUID] = (), sids: Sequence[str] = ()
+    conn: Connection,
+    *,
+    ids: Sequence[UUID] = (),
+    sids: Sequence[str] = (),
+    latencies: Sequence[tuple[datetime, str, str, str, float, int]] = (),
 ) -> None:
     """Bring outbound facts (by id or Twilio SID) and the aggregates up to date with every
-    part of them seen so far: the funnel, and reply and delivery times."""
+    part of them seen so far: the funnel, and reply and delivery times; ``latencies``: further
+    samples (as ``add_latencies`` takes them) written with theirs."""
+    if not ids and not sids:
+        await add_latencies(conn, latencies)
+        return
     records = await conn.fetch(
         "SELECT f.id, f.inbound_at, f.sent_at, f.message_sid, f.status, f.error_code, "
         "f.funnel_status, f.funnel_error, f.delivered_at, f.counted_reply, f.counted_delivery, "
@@ -89,7 +97,8 @@ async def settle_facts(
         list(ids),
         list(sids),
     )
-    moves, latencies, updates = [], [], []
+    moves, updates = [], []
+    samples = list(latencies)
     for r in records:
         before = Fact(
             id=r["id"],
@@ -113,7 +122,7 @@ async def settle_facts(
         moves += [
             (r["sent_at"], *where, status, error, delta) for status, error, delta in done.moves
         ]
-        latencies += [
+        samples += [
             (r["inbound_at"], *where, metric, ms, delta) for metric, ms, delta in done.latencies
         ]
         if done.fact != before:
@@ -129,7 +138,7 @@ async def settle_facts(
                 )
             )
     await _move_funnel(conn, moves)
-    await add_latencies(conn, latencies)
+    await add_latencies(conn, samples)
     if updates:
         await conn.execute(
             "UPDATE analytics_facts f SET funnel_status = u.status, funnel_error = u.error, "

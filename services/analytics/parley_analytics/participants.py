@@ -59,13 +59,24 @@ def levels_of(f: Filters) -> list[str]:
 async def add(conn: Connection, seen: Sequence[tuple[datetime, str, str, str]]) -> None:
     """(time, channel, our address, participant) of messages: into every sketch they touch."""
     groups: dict[tuple[str, datetime, str], set[tuple[int, int]]] = defaultdict(set)
+    # A batch has few participants, hours and numbers, and many messages of each.
     points: dict[str, tuple[int, int]] = {}
+    floors: dict[datetime, tuple[tuple[str, datetime], ...]] = {}
+    touched: dict[tuple[str, str], tuple[str, ...]] = {}
     for at, channel, ours, participant in seen:
-        if participant not in points:
-            points[participant] = sketch.point(participant)
-        for period in ("hour", "day"):
-            for level in levels(channel, ours):
-                groups[(period, floor(at, period), level)].add(points[participant])
+        point = points.get(participant)
+        if point is None:
+            point = points[participant] = sketch.point(participant)
+        hour = floor(at, "hour")
+        buckets = floors.get(hour)
+        if buckets is None:
+            buckets = floors[hour] = (("hour", hour), ("day", floor(hour, "day")))
+        where = touched.get((channel, ours))
+        if where is None:
+            where = touched[channel, ours] = levels(channel, ours)
+        for period, bucket in buckets:
+            for level in where:
+                groups[(period, bucket, level)].add(point)
     if not groups:
         return
     keys = sorted(groups)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import ClassVar
+from uuid import UUID
 
-from parley_analytics import contacts, conversation_hours, forgetting, handoffs, store
+from parley_analytics import contacts, conversation_hours, forgetting, funnel, handoffs, store
 from parley_shared import erasure
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
@@ -55,9 +56,31 @@ class AnalyticsService(Projection):
         keys = {e.conversation_key for e in events if isinstance(e.payload, PLACED)}
         before = await conversation_hours.snapshot(conn, keys) if keys else {}
         await super().apply_locked(conn, events)
+        await self.settle(conn, events)
         if keys:
             after = await conversation_hours.snapshot(conn, keys)
             await conversation_hours.count_changes(conn, before, after)
+
+    @staticmethod
+    async def settle(conn: Connection, events: Sequence[Envelope]) -> None:
+        """Once per batch, with every part of it written: what the outbound facts it touched
+        add up to now (funnel, reply and delivery times), and the model's answer times."""
+        ids: list[UUID] = []
+        sids: set[str] = set()
+        latencies = []
+        for e in events:
+            p = e.payload
+            if isinstance(p, ReplyGenerated):
+                ids.append(e.event_id)
+                if p.source == "ai":
+                    latencies.append(
+                        (p.inbound_at, p.channel, p.our_address, "ai", float(p.latency_ms), 1)
+                    )
+            elif isinstance(p, MessageSent):
+                ids.append(p.reply_event_id)
+            elif isinstance(p, StatusUpdated):
+                sids.add(p.message_sid)
+        await funnel.settle_facts(conn, ids=ids, sids=sorted(sids), latencies=latencies)
 
     async def received(self, conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:
         opt_outs = [keyword_in(e.payload) == "opt_out" for e in events]

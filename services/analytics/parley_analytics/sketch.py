@@ -17,6 +17,8 @@ M = 1 << P
 _REST = 64 - P
 _ALPHA = 0.7213 / (1 + 1.079 / M)
 EMPTY = bytes(M)
+# As many empty registers as make the raw estimate at most 2.5·M (linear counting's range).
+_SURELY_LINEAR = math.ceil(_ALPHA * M / 2.5)
 
 
 def point(participant: str) -> tuple[int, int]:
@@ -50,6 +52,10 @@ def estimate(registers: bytes) -> int:
     empty = registers.count(0)
     if empty == M:
         return 0
+    if empty >= _SURELY_LINEAR:
+        # The raw estimate cannot exceed 2.5·M here (every empty register adds 1 to its
+        # sum), so it would choose linear counting: no need to compute it.
+        return round(M * math.log(M / empty))
     # Registers hold few distinct ranks: count each (in C) rather than visit 2,048 bytes.
     raw = _ALPHA * M * M / sum(registers.count(r) * 2.0**-r for r in set(registers))
     if raw <= 2.5 * M and empty:

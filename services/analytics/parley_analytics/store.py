@@ -8,7 +8,9 @@ figure is counted once, when its last part arrives.
 
 Every write takes a whole batch of events of one type and is a handful of set-based
 statements however many events there are; aggregates are summed per key in the statement
-(``GROUP BY``) so a batch touching one hour many times updates its row once.
+(``GROUP BY``) so a batch touching one hour many times updates its row once. What the parts
+of outbound facts add up to (funnel, reply and delivery times) is settled once per batch,
+after every part in it was written (``AnalyticsService.apply_locked``, ``funnel``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,6 @@ from datetime import datetime
 from uuid import UUID
 
 from parley_analytics import contacts, conversation_hours, participants
-from parley_analytics.funnel import add_latencies, settle_facts
 from parley_shared import erasure, retention, tenancy
 from parley_shared.conversations import place_all, rewrite_thread
 from parley_shared.db import Connection, columns
@@ -310,22 +311,6 @@ async def add_replies(conn: Connection, events: Sequence[Envelope[ReplyGenerated
         cols[10],
         cols[11],
     )
-    await add_latencies(
-        conn,
-        [
-            (
-                e.payload.inbound_at,
-                e.payload.channel,
-                e.payload.our_address,
-                "ai",
-                e.payload.latency_ms,
-                1,
-            )
-            for e in events
-            if e.payload.source == "ai"
-        ],
-    )
-    await settle_facts(conn, ids=[e.event_id for e in events])
 
 
 async def add_sent(conn: Connection, events: Sequence[Envelope[MessageSent]]) -> None:
@@ -373,7 +358,6 @@ async def add_sent(conn: Connection, events: Sequence[Envelope[MessageSent]]) ->
             "messages_out = analytics_hourly.messages_out + EXCLUDED.messages_out",
             *columns(handed, 3),
         )
-    await settle_facts(conn, ids=list(latest))
 
 
 async def add_statuses(
@@ -385,4 +369,3 @@ async def add_statuses(
         "$3::timestamptz[], $4::int[]) ON CONFLICT DO NOTHING",
         *columns(statuses, 4),
     )
-    await settle_facts(conn, sids=list({sid for sid, *_ in statuses}))
