@@ -20,6 +20,19 @@ SIGNATURE = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP = "X-Twilio-Email-Event-Webhook-Timestamp"
 
 
+@dataclass(frozen=True)
+class Email:
+    """An email as a person writes it; ``sender`` may carry a name ("Ann <ann@…>")."""
+
+    sender: str
+    to: str
+    subject: str
+    text: str
+    message_id: str | None = None
+    # File name -> contents.
+    attachments: dict[str, bytes] = field(default_factory=dict)
+
+
 @dataclass
 class EmailSandbox:
     key: ec.EllipticCurvePrivateKey = field(
@@ -55,28 +68,21 @@ class EmailSandbox:
         return {SIGNATURE: base64.b64encode(signature).decode(), TIMESTAMP: stamp}
 
     @staticmethod
-    def form(
-        sender: str,
-        to: str,
-        subject: str,
-        text: str,
-        *,
-        message_id: str | None = None,
-        attachments: dict[str, bytes] | None = None,
-    ) -> tuple[bytes, str]:
+    def form(email: Email) -> tuple[bytes, str]:
         """An Inbound Parse post of an email: (body, content type)."""
-        message_id = message_id or f"<{secrets.token_hex(12)}@mail.example>"
-        address = sender.split("<")[-1].rstrip(">").strip()
+        message_id = email.message_id or f"<{secrets.token_hex(12)}@mail.example>"
+        address = email.sender.split("<")[-1].rstrip(">").strip()
+        headers = f"From: {email.sender}\nTo: {email.to}\nSubject: {email.subject}\n"
         fields = {
-            "headers": f"From: {sender}\nTo: {to}\nSubject: {subject}\nMessage-ID: {message_id}\n",
-            "from": sender,
-            "to": to,
-            "subject": subject,
-            "text": text,
-            "envelope": json.dumps({"from": address, "to": [to]}),
+            "headers": f"{headers}Message-ID: {message_id}\n",
+            "from": email.sender,
+            "to": email.to,
+            "subject": email.subject,
+            "text": email.text,
+            "envelope": json.dumps({"from": address, "to": [email.to]}),
             "charsets": json.dumps({"from": "UTF-8", "to": "UTF-8", "subject": "UTF-8"}),
             "SPF": "pass",
-            "attachments": str(len(attachments or {})),
+            "attachments": str(len(email.attachments)),
         }
         boundary = "parley-" + secrets.token_hex(12)
         parts = [
@@ -88,26 +94,14 @@ class EmailSandbox:
             f'--{boundary}\r\nContent-Disposition: form-data; name="attachment{index}"; '
             f'filename="{name}"\r\nContent-Type: application/octet-stream\r\n\r\n'.encode()
             + data
-            for index, (name, data) in enumerate((attachments or {}).items(), start=1)
+            for index, (name, data) in enumerate(email.attachments.items(), start=1)
         ]
         body = b"\r\n".join(parts) + f"\r\n--{boundary}--\r\n".encode()
         return body, f"multipart/form-data; boundary={boundary}"
 
-    async def post(
-        self,
-        url: str,
-        sender: str,
-        to: str,
-        subject: str,
-        text: str,
-        *,
-        message_id: str | None = None,
-        attachments: dict[str, bytes] | None = None,
-    ) -> httpx.Response:
+    async def post(self, url: str, email: Email) -> httpx.Response:
         """Post an email to the gateway at ``url``, signed."""
-        body, content_type = self.form(
-            sender, to, subject, text, message_id=message_id, attachments=attachments
-        )
+        body, content_type = self.form(email)
         async with httpx.AsyncClient(timeout=10) as client:
             return await client.post(
                 url, content=body, headers={"content-type": content_type, **self.signed(body)}

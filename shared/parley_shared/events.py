@@ -224,7 +224,7 @@ class CallUpdated(Payload):
     our_address: str
     # The provider's status as it wrote it, lower-case ("ringing", "no-answer", ...).
     status: str
-    # What it means, decided once by the gateway (``calls.outcome_of``).
+    # What it means, decided once by the gateway (``parley_gateway.core.outcome_of``).
     outcome: CallOutcome
     # Seconds the call lasted, on the callback that ends it.
     duration_s: int | None = Field(None, ge=0)

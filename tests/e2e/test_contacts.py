@@ -8,6 +8,7 @@ from __future__ import annotations
 from typing import Any
 
 from parley_dev.carrier import call_in
+from parley_dev.email_sandbox import Email
 from tests.e2e.conftest import BOT_SMS, PUBLIC, Parley, eventually
 
 THEM = "+15550177001"
@@ -92,17 +93,16 @@ async def test_a_retried_call_callback_counts_once(parley: Parley) -> None:
 
 async def test_an_email_opens_a_thread_shown_and_counted(parley: Parley) -> None:
     url = parley.gateway + "/webhooks/email/inbound"
-    sender = "Jane Doe <Jane.Doe@mail.example>"
+    email = Email(
+        "Jane Doe <Jane.Doe@mail.example>",
+        SUPPORT,
+        "Order 42",
+        "Where is my order?",
+        message_id="<order-42@mail.example>",
+        attachments={"receipt.pdf": b"%PDF-1.4 \x00\xff"},
+    )
     for _ in range(2):  # the service retried its post: one email
-        response = await parley.email.post(
-            url,
-            sender,
-            SUPPORT,
-            "Order 42",
-            "Where is my order?",
-            message_id="<order-42@mail.example>",
-            attachments={"receipt.pdf": b"%PDF-1.4 \x00\xff"},
-        )
+        response = await parley.email.post(url, email)
         assert response.status_code == 200, response.text
 
     async def thread() -> list[dict[str, Any]] | None:
@@ -132,7 +132,7 @@ async def test_an_email_opens_a_thread_shown_and_counted(parley: Parley) -> None
 
 async def test_an_email_post_must_be_signed(parley: Parley) -> None:
     url = parley.gateway + "/webhooks/email/inbound"
-    body, content_type = parley.email.form("a@mail.example", SUPPORT, "Hi", "Hello")
+    body, content_type = parley.email.form(Email("a@mail.example", SUPPORT, "Hi", "Hello"))
     headers = {"content-type": content_type, **parley.email.signed(body)}
     tampered = body.replace(b"Hello", b"Hallo")
     stale = {"content-type": content_type, **parley.email.signed(body, timestamp=1_600_000_000)}

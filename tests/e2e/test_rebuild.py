@@ -13,6 +13,7 @@ from typing import Any
 
 from parley_dev.carrier import call_in
 from parley_dev.digest import digest, rows
+from parley_dev.email_sandbox import Email
 from parley_dev.rebuild import PROJECTIONS, rebuild
 from parley_shared.db import create_pool
 from parley_shared.events import (
@@ -113,13 +114,8 @@ async def run_workload(parley: Parley) -> int:
             parley.twilio, SMS[1], BOT_SMS, PUBLIC, how="answered", seconds=42, sid=answered
         )
     await call_in(parley.twilio, SMS[2], BOT_SMS, PUBLIC, how="missed")
-    emailed = await parley.email.post(
-        parley.gateway + "/webhooks/email/inbound",
-        "Pat <pat@mail.example>",
-        "help@shop.example",
-        "Returns",
-        "How do I return a parcel?",
-    )
+    returns = Email("Pat <pat@mail.example>", "help@shop.example", "Returns", "How to return?")
+    emailed = await parley.email.post(parley.gateway + "/webhooks/email/inbound", returns)
     assert emailed.status_code == 200, emailed.text
 
     # A participant is erased (their replies, template and statuses are on the log under

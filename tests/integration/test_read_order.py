@@ -17,7 +17,7 @@ import pytest
 
 from parley_dev.digest import digest
 from parley_dev.rebuild import PROJECTIONS
-from parley_gateway.calls import outcome_of
+from parley_gateway.core import outcome_of
 from parley_gateway.email_core import email_event
 from parley_shared import topics
 from parley_shared.conversations import first_conversation_id, following_id

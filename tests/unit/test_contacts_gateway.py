@@ -8,9 +8,8 @@ from typing import Any
 
 import pytest
 
-from parley_dev.email_sandbox import EmailSandbox
-from parley_gateway.calls import call_event, outcome_of
-from parley_gateway.core import InvalidWebhook
+from parley_dev.email_sandbox import Email, EmailSandbox
+from parley_gateway.core import InvalidWebhook, call_event, outcome_of
 from parley_gateway.email_core import email_event, parse_multipart, text_of_html
 from parley_gateway.email_provider import verification_key
 from parley_shared.events import CallUpdated, EmailReceived
@@ -124,7 +123,7 @@ async def test_a_signed_call_callback_is_published_and_an_unsigned_one_refused()
 
 
 def fields_of(**changes: Any) -> tuple[dict[str, list[str]], int]:
-    body, content_type = EmailSandbox.form(
+    email = Email(
         "Jane <Jane@Mail.Example>",
         "Support <support@shop.example>",
         "Order 42",
@@ -132,6 +131,7 @@ def fields_of(**changes: Any) -> tuple[dict[str, list[str]], int]:
         message_id="<m1@mail.example>",
         **changes,
     )
+    body, content_type = EmailSandbox.form(email)
     return parse_multipart(content_type, body)
 
 
@@ -196,7 +196,7 @@ def test_an_email_post_that_is_no_form_is_refused() -> None:
 
 async def test_the_email_webhook_checks_its_signature_and_is_off_unless_configured() -> None:
     sandbox = EmailSandbox()
-    body, content_type = sandbox.form("a@mail.example", "help@shop.example", "Hi", "Hello")
+    body, content_type = sandbox.form(Email("a@mail.example", "help@shop.example", "Hi", "Hello"))
     bus = InMemoryBus()
     async with gateway(bus) as http:
         off = await http.post(EMAIL, content=body, headers={"content-type": content_type})

@@ -4,8 +4,13 @@ empty TwiML."""
 
 from __future__ import annotations
 
-from parley_gateway.calls import call_event
-from parley_gateway.core import InvalidWebhook, inbound_event, parse_form, status_event
+from parley_gateway.core import (
+    InvalidWebhook,
+    call_event,
+    inbound_event,
+    parse_form,
+    status_event,
+)
 from parley_gateway.providers import Refused, Webhook
 from parley_gateway.signature import SignatureChecker
 from parley_shared.events import Envelope
