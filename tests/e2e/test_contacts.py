@@ -124,8 +124,8 @@ async def test_an_email_opens_a_thread_shown_and_counted(parley: Parley) -> None
     async def counted() -> dict[str, Any] | None:
         return (await contacts(parley)).get("email")
 
-    email = await eventually(counted)
-    assert (email["total"], email["inbound"]) == (1, 1)
+    figures = await eventually(counted)
+    assert (figures["total"], figures["inbound"]) == (1, 1)
     # No one answers an email.
     assert all("Where is my order?" not in str(r) for r in parley.openai.requests)
 
@@ -151,3 +151,25 @@ async def test_an_email_post_must_be_signed(parley: Parley) -> None:
         url, content=unreadable, headers={**multipart, **parley.email.signed(unreadable)}
     )
     assert response.status_code == 400, response.text
+
+
+async def test_an_email_sender_can_be_erased(parley: Parley) -> None:
+    email = Email("Ann Example <Ann@Mail.Example>", SUPPORT, "My address", "I live at 1 Main St")
+    response = await parley.email.post(parley.gateway + "/webhooks/email/inbound", email)
+    assert response.status_code == 200, response.text
+    [conversation] = await eventually(lambda: parley.conversations_of("ann@mail.example"))
+    erased = await parley.api(
+        "/v1/participants/erase", "POST", json={"participant": "ANN@mail.example"}
+    )
+    assert len(erased["subjects"]) == 1
+
+    async def forgotten() -> dict[str, Any] | None:
+        page = await parley.api(f"/v1/conversations/{conversation['id']}/messages")
+        [entry] = page["items"]
+        return entry if entry["body"] == "[erased]" else None
+
+    entry = await eventually(forgotten)
+    assert entry["email"] == {"subject": "[erased]", "sender_name": None, "attachments": 0}
+    assert (await parley.api(f"/v1/conversations/{conversation['id']}"))["participant"] == (
+        "[erased]"
+    )

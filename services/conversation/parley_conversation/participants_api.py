@@ -27,7 +27,15 @@ router = APIRouter(
 
 
 class ErasureIn(BaseModel):
-    participant: Annotated[str, StringConstraints(pattern=r"^(whatsapp:)?\+[1-9][0-9]{5,14}$")]
+    # A phone number (its SMS and WhatsApp alike), or the address an email came from.
+    participant: Annotated[
+        str,
+        StringConstraints(
+            strip_whitespace=True,
+            to_lower=True,
+            pattern=r"^((whatsapp:)?\+[1-9][0-9]{5,14}|[^@\s\x00<>]{1,64}@[^@\s\x00<>]{1,255})$",
+        ),
+    ]
     requested_by: Annotated[
         str, StringConstraints(strip_whitespace=True, min_length=1, max_length=200, pattern=NO_NUL)
     ] = "operator"
@@ -45,8 +53,8 @@ class Erasure(BaseModel):
     responses={**NOT_FOUND, **CONFLICT},
 )
 async def erase_participant(body: ErasureIn, who: Writer, service: Service) -> Erasure:
-    """Forget a participant: a number's SMS and WhatsApp alike, every conversation of it.
-    Their later messages start afresh under a new key."""
+    """Forget a participant: a number's SMS and WhatsApp alike (and its calls), or an email
+    sender, every conversation of it. Their later messages start afresh under a new key."""
     try:
         subjects = await service.erase(body.participant, body.requested_by, who.numbers)
     except NotFound as exc:
