@@ -127,6 +127,8 @@ async def test_an_operator_works_a_conversation_in_the_console(
 
     await page.click("nav a[href='#/analytics']")
     await expect(page.locator("#figures")).to_contain_text("Messages in")
+    # Alice's missed call, counted beside the messages.
+    await expect(page.locator("#figures")).to_contain_text("Calls (missed)1 (1)")
     assert await page.locator("svg rect.bar").count() > 0
     await expect(page.locator("#breakdown")).to_contain_text(BOT_SMS)
     await shot(page, "4-analytics")

@@ -1,5 +1,5 @@
 // Analytics: headline figures, volumes and active participants over time, response times,
-// the delivery funnel, AI usage and cost, handoffs, per number; CSV export.
+// the delivery funnel, AI usage and cost, handoffs, calls and emails, per number; CSV export.
 import { call, el } from "./api.js";
 
 const SVG = "http://www.w3.org/2000/svg";
@@ -73,7 +73,7 @@ export function renderAnalytics(view) {
     link.click();
   }
   async function load() {
-    const [stats, engagement, times, delivery, usage, handoffs, breakdown] = await Promise.all([
+    const [stats, engagement, times, delivery, usage, handoffs, breakdown, contacts] = await Promise.all([
       call("analytics", `/v1/stats?${query()}`),
       call("analytics", `/v1/engagement?${query({ granularity: state.granularity })}`),
       call("analytics", `/v1/response-times?${query()}`),
@@ -81,7 +81,10 @@ export function renderAnalytics(view) {
       call("analytics", `/v1/ai-usage?${query()}`),
       call("analytics", `/v1/handoffs?${query()}`),
       call("analytics", `/v1/breakdown?${query()}`),
+      call("analytics", `/v1/contacts?${query()}`),
     ]);
+    const voice = contacts.channels.find((c) => c.channel === "voice");
+    const email = contacts.channels.find((c) => c.channel === "email");
     if (numbers.options.length === 1) {
       breakdown.rows.forEach((r) => numbers.append(el("option", { value: r.key }, r.key)));
     }
@@ -93,6 +96,8 @@ export function renderAnalytics(view) {
         card("Conversations", stats.conversations.total), card("Participants", stats.participants),
         card("Opt-outs", stats.opt_outs), card("Reply p50", ms(times.reply.p50_ms)),
         card("Handed to a person", handoffs.handed_off_conversations),
+        card("Calls (missed)", voice ? `${voice.total} (${voice.missed})` : "0"),
+        card("Emails", email ? email.total : 0),
         card("AI cost", usage.totals.cost_usd === null ? "–" : `$${usage.totals.cost_usd.toFixed(4)}`)),
       el("div", { class: "card" }, el("h4", {}, "Messages and active participants"),
         barChart(engagement.buckets, [["messages_in", "in", "#4c6ef5"], ["messages_out", "out", "#82c91e"],
