@@ -39,7 +39,8 @@ async def add_calls(conn: Connection, events: Sequence[Envelope[CallUpdated]]) -
     )
     rows = []
     for first, conversation in zip(firsts, placed, strict=True):
-        last = _furthest(by_call[first.payload.call_sid])
+        callbacks = by_call[first.payload.call_sid]
+        last = _furthest(callbacks)
         p = last.payload
         details = {"outcome": p.outcome, "duration_s": p.duration_s, "provider": p.provider}
         rows.append(
@@ -49,7 +50,8 @@ async def add_calls(conn: Connection, events: Sequence[Envelope[CallUpdated]]) -
                 conversation,
                 p.direction,
                 first.occurred_at,
-                last.occurred_at,
+                # The latest callback's time, as ``greatest`` keeps it below.
+                max(e.occurred_at for e in callbacks),
                 p.call_sid,
                 first.payload.status,
                 p.status,
