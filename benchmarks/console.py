@@ -24,7 +24,7 @@ from replay import message_events
 from parley_conversation.app import create_app
 from parley_conversation.service import ConversationService
 from parley_conversation.settings import ConversationSettings
-from parley_conversation.store import MIGRATIONS, SERVICE
+from parley_conversation.tables import MIGRATIONS, SERVICE
 from parley_dev.infra import scratch
 from parley_dev.serve import serving
 from parley_shared.db import create_pool

@@ -24,16 +24,16 @@ from typing import TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from parley_ai import store as ai_store
+from parley_ai import tables as ai_tables
 from parley_ai.app import CONSUMED as AI_TOPICS
 from parley_ai.service import AiProjection
-from parley_analytics import store as analytics_store
+from parley_analytics import tables as analytics_tables
 from parley_analytics.app import CONSUMED as ANALYTICS_TOPICS
 from parley_analytics.service import AnalyticsService
-from parley_conversation import store as conversation_store
+from parley_conversation import tables as conversation_tables
 from parley_conversation.app import CONSUMED as CONVERSATION_TOPICS
 from parley_conversation.service import ConversationService
-from parley_sender import store as sender_store
+from parley_sender import tables as sender_tables
 from parley_sender.app import CONSUMED as SENDER_TOPICS
 from parley_sender.projection import SenderProjection
 from parley_shared import metrics
@@ -62,15 +62,15 @@ PROJECTIONS = {
     for p in (
         Projection(
             "conversation",
-            conversation_store.MIGRATIONS,
+            conversation_tables.MIGRATIONS,
             CONVERSATION_TOPICS,
             lambda pool: ConversationService(pool, relay=None),
         ),
-        Projection("ai", ai_store.MIGRATIONS, AI_TOPICS, AiProjection),
-        Projection("sender", sender_store.MIGRATIONS, SENDER_TOPICS, SenderProjection),
+        Projection("ai", ai_tables.MIGRATIONS, AI_TOPICS, AiProjection),
+        Projection("sender", sender_tables.MIGRATIONS, SENDER_TOPICS, SenderProjection),
         Projection(
             "analytics",
-            analytics_store.MIGRATIONS,
+            analytics_tables.MIGRATIONS,
             ANALYTICS_TOPICS,
             AnalyticsService,
         ),

@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 from parley_dev.digest import digest
 from parley_dev.rebuild import rebuild
-from parley_sender import store as sender_store
+from parley_sender import tables as sender_tables
 from parley_shared import topics
 from parley_shared.db import create_pool, enqueue
 from parley_shared.events import (
@@ -140,9 +140,9 @@ async def test_rebuild_in_place_publishes_the_outbox_before_wiping_it(
     await publisher.stop()
     pool = await create_pool(database)
     try:
-        await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+        await migrate(pool, sender_tables.SERVICE, sender_tables.MIGRATIONS)
         async with pool.acquire() as conn:
-            await enqueue(conn, sender_store.SERVICE, [(topics.MESSAGE_SENT, sent)])
+            await enqueue(conn, sender_tables.SERVICE, [(topics.MESSAGE_SENT, sent)])
 
         await rebuild("sender", database_url=database, bus=bus_settings, out=None)
 

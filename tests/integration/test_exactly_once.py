@@ -9,12 +9,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from parley_ai import store as ai_store
+from parley_ai import tables as ai_tables
 from parley_ai.core import Behaviour, Persona
 from parley_ai.llm import Completion
 from parley_ai.service import AiProjection, RepliesInbox
 from parley_dev import sandbox
-from parley_sender import store as sender_store
+from parley_sender import tables as sender_tables
 from parley_sender.projection import SenderProjection
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared.db import Pool, create_pool
@@ -64,7 +64,7 @@ def replies_inbox(responder: GatedResponder) -> RepliesInbox:
 
 
 async def test_ai_restart_mid_call_still_yields_one_reply(pool: Pool) -> None:
-    await migrate(pool, ai_store.SERVICE, ai_store.MIGRATIONS)
+    await migrate(pool, ai_tables.SERVICE, ai_tables.MIGRATIONS)
     bus = InMemoryBus()
     responder = GatedResponder()
     projection = AiProjection(pool)
@@ -102,7 +102,7 @@ async def test_ai_restart_mid_call_still_yields_one_reply(pool: Pool) -> None:
 
 
 async def test_ai_close_during_the_model_call_means_no_reply(pool: Pool) -> None:
-    await migrate(pool, ai_store.SERVICE, ai_store.MIGRATIONS)
+    await migrate(pool, ai_tables.SERVICE, ai_tables.MIGRATIONS)
     responder = GatedResponder()
     responder.gate.set()
     projection = AiProjection(pool)
@@ -134,7 +134,7 @@ async def test_ai_close_during_the_model_call_means_no_reply(pool: Pool) -> None
 
 async def test_a_slow_call_holds_no_connection(pool: Pool, database: str) -> None:
     """Many model calls in flight on a pool of two connections."""
-    await migrate(pool, ai_store.SERVICE, ai_store.MIGRATIONS)
+    await migrate(pool, ai_tables.SERVICE, ai_tables.MIGRATIONS)
     responder = GatedResponder()
     projection = AiProjection(pool)
     inbox = replies_inbox(responder)
@@ -172,7 +172,7 @@ async def test_sender_crash_after_twilio_accepted_does_not_send_twice(
     pool: Pool, twilio: tuple[sandbox.Sandbox, TwilioMessaging], accepted_before_crash: bool
 ) -> None:
     box, client = twilio
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    await migrate(pool, sender_tables.SERVICE, sender_tables.MIGRATIONS)
     bus = InMemoryBus()
     projection = SenderProjection(pool)
     inbox = outgoing_inbox(client)
@@ -212,7 +212,7 @@ async def test_sender_refuses_a_reply_to_someone_who_opted_out_meanwhile(
     pool: Pool, twilio: tuple[sandbox.Sandbox, TwilioMessaging]
 ) -> None:
     box, client = twilio
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    await migrate(pool, sender_tables.SERVICE, sender_tables.MIGRATIONS)
     bus = InMemoryBus()
     projection = SenderProjection(pool)
     inbox = outgoing_inbox(client)

@@ -10,10 +10,10 @@ import sys
 import asyncpg
 import pytest
 
-from parley_ai import store as ai_store
-from parley_analytics import store as analytics_store
-from parley_conversation import store as conversation_store
-from parley_sender import store as sender_store
+from parley_ai import tables as ai_tables
+from parley_analytics import tables as analytics_tables
+from parley_conversation import tables as conversation_tables
+from parley_sender import tables as sender_tables
 from parley_shared.db import create_pool
 from parley_shared.migrations import Migration, SchemaTooNew, baseline, migrate
 from parley_shared.runtime import ProjectionRuntime
@@ -96,29 +96,31 @@ async def test_a_service_refuses_a_schema_newer_than_it_knows(
     pool = await create_pool(database)
     try:
         later = Migration("a later release's step", "CREATE TABLE sender_later (id int);")
-        await migrate(pool, sender_store.SERVICE, [*sender_store.MIGRATIONS, later])
+        await migrate(pool, sender_tables.SERVICE, [*sender_tables.MIGRATIONS, later])
     finally:
         await pool.close()
     runtime = ProjectionRuntime(
         ProjectionSettings(database_url=database, kafka_bootstrap_servers=kafka_bootstrap),
-        sender_store.SERVICE,
+        sender_tables.SERVICE,
     )
     try:
         with pytest.raises(
             SchemaTooNew,
-            match=f"sender tables are at schema version {len(sender_store.MIGRATIONS) + 1}",
+            match=f"sender tables are at schema version {len(sender_tables.MIGRATIONS) + 1}",
         ):
-            await runtime.start(sender_store.MIGRATIONS)
+            await runtime.start(sender_tables.MIGRATIONS)
     finally:
         await runtime.close()
 
 
 @pytest.mark.parametrize(
-    "store", [ai_store, analytics_store, conversation_store, sender_store], ids=lambda s: s.SERVICE
+    "tables",
+    [ai_tables, analytics_tables, conversation_tables, sender_tables],
+    ids=lambda s: s.SERVICE,
 )
-async def test_every_service_migrates_a_fresh_database(database: str, store: object) -> None:
-    service: str = store.SERVICE
-    steps: list[Migration] = list(store.MIGRATIONS)
+async def test_every_service_migrates_a_fresh_database(database: str, tables: object) -> None:
+    service: str = tables.SERVICE
+    steps: list[Migration] = list(tables.MIGRATIONS)
     pool = await create_pool(database)
     try:
         await migrate(pool, service, steps)
@@ -134,7 +136,7 @@ async def test_every_service_migrates_a_fresh_database(database: str, store: obj
 
 async def test_the_migration_command_migrates_and_exits(database: str) -> None:
     """What Kubernetes' migration Job runs (``python -m parley_<service> migrate``)."""
-    for store in (ai_store, analytics_store, conversation_store, sender_store):
+    for store in (ai_tables, analytics_tables, conversation_tables, sender_tables):
         env = {
             **os.environ,
             "DATABASE_URL": database,

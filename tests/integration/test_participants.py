@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from uuid import uuid4
 
-from parley_analytics import participants, store
+from parley_analytics import participants, tables
 from parley_analytics.funnel import add_latencies
 from parley_analytics.service import AnalyticsService
 from parley_analytics.views import Filters, latencies
@@ -39,7 +39,7 @@ async def write(pool: Pool, at: datetime, participant: str, ours: str) -> None:
 
 
 async def test_participants_by_filter_range_and_period(pool: Pool) -> None:
-    await migrate(pool, store.SERVICE, store.MIGRATIONS)
+    await migrate(pool, tables.SERVICE, tables.MIGRATIONS)
     # Three people on SMS to our number, one of them also to the other number; two on
     # WhatsApp; one person writes again two hours later, after midnight.
     await write(pool, T0, "+1001", SMS)
@@ -80,7 +80,7 @@ async def test_participants_by_filter_range_and_period(pool: Pool) -> None:
 
 
 async def test_latency_histograms_combine_whole_days_and_edge_hours(pool: Pool) -> None:
-    await migrate(pool, store.SERVICE, store.MIGRATIONS)
+    await migrate(pool, tables.SERVICE, tables.MIGRATIONS)
     async with pool.acquire() as conn:
         await add_latencies(
             conn,

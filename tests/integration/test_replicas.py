@@ -11,9 +11,9 @@ from types import ModuleType
 
 import pytest
 
-from parley_analytics import store as analytics_store
+from parley_analytics import tables as analytics_tables
 from parley_analytics.service import AnalyticsService
-from parley_conversation import store as conversation_store
+from parley_conversation import tables as conversation_tables
 from parley_conversation.service import ConversationService
 from parley_shared.db import Pool, create_pool
 from parley_shared.events import (
@@ -130,20 +130,20 @@ async def apply_together(
 
 @pytest.mark.parametrize("status_first", [True, False], ids=["status first", "outcome first"])
 async def test_conversation_replicas_agree_on_the_status(database: str, status_first: bool) -> None:
-    await check(database, conversation_store, ConversationService, status_first, "conversation")
+    await check(database, conversation_tables, ConversationService, status_first, "conversation")
 
 
 @pytest.mark.parametrize("status_first", [True, False], ids=["status first", "outcome first"])
 async def test_analytics_replicas_agree_on_the_funnel(database: str, status_first: bool) -> None:
-    await check(database, analytics_store, AnalyticsService, status_first, "analytics")
+    await check(database, analytics_tables, AnalyticsService, status_first, "analytics")
 
 
 async def check(
-    database: str, store: ModuleType, kind: type, status_first: bool, service: str
+    database: str, tables: ModuleType, kind: type, status_first: bool, service: str
 ) -> None:
     pool = await create_pool(database)
     try:
-        await migrate(pool, service, store.MIGRATIONS)
+        await migrate(pool, service, tables.MIGRATIONS)
         replicas: tuple[Projection, Projection] = (
             (kind(pool, relay=None), kind(pool, relay=None))
             if service == "conversation"

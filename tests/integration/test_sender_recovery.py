@@ -11,7 +11,7 @@ from uuid import UUID, uuid4
 import pytest
 
 from parley_dev import sandbox
-from parley_sender import store as sender_store
+from parley_sender import tables
 from parley_sender.projection import SenderProjection
 from parley_sender.service import GAVE_UP
 from parley_sender.twilio_client import SendError, TwilioMessaging
@@ -29,7 +29,7 @@ Twilio = tuple[sandbox.Sandbox, TwilioMessaging]
 
 @pytest.fixture(autouse=True)
 async def sender_tables(pool: Pool) -> None:
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    await migrate(pool, tables.SERVICE, tables.MIGRATIONS)
 
 
 async def crashed_while_sending(pool: Pool, reply_id: UUID, seconds_ago: float = 2) -> None:

@@ -10,7 +10,7 @@ import pytest
 
 from parley_dev.serve import serving
 from parley_dev.telnyx_sandbox import TelnyxSandbox, create_app
-from parley_sender import store as sender_store
+from parley_sender import tables as sender_tables
 from parley_sender.projection import SenderProjection
 from parley_sender.service import OutgoingInbox, Route
 from parley_sender.telnyx_client import TelnyxMessaging
@@ -26,7 +26,7 @@ Telnyx = tuple[TelnyxSandbox, OutgoingInbox]
 
 @pytest.fixture
 async def telnyx(pool: Pool) -> AsyncIterator[Telnyx]:
-    await migrate(pool, sender_store.SERVICE, sender_store.MIGRATIONS)
+    await migrate(pool, sender_tables.SERVICE, sender_tables.MIGRATIONS)
     box = TelnyxSandbox(api_key="KEY-int")
     async with serving(create_app(box)) as url:
         client = TelnyxMessaging(box.api_key, url + "/v2", timeout_s=10)

@@ -11,7 +11,7 @@ from fastapi import FastAPI
 from openai import AsyncOpenAI, DefaultAioHttpClient
 from pydantic import TypeAdapter
 
-from parley_ai import settings_api, store
+from parley_ai import settings_api, tables
 from parley_ai.core import Behaviour, NumberConfig, Persona
 from parley_ai.llm import OfflineResponder, OpenAIResponder, Responder
 from parley_ai.service import AiProjection, RepliesInbox
@@ -69,11 +69,11 @@ def build_responder(settings: AiSettings) -> Responder:
 
 
 def create_app(settings: AiSettings, responder: Responder | None = None) -> FastAPI:
-    runtime = ProjectionRuntime(settings, store.SERVICE)
+    runtime = ProjectionRuntime(settings, tables.SERVICE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        await runtime.start(store.MIGRATIONS, settings.ai_pool_size)
+        await runtime.start(tables.MIGRATIONS, settings.ai_pool_size)
         model = responder or build_responder(settings)
         relay = runtime.outbox()
         replies = RepliesInbox(
@@ -102,7 +102,7 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
         )
         try:
             yield {
-                "tenancy": Tenancy(runtime.pool, store.SERVICE, secret(settings.api_token)),
+                "tenancy": Tenancy(runtime.pool, tables.SERVICE, secret(settings.api_token)),
                 "settings": Wiring(runtime.pool, replies.defaults, replies.numbers, relay.notify),
             }
         finally:

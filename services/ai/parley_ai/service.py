@@ -13,7 +13,7 @@ from typing import Any, ClassVar
 
 from opentelemetry import trace
 
-from parley_ai import forgetting, handoffs, number_settings, store
+from parley_ai import forgetting, handoffs, number_settings, store, tables
 from parley_ai.core import (
     Behaviour,
     NumberConfig,
@@ -56,7 +56,7 @@ tracer = trace.get_tracer("parley.ai")
 class AiProjection(Projection):
     """The consumer side: what the log says, recorded; no model calls, so it also rebuilds."""
 
-    service: ClassVar[str] = store.SERVICE
+    service: ClassVar[str] = tables.SERVICE
     erasable: ClassVar[bool] = True
 
     def __init__(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from parley_analytics import store
+from parley_analytics import tables
 from parley_analytics.app import create_app
 from parley_analytics.settings import AnalyticsSettings
 from parley_shared.runtime import configure, load_settings, migrate_tables, serve
@@ -14,7 +14,7 @@ def main() -> None:
     settings = load_settings(AnalyticsSettings)
     configure("analytics", settings)
     if sys.argv[1:] == ["migrate"]:
-        migrate_tables("analytics", settings, store.MIGRATIONS)
+        migrate_tables("analytics", settings, tables.MIGRATIONS)
         return
     serve(create_app(settings), settings.analytics_host, settings.analytics_port)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import FastAPI
 
-from parley_analytics import breakdown, handoffs_api, store
+from parley_analytics import breakdown, handoffs_api, tables
 from parley_analytics.api import router
 from parley_analytics.service import AnalyticsService
 from parley_analytics.settings import AnalyticsSettings
@@ -30,16 +30,16 @@ CONSUMED = [
 
 
 def create_app(settings: AnalyticsSettings) -> FastAPI:
-    runtime = ProjectionRuntime(settings, store.SERVICE)
+    runtime = ProjectionRuntime(settings, tables.SERVICE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await runtime.start(store.MIGRATIONS)
+        pool = await runtime.start(tables.MIGRATIONS)
         runtime.consume(CONSUMED, AnalyticsService(pool, settings.human_words), read_model=True)
         try:
             yield {
                 "pool": pool,
-                "tenancy": Tenancy(pool, store.SERVICE, settings.api_token.get_secret_value()),
+                "tenancy": Tenancy(pool, tables.SERVICE, settings.api_token.get_secret_value()),
                 "prices": settings.model_prices,
             }
         finally:

@@ -6,7 +6,15 @@ from collections.abc import Sequence
 from typing import ClassVar
 from uuid import UUID
 
-from parley_analytics import contacts, conversation_hours, forgetting, funnel, handoffs, store
+from parley_analytics import (
+    contacts,
+    conversation_hours,
+    forgetting,
+    funnel,
+    handoffs,
+    store,
+    tables,
+)
 from parley_shared import erasure
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
@@ -33,7 +41,7 @@ PLACED = (MessageReceived, ReplyGenerated, MessageSent, ConversationChanged)
 class AnalyticsService(Projection):
     """Every topic into facts and hourly aggregates."""
 
-    service: ClassVar[str] = store.SERVICE
+    service: ClassVar[str] = tables.SERVICE
     erasable: ClassVar[bool] = True
 
     def __init__(self, pool: Pool, human: frozenset[str] | None = None) -> None:

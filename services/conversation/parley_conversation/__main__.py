@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 
-from parley_conversation import store
+from parley_conversation import tables
 from parley_conversation.app import create_app
 from parley_conversation.settings import ConversationSettings
 from parley_shared.runtime import configure, load_settings, migrate_tables, serve
@@ -14,7 +14,7 @@ def main() -> None:
     settings = load_settings(ConversationSettings)
     configure("conversation", settings)
     if sys.argv[1:] == ["migrate"]:
-        migrate_tables("conversation", settings, store.MIGRATIONS)
+        migrate_tables("conversation", settings, tables.MIGRATIONS)
         return
     serve(create_app(settings), settings.conversation_host, settings.conversation_port)
 

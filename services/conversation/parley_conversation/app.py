@@ -14,7 +14,7 @@ from parley_conversation import (
     live,
     participants_api,
     retention,
-    store,
+    tables,
     tenants_api,
 )
 from parley_conversation.api import router
@@ -49,11 +49,11 @@ def media_source(settings: ConversationSettings) -> MediaSource | None:
 
 
 def create_app(settings: ConversationSettings) -> FastAPI:
-    runtime = ProjectionRuntime(settings, store.SERVICE)
+    runtime = ProjectionRuntime(settings, tables.SERVICE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        pool = await runtime.start(store.MIGRATIONS)
+        pool = await runtime.start(tables.MIGRATIONS)
         changes = live.Changes(settings.database_url, live.channel_of(settings.db_schema))
         runtime.background("live updates", changes.listen)
         service = ConversationService(
@@ -71,7 +71,7 @@ def create_app(settings: ConversationSettings) -> FastAPI:
         try:
             yield {
                 "service": service,
-                "tenancy": Tenancy(pool, store.SERVICE, settings.api_token.get_secret_value()),
+                "tenancy": Tenancy(pool, tables.SERVICE, settings.api_token.get_secret_value()),
                 "media": media_source(settings),
                 "changes": changes,
             }

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from uuid import UUID, uuid4
 
-from parley_conversation import store
+from parley_conversation import tables
 from parley_conversation.service import ConversationService
 from parley_shared import topics
 from parley_shared.db import Connection, lock_keys
@@ -21,7 +21,7 @@ from parley_shared.identity import addresses_of
 from parley_shared.tenancy import key_of, numbers_sql
 
 log = logging.getLogger(__name__)
-SERVICE = store.SERVICE
+SERVICE = tables.SERVICE
 CHUNK = 1000  # conversations per event
 
 

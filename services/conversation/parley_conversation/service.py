@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, Literal, TypeVar
 from uuid import UUID, uuid4
 
-from parley_conversation import activity, agents, contacts, forgetting, live, store
+from parley_conversation import activity, agents, contacts, forgetting, live, store, tables
 from parley_conversation.core import handoff_state, refuse_handoff, refuse_send
 from parley_shared import erasure, topics
 from parley_shared.bus import BrokerUnavailable
@@ -51,7 +51,7 @@ class ConversationService(Projection):
     """Projects every topic into threads, conversations and messages; takes operators'
     closes and reopens."""
 
-    service: ClassVar[str] = store.SERVICE
+    service: ClassVar[str] = tables.SERVICE
     erasable: ClassVar[bool] = True
 
     def __init__(
@@ -226,7 +226,7 @@ class ConversationService(Projection):
         )
         if key is None:
             raise NotFound(str(conversation))
-        await lock_keys(conn, store.SERVICE, [key])
+        await lock_keys(conn, tables.SERVICE, [key])
         row = await conn.fetchrow(
             "SELECT c.conversation_key, c.closed_at, c.opened_at, t.channel, t.our_address,"
             " t.participant, t.account_sid, t.opted_out, t.provider, "
@@ -255,9 +255,9 @@ class ConversationService(Projection):
         if self.keyring is not None:
             # Whose it is, as the log will say once it is sealed: rows here name the same.
             (event,) = await self.keyring.stamp([event])
-        await first_time(conn, store.SERVICE, event.event_id)
+        await first_time(conn, tables.SERVICE, event.event_id)
         await self.apply(conn, [event])
-        await enqueue(conn, store.SERVICE, [(topic, event)])
+        await enqueue(conn, tables.SERVICE, [(topic, event)])
         return event
 
     async def erase(

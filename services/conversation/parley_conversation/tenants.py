@@ -10,7 +10,7 @@ from datetime import UTC, datetime
 from typing import Any, Literal
 from uuid import UUID, uuid4
 
-from parley_conversation import store
+from parley_conversation import tables
 from parley_conversation.service import Conflict, NotFound
 from parley_shared import topics
 from parley_shared.db import Connection, Pool, enqueue, first_time, lock_keys
@@ -19,7 +19,7 @@ from parley_shared.events import new_envelope as envelope
 from parley_shared.projection import Projection
 from parley_shared.tenancy import key_of, new_token
 
-SERVICE = store.SERVICE
+SERVICE = tables.SERVICE
 TENANT_COLUMNS = (
     "tenant_id AS id, name, numbers, messaging_services, retention_days, version, changed_at"
 )

@@ -10,7 +10,7 @@ from typing import Any
 from fastapi import FastAPI, HTTPException
 from pydantic import TypeAdapter
 
-from parley_sender import store
+from parley_sender import tables
 from parley_sender.check import Report, account_of, report
 from parley_sender.forms import Template
 from parley_sender.pacing import Pacing
@@ -44,11 +44,11 @@ def load_templates(settings: SenderSettings) -> dict[str, Template]:
 
 
 def create_app(settings: SenderSettings) -> FastAPI:
-    runtime = ProjectionRuntime(settings, store.SERVICE)
+    runtime = ProjectionRuntime(settings, tables.SERVICE)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[dict[str, Any]]:
-        await runtime.start(store.MIGRATIONS, settings.sender_pool_size)
+        await runtime.start(tables.MIGRATIONS, settings.sender_pool_size)
         twilio = TwilioMessaging(
             settings.twilio_account_sid,
             settings.twilio_auth_token.get_secret_value(),
@@ -100,7 +100,7 @@ def create_app(settings: SenderSettings) -> FastAPI:
             own=[topics.MESSAGE_SENT],
         )
         try:
-            yield {"tenancy": Tenancy(runtime.pool, store.SERVICE, secret(settings.api_token))}
+            yield {"tenancy": Tenancy(runtime.pool, tables.SERVICE, secret(settings.api_token))}
         finally:
             await runtime.close()
             await twilio.close()

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import ClassVar
 
-from parley_sender import forgetting, store
+from parley_sender import forgetting, store, tables
 from parley_sender.pacing import Pacing, schedule
 from parley_shared import erasure
 from parley_shared.conversations import record_closes
@@ -29,7 +29,7 @@ from parley_shared.tenancy import TenantsProjection
 class SenderProjection(Projection):
     """The consumer side: replies to send, outcomes and opt-outs; never calls Twilio."""
 
-    service: ClassVar[str] = store.SERVICE
+    service: ClassVar[str] = tables.SERVICE
     erasable: ClassVar[bool] = True
 
     def __init__(
@@ -96,7 +96,7 @@ class SenderProjection(Projection):
 
     @staticmethod
     async def changes(conn: Connection, events: Sequence[Envelope[ConversationChanged]]) -> None:
-        await record_closes(conn, store.SERVICE, events)
+        await record_closes(conn, tables.SERVICE, events)
 
     @staticmethod
     async def inbound(conn: Connection, events: Sequence[Envelope[MessageReceived]]) -> None:

@@ -1,4 +1,5 @@
-"""The sender's tables and SQL: replies to send (a leased queue with attempt state), opt-outs.
+"""The sender's SQL (its tables: ``tables``): replies to send (a leased queue with attempt
+state), opt-outs.
 
 A claim leases the oldest due reply of each conversation with no earlier open one, marks it
 'sending' (committed before Twilio is called, so a crash after Twilio accepted it is known to
@@ -14,10 +15,9 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID
 
-from parley_sender import pacing
 from parley_sender.core import OPTED_OUT_CODE
-from parley_shared import erasure, retention, tenancy
-from parley_shared.conversations import closed_sql, closes_ddl
+from parley_sender.tables import SERVICE
+from parley_shared.conversations import closed_sql
 from parley_shared.db import Connection, Pool
 from parley_shared.events import (
     Envelope,
@@ -26,67 +26,8 @@ from parley_shared.events import (
     ReplyGenerated,
     encode,
 )
-from parley_shared.migrations import Migration, baseline
 from parley_shared.sealing import ERASED
 from parley_shared.topics import MESSAGE_SENT
-
-SERVICE = "sender"
-
-SCHEMA = """
-CREATE TABLE IF NOT EXISTS sender_outbound (
-    reply_event_id uuid PRIMARY KEY,
-    in_reply_to uuid UNIQUE,
-    seq bigserial UNIQUE,
-    conversation_key text NOT NULL,
-    event bytea,
-    state text NOT NULL CHECK (state IN ('pending', 'sending', 'sent', 'failed', 'skipped')),
-    attempts int NOT NULL DEFAULT 0,
-    due_at timestamptz NOT NULL DEFAULT now(),
-    lease_token uuid,
-    sending_since timestamptz,
-    message_sid text,
-    error_code int,
-    error_message text
-);
-CREATE INDEX IF NOT EXISTS sender_outbound_open ON sender_outbound (conversation_key, seq)
-    WHERE state IN ('pending', 'sending');
-CREATE INDEX IF NOT EXISTS sender_outbound_queue ON sender_outbound (seq)
-    WHERE state IN ('pending', 'sending');
-CREATE TABLE IF NOT EXISTS sender_optouts (
-    conversation_key text PRIMARY KEY,
-    opted_out boolean NOT NULL,
-    changed_at timestamptz NOT NULL
-);
-"""
-
-# Step N takes the tables to version N; append, never edit a released step.
-MIGRATIONS = (
-    baseline(SERVICE, SCHEMA),
-    Migration(
-        "first attempt time, for the retry window",
-        "ALTER TABLE sender_outbound ADD COLUMN IF NOT EXISTS first_attempt_at timestamptz;",
-    ),
-    Migration(
-        "closes, so that a reply is not sent into a conversation closed meanwhile",
-        "ALTER TABLE sender_outbound ADD COLUMN IF NOT EXISTS inbound_at timestamptz;"
-        + closes_ddl(SERVICE),
-    ),
-    Migration(
-        "each WhatsApp thread's last inbound time (the 24-hour window); pacing per number",
-        "CREATE TABLE IF NOT EXISTS sender_windows (conversation_key text PRIMARY KEY, "
-        "last_inbound_at timestamptz NOT NULL);" + pacing.DDL,
-    ),
-    tenancy.migration(SERVICE),
-    erasure.migration(
-        SERVICE,
-        """
-        ALTER TABLE sender_outbound ADD COLUMN IF NOT EXISTS subject uuid;
-        CREATE INDEX IF NOT EXISTS sender_outbound_subject ON sender_outbound (subject)
-            WHERE subject IS NOT NULL;
-        """,
-    ),
-    retention.migration(SERVICE),
-)
 
 # Whether the reply in row ``o`` answers a message of a conversation closed since.
 CLOSED = closed_sql(SERVICE, "o.conversation_key", "o.inbound_at")
