@@ -14,41 +14,48 @@ def _problem(description: str) -> dict[str, Any]:
     return {"model": Problem, "description": description}
 
 
-# What both Twilio webhooks document: Twilio posts a signed form and reads only the status code.
-WEBHOOK: dict[str, Any] = {
-    "response_class": Response,
-    "responses": {
-        200: {"content": {"text/xml": {}}, "description": "Accepted; empty TwiML"},
-        400: _problem("Malformed webhook"),
-        403: _problem("Missing or invalid X-Twilio-Signature"),
-        413: _problem("Body too large"),
-        415: _problem("Not a form post"),
-        503: _problem("Broker unavailable; Twilio should retry"),
-    },
-    "openapi_extra": {
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/x-www-form-urlencoded": {
-                    "schema": {
-                        "type": "object",
-                        "required": ["MessageSid", "AccountSid", "From", "To"],
-                        "additionalProperties": {"type": "string"},
-                    }
-                }
-            },
+def _twilio_webhook(required: list[str]) -> dict[str, Any]:
+    """What a Twilio webhook documents: Twilio posts a signed form with ``required`` among its
+    fields and reads only the status code."""
+    return {
+        "response_class": Response,
+        "responses": {
+            200: {"content": {"text/xml": {}}, "description": "Accepted; empty TwiML"},
+            400: _problem("Malformed webhook"),
+            403: _problem("Missing or invalid X-Twilio-Signature"),
+            413: _problem("Body too large"),
+            415: _problem("Not a form post"),
+            503: _problem("Broker unavailable; Twilio should retry"),
         },
-        "parameters": [
-            {
-                "name": "X-Twilio-Signature",
-                "in": "header",
+        "openapi_extra": {
+            "requestBody": {
                 "required": True,
-                "schema": {"type": "string"},
-            }
-        ],
-    },
-}
+                "content": {
+                    "application/x-www-form-urlencoded": {
+                        "schema": {
+                            "type": "object",
+                            "required": required,
+                            "additionalProperties": {"type": "string"},
+                        }
+                    }
+                },
+            },
+            "parameters": [
+                {
+                    "name": "X-Twilio-Signature",
+                    "in": "header",
+                    "required": True,
+                    "schema": {"type": "string"},
+                }
+            ],
+        },
+    }
 
+
+# A message and its status callbacks.
+WEBHOOK = _twilio_webhook(["MessageSid", "AccountSid", "From", "To"])
+# A call's status callback.
+VOICE_WEBHOOK = _twilio_webhook(["CallSid", "AccountSid", "From", "To", "CallStatus", "Direction"])
 
 # Telnyx posts JSON signed with Ed25519 and reads only the status code.
 TELNYX_WEBHOOK: dict[str, Any] = {
@@ -82,28 +89,6 @@ TELNYX_WEBHOOK: dict[str, Any] = {
     },
 }
 
-
-def _form_webhook(required: list[str], description: str) -> dict[str, Any]:
-    document: dict[str, Any] = {**WEBHOOK, "responses": dict(WEBHOOK["responses"])}
-    document["responses"][200] = {"content": {"text/xml": {}}, "description": description}
-    body = document["openapi_extra"]["requestBody"]["content"]
-    form = body["application/x-www-form-urlencoded"]["schema"]
-    document["openapi_extra"] = {
-        **document["openapi_extra"],
-        "requestBody": {
-            "required": True,
-            "content": {
-                "application/x-www-form-urlencoded": {"schema": {**form, "required": required}}
-            },
-        },
-    }
-    return document
-
-
-# A call's status callback: the same signed form, other fields.
-VOICE_WEBHOOK = _form_webhook(
-    ["CallSid", "AccountSid", "From", "To", "CallStatus", "Direction"], "Accepted; empty TwiML"
-)
 
 # An Inbound Parse post: a signed multipart form, answered with an empty 200.
 EMAIL_WEBHOOK: dict[str, Any] = {
