@@ -6,7 +6,7 @@ import uuid
 from datetime import UTC, datetime
 
 from parley_sender.projection import SenderProjection
-from parley_sender.service import OutgoingInbox
+from parley_sender.service import OutgoingInbox, Route
 from parley_sender.twilio_client import TwilioMessaging
 from parley_shared.db import Pool
 from parley_shared.events import Envelope, MessageReceived, ReplyGenerated, new_envelope
@@ -35,8 +35,7 @@ def inbound(body: str = "hello") -> Envelope:
 
 def outgoing_inbox(client: TwilioMessaging, call_timeout_s: float = 10) -> OutgoingInbox:
     return OutgoingInbox(
-        twilio=client,
-        status_callback="https://parley.test/webhooks/twilio/status",
+        routes={"twilio": Route(client, "https://parley.test/webhooks/twilio/status")},
         retry_window_s=60,
         call_timeout_s=call_timeout_s,
         lease_s=30,

@@ -33,7 +33,10 @@ async def telnyx(pool: Pool) -> AsyncIterator[Telnyx]:
         # Twilio at an address nothing answers: a reply sent that way would fail loudly.
         nowhere = TwilioMessaging(ACCOUNT_SID, AUTH_TOKEN, "http://127.0.0.1:9", 1)
         inbox = outgoing_inbox(nowhere)
-        inbox.routes = {"telnyx": Route(client, "https://parley.test/webhooks/telnyx/messages")}
+        inbox.routes = {
+            **inbox.routes,
+            "telnyx": Route(client, "https://parley.test/webhooks/telnyx/messages"),
+        }
         try:
             yield box, inbox
         finally:

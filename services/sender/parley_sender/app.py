@@ -67,12 +67,11 @@ def create_app(settings: SenderSettings) -> FastAPI:
         )
         relay = runtime.outbox()
         call_timeout_s = settings.sender_timeout_s
+        routes = {"twilio": Route(twilio, public + "/webhooks/twilio/status")}
+        if telnyx is not None:
+            routes["telnyx"] = Route(telnyx, public + "/webhooks/telnyx/messages")
         outgoing = OutgoingInbox(
-            twilio=twilio,
-            status_callback=public + "/webhooks/twilio/status",
-            routes={"telnyx": Route(telnyx, public + "/webhooks/telnyx/messages")}
-            if telnyx is not None
-            else {},
+            routes=routes,
             retry_window_s=settings.sender_retry_window_s,
             call_timeout_s=call_timeout_s,
             # An attempt is at most a look-up and a send, each bounded by the time-out.

@@ -67,7 +67,7 @@ class Delivery:
 
 @dataclass(frozen=True)
 class Route:
-    """How replies through one more provider are sent, and where it reports on them."""
+    """How replies through one provider are sent, and where it reports on them."""
 
     messaging: MessagingPort
     status_callback: str
@@ -75,23 +75,17 @@ class Route:
 
 @dataclass
 class OutgoingInbox:
-    """The worker side (``parley_shared.leases.Inbox``): each reply sent once through Twilio."""
+    """The worker side (``parley_shared.leases.Inbox``): each reply sent once, through the
+    provider its conversation's messages come through."""
 
-    twilio: MessagingPort
-    status_callback: str
+    # By provider name ("twilio", "telnyx"): a provider with none cannot be sent through.
+    routes: Mapping[str, Route]
     retry_window_s: float
     call_timeout_s: float
     lease_s: float
     on_settled: Callable[[], None] | None = None
     window_s: float = 86_400.0
     templates: Mapping[str, Template] = field(default_factory=dict)
-    # Providers besides Twilio, by name ("telnyx"), for replies to messages they brought.
-    routes: Mapping[str, Route] = field(default_factory=dict)
-
-    def route(self, provider: str) -> Route | None:
-        if provider == "twilio":
-            return Route(self.twilio, self.status_callback)
-        return self.routes.get(provider)
 
     async def claim(self, pool: Pool, limit: int) -> list[Claim[Delivery]]:
         claims = []
@@ -131,7 +125,7 @@ class OutgoingInbox:
                 "failed", status="canceled", error_message="conversation closed; not sent"
             )
         provider = delivery.reply.payload.provider
-        route = self.route(provider)
+        route = self.routes.get(provider)
         if route is None:
             # Its number is another provider's, which this sender has no credentials for.
             return Outcome(
