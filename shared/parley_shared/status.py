@@ -1,8 +1,10 @@
-"""The order of Twilio message statuses, shared by every projection of delivery state."""
+"""The order of Twilio message statuses, shared by every projection of delivery state, and
+of a call's status callbacks."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import datetime
 
 RANK = {
     "accepted": 0,
@@ -37,3 +39,10 @@ def fold_statuses(initial: str | None, seen: Iterable[str]) -> str | None:
     for incoming in seen:
         status = next_status(status, incoming)
     return status
+
+
+def call_progress(outcome: str, at: datetime, status: str) -> tuple[bool, datetime, str]:
+    """How far a call's status callback goes, to keep the one that says most about the call:
+    one that ends it beats one under way, then the later, then the status's name. Projections
+    that merge callbacks in SQL order them the same way."""
+    return (outcome != "started", at, status)

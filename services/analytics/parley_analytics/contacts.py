@@ -16,6 +16,7 @@ from parley_analytics.views import Filters
 from parley_shared.db import Connection, Pool, columns
 from parley_shared.events import CallUpdated, EmailReceived, Envelope
 from parley_shared.migrations import Migration
+from parley_shared.status import call_progress
 
 MIGRATION = Migration(
     "calls and emails: one row each, for the contacts figures",
@@ -29,10 +30,6 @@ MIGRATION = Migration(
     CREATE INDEX IF NOT EXISTS analytics_contacts_started ON analytics_contacts (started_at);
     """,
 )
-
-
-def _ended(outcome: str) -> bool:
-    return outcome != "started"
 
 
 async def add_calls(conn: Connection, events: Sequence[Envelope[CallUpdated]]) -> None:
@@ -58,7 +55,7 @@ async def add_calls(conn: Connection, events: Sequence[Envelope[CallUpdated]]) -
 
 def _merge(known: tuple[Any, ...], new: tuple[Any, ...]) -> tuple[Any, ...]:
     """Two callbacks of one call as one row, as the statement in ``_upsert`` merges them."""
-    furthest = max(known, new, key=lambda r: (_ended(r[8]), r[6], r[7]))
+    furthest = max(known, new, key=lambda r: call_progress(r[8], r[6], r[7]))
     return (*furthest[:5], min(known[5], new[5]), *furthest[6:])
 
 

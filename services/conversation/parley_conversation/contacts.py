@@ -17,15 +17,14 @@ from parley_shared.conversations import place_all
 from parley_shared.db import Connection, columns
 from parley_shared.events import CallUpdated, EmailReceived, Envelope
 from parley_shared.identity import PARLEY_NAMESPACE
-
-
-def _ended(event: Envelope[CallUpdated]) -> bool:
-    return event.payload.outcome != "started"
+from parley_shared.status import call_progress
 
 
 def _furthest(events: Sequence[Envelope[CallUpdated]]) -> Envelope[CallUpdated]:
-    """The callback that says most about a call: one that ends it, else the latest."""
-    return max(events, key=lambda e: (_ended(e), e.occurred_at, e.payload.status))
+    """The callback that says most about a call."""
+    return max(
+        events, key=lambda e: call_progress(e.payload.outcome, e.occurred_at, e.payload.status)
+    )
 
 
 async def add_calls(conn: Connection, events: Sequence[Envelope[CallUpdated]]) -> None:
