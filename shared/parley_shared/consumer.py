@@ -1,7 +1,8 @@
 """The at-least-once consumer every projection and rebuild uses.
 
-One poll (every partition it holds) is one handler call, then one offset commit; see
-``EventConsumer``. Only features both Apache Kafka and Tansu support are used.
+One poll (every partition it holds) is one handler call; its offsets are committed after it,
+in the background; see ``EventConsumer``. Only features both Apache Kafka and Tansu support
+are used.
 """
 
 from __future__ import annotations
@@ -9,22 +10,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import TypeAlias
 
-from aiokafka import (
-    AIOKafkaConsumer,
-    ConsumerRebalanceListener,
-    ConsumerRecord,
-    TopicPartition,
-)
-from aiokafka.errors import CommitFailedError
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from opentelemetry import trace
 
 from parley_shared import metrics
 from parley_shared.bus import BatchHandler, BrokerUnavailable, Preparer
 from parley_shared.events import DecodeError, Envelope, NewerVersion, decode
 from parley_shared.kafka import KafkaPublisher
+from parley_shared.offsets import OffsetCommitter
+from parley_shared.polls import Fetched, Poll, Record
 from parley_shared.settings import BusSettings
 from parley_shared.topics import Topics
 from parley_shared.tracing import context_of
@@ -62,54 +57,6 @@ TRANSIENT: tuple[type[Exception], ...] = (
     ConnectionError,
 )
 
-Record: TypeAlias = "ConsumerRecord[bytes, bytes]"
-
-
-@dataclass(frozen=True)
-class _Poll:
-    """Fetched records, decoded: what to apply, what to dead-letter, where to commit after."""
-
-    events: list[tuple[Record, Envelope]] = field(default_factory=list)
-    undecodable: list[tuple[Record, str]] = field(default_factory=list)
-    offsets: dict[TopicPartition, int] = field(default_factory=dict)
-    size: int = 0
-    # Events of a version this reader does not know: not applied, not dead-lettered.
-    too_new: list[tuple[Record, str]] = field(default_factory=list)
-
-    def merged(self, later: _Poll) -> _Poll:
-        return _Poll(
-            [*self.events, *later.events],
-            [*self.undecodable, *later.undecodable],
-            {**self.offsets, **later.offsets},
-            self.size + later.size,
-            [*self.too_new, *later.too_new],
-        )
-
-
-class _Fetched:
-    """What the fetch stage has decoded while the apply stage was busy, taken as one poll:
-    under load polls grow (fewer, larger transactions); idle, a record is taken at once."""
-
-    def __init__(self, limit: int) -> None:
-        self._poll = _Poll()
-        self._limit = limit
-        self.ready = asyncio.Event()
-        self._room = asyncio.Event()
-        self._room.set()
-
-    async def add(self, poll: _Poll) -> None:
-        await self._room.wait()
-        self._poll = self._poll.merged(poll)
-        self.ready.set()
-        if self._poll.size >= self._limit:
-            self._room.clear()
-
-    def take(self) -> _Poll:
-        poll, self._poll = self._poll, _Poll()
-        self.ready.clear()
-        self._room.set()
-        return poll
-
 
 class EventConsumer:
     """Consumes topics in a consumer group and hands every poll's events to ``handler`` at once.
@@ -117,8 +64,9 @@ class EventConsumer:
     Events are decoded and ``prepare``d (opened) in a fetch stage while the previous poll is
     applied, so that work fills the time an apply waits on the database. One poll, across
     all its partitions, is one handler call (one transaction in a
-    projection), then one offset commit: after the handler returned, so after its effects are
-    durable. A crash in between redelivers, and handlers drop repeats by event id. Failures in
+    projection); its offsets are handed to the committer after the handler returned, so after
+    its effects are durable, and committed in the background (``offsets.py``). A crash before
+    the commit redelivers, and handlers drop repeats by event id. Failures in
     ``transient`` (a dependency is down) are retried until they pass; any other failure makes
     the poll fall back to one event at a time, so that only a poison event is set aside: bytes
     that are not a readable event, and events a handler keeps rejecting, go to
@@ -194,11 +142,13 @@ class EventConsumer:
             listener=_SeekToBeginning(consumer) if self._from_beginning else None,
         )
         # Two stages: while one poll is applied (mostly waiting on the database), the next
-        # is fetched and decoded. Offsets are still committed poll by poll, after the apply.
-        fetched = _Fetched(self._settings.kafka_max_poll_records)
+        # is fetched and decoded. A poll's offsets go to the committer once it is applied.
+        fetched = Fetched(self._settings.kafka_max_poll_records)
+        committer = OffsetCommitter(consumer, self._settings.kafka_commit_interval_ms / 1000)
         try:
             await consumer.start()
             self.started.set()
+            committer.start()
             fetching = asyncio.create_task(self._fetch(consumer, fetched))
             try:
                 while not self._stopping.is_set():
@@ -209,23 +159,18 @@ class EventConsumer:
                         await self._hold(poll.too_new)
                         break
                     await self._apply(poll)
-                    if poll.offsets:
-                        try:
-                            await consumer.commit(poll.offsets)
-                        except CommitFailedError as exc:
-                            # A rebalance took partitions away; their new owner redelivers
-                            # and handlers drop what was already done.
-                            log.warning("commit failed: %s", exc)
+                    committer.applied(poll.offsets)
                     if self._on_poll is not None:
                         # The offsets applied, not the consumer's position: that is ahead.
                         await self._on_poll(consumer, poll.offsets, poll.size)
             finally:
                 fetching.cancel()
                 await asyncio.gather(fetching, return_exceptions=True)
+                await committer.close()
         finally:
             await consumer.stop()
 
-    async def _next(self, fetched: _Fetched, fetching: asyncio.Task[None]) -> _Poll | None:
+    async def _next(self, fetched: Fetched, fetching: asyncio.Task[None]) -> Poll | None:
         """The next poll, or None once stopping; a failed fetch stage fails the consumer."""
         getting = asyncio.ensure_future(fetched.ready.wait())
         stopping = asyncio.ensure_future(self._stopping.wait())
@@ -240,7 +185,7 @@ class EventConsumer:
             fetching.result()
         return None
 
-    async def _fetch(self, consumer: AIOKafkaConsumer, fetched: _Fetched) -> None:
+    async def _fetch(self, consumer: AIOKafkaConsumer, fetched: Fetched) -> None:
         while True:
             batches = await consumer.getmany(timeout_ms=200)
             records = [record for part in batches.values() for record in part]
@@ -264,7 +209,7 @@ class EventConsumer:
             }
             for partition, position in offsets.items():
                 self._note_lag(consumer, partition, position)
-            await fetched.add(_Poll(decoded, undecodable, offsets, len(records), too_new))
+            await fetched.add(Poll(decoded, undecodable, offsets, len(records), too_new))
 
     async def _prepared(self, prepare: Preparer, events: list[Envelope]) -> list[Envelope]:
         """``events`` prepared, retrying while a dependency is down (as an apply does)."""
@@ -311,7 +256,7 @@ class EventConsumer:
         log.error("holding consumption until a newer release takes over: %s", self.held)
         await self._stopping.wait()
 
-    async def _apply(self, poll: _Poll) -> None:
+    async def _apply(self, poll: Poll) -> None:
         for record, reason in poll.undecodable:
             await self._dead_letter(record, reason)
         decoded = sorted(poll.events, key=lambda item: item[0].topic not in self._first)

@@ -37,6 +37,10 @@ class BusSettings(BaseSettings):
     kafka_read_model_fetch_max_wait_ms: int = Field(1_000, ge=1, le=10_000)
     # How long the producer gathers events into one produce request.
     kafka_linger_ms: int = Field(0, ge=0, le=1_000)
+    # At most one offset commit per consumer this often, in the background: a commit per
+    # poll cost the broker a request per poll and put a round trip between applies. After a
+    # crash, up to this much is read again (and dropped by event id).
+    kafka_commit_interval_ms: int = Field(200, ge=0, le=60_000)
     kafka_max_poll_records: int = Field(1000, ge=1, le=100_000)
     otel_service_name: str | None = None
     otel_exporter_otlp_endpoint: str | None = None

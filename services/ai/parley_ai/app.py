@@ -97,8 +97,9 @@ def create_app(settings: AiSettings, responder: Responder | None = None) -> Fast
             ),
             # A close read in the same poll as a message after it is known when it is claimed.
             first=[topics.CONVERSATION_CHANGED],
-            # Replies are history (ai_turns) from the moment their outcome is recorded.
-            own=[topics.REPLY_GENERATED],
+            # Replies are history (ai_turns) from the moment their outcome is recorded, and
+            # a number's settings are applied by the request that changes them.
+            own=[topics.REPLY_GENERATED, topics.SETTINGS_CHANGED],
         )
         try:
             yield {
