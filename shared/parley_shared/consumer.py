@@ -45,6 +45,11 @@ class _SeekToBeginning(ConsumerRebalanceListener):  # type: ignore[misc]
             await self._consumer.seek_to_beginning(*assigned)
 
 
+def _outage_backoff(attempt: int) -> float:
+    """Seconds before trying again while a dependency is down: doubling, at most 10."""
+    return min(0.2 * 2.0**attempt, 10.0)
+
+
 class TransientError(Exception):
     """A handler failure worth retrying forever (a dependency is down), never dead-lettered."""
 
@@ -222,7 +227,7 @@ class EventConsumer:
                 log.warning(
                     "transient failure preparing %d event(s), retrying: %r", len(events), exc
                 )
-                await asyncio.sleep(min(0.2 * 2**attempt, 10.0))
+                await asyncio.sleep(_outage_backoff(attempt))
 
     def _note_lag(
         self, consumer: AIOKafkaConsumer, partition: TopicPartition, position: int
@@ -300,7 +305,7 @@ class EventConsumer:
                 return True
             except self._transient as exc:
                 log.warning("transient failure on %d event(s), retrying: %r", len(events), exc)
-                await asyncio.sleep(min(0.2 * 2**attempt, 10.0))
+                await asyncio.sleep(_outage_backoff(attempt))
             except Exception:
                 log.exception("applying %d event(s) failed (attempt %d)", len(events), attempt)
                 if whole_poll or attempt >= self._max_attempts:
